@@ -1,0 +1,69 @@
+// swift-tools-version: 6.1
+// provision: a Talos Linux homelab orchestrator. See README.md and ../shared/design.md.
+import PackageDescription
+
+/// Swift 6 language mode everywhere; warnings are treated as a defect (CI builds with -warnings-as-errors).
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "provision",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "provision", targets: ["provision"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        // Inventory and playbook model, validation, step graph, executor, journal, lock, events.
+        // Knows nothing of Talos, Kubernetes or any hypervisor.
+        .target(
+            name: "ProvisionCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        // Talos machine API client, secrets bundle, PKI, machine configs, schematics.
+        .target(name: "TalosKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        // Small Kubernetes client.
+        .target(name: "KubeKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        // Machine providers: Proxmox, libvirt, bare metal, AWS.
+        .target(name: "Providers", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        // The catalog of step kinds that playbooks name with `uses:`.
+        .target(
+            name: "Steps",
+            dependencies: ["ProvisionCore", "TalosKit", "KubeKit", "Providers"],
+            swiftSettings: strict
+        ),
+        // The digital twin: simulated nodes and APIs.
+        .target(
+            name: "Lab",
+            dependencies: ["ProvisionCore", "TalosKit", "KubeKit", "Providers"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "provision",
+            dependencies: [
+                "ProvisionCore", "Steps", "Lab",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore"], swiftSettings: strict),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["provision", "ProvisionCore"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: strict
+        ),
+    ]
+)

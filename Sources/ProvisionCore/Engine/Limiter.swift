@@ -1,0 +1,74 @@
+/// A counting semaphore for tasks. Waiters are served in arrival order.
+actor AsyncSemaphore {
+    private var available: Int
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(_ count: Int) { available = max(1, count) }
+
+    func acquire() async {
+        if available > 0 {
+            available -= 1
+            return
+        }
+        await withCheckedContinuation { waiters.append($0) }
+    }
+
+    func release() {
+        if waiters.isEmpty {
+            available += 1
+        } else {
+            waiters.removeFirst().resume()
+        }
+    }
+}
+
+/// Bounds concurrency overall and per named resource (one storage-heavy Proxmox task per storage).
+actor Limiter {
+    private let global: AsyncSemaphore
+    private var perResource: [ResourceKey: AsyncSemaphore] = [:]
+    private let limits: [String: Int]
+
+    init(maxConcurrency: Int, resourceLimits: [String: Int]) {
+        global = AsyncSemaphore(maxConcurrency)
+        limits = resourceLimits
+    }
+
+    private func semaphore(for key: ResourceKey) -> AsyncSemaphore {
+        if let existing = perResource[key] { return existing }
+        let created = AsyncSemaphore(limits[key.kind] ?? 1)
+        perResource[key] = created
+        return created
+    }
+
+    /// Resources first, in sorted order (no deadlock), then a global slot, so a step waiting for a
+    /// busy resource does not hold a slot that independent steps could use.
+    nonisolated func acquire(_ keys: [ResourceKey]) async {
+        for key in keys.sorted() { await semaphore(for: key).acquire() }
+        await global.acquire()
+    }
+
+    nonisolated func release(_ keys: [ResourceKey]) async {
+        await global.release()
+        for key in keys.sorted() { await semaphore(for: key).release() }
+    }
+}
+
+/// Exponential backoff with full jitter and a cap on attempts.
+public struct RetryPolicy: Sendable {
+    public var maxAttempts: Int
+    public var baseDelay: Duration
+    public var maxDelay: Duration
+
+    public init(maxAttempts: Int = 4, baseDelay: Duration = .milliseconds(500), maxDelay: Duration = .seconds(30)) {
+        self.maxAttempts = maxAttempts
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+    }
+
+    /// Delay before attempt `attempt + 1`: uniform in [0, min(max, base * 2^(attempt-1))].
+    public func delay(after attempt: Int) -> Duration {
+        let ceiling = min(maxDelay, baseDelay * (1 << min(attempt - 1, 20)))
+        let ms = Int64(ceiling.components.seconds) * 1000 + ceiling.components.attoseconds / 1_000_000_000_000_000
+        return .milliseconds(Int64.random(in: 0...max(0, ms)))
+    }
+}

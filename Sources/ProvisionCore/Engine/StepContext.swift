@@ -1,0 +1,56 @@
+import Synchronization
+
+/// Everything a step kind may use while it runs. Passed by value; shared parts are thread-safe.
+public struct StepContext: Sendable {
+    public let inventory: Inventory
+    public let stateDirectory: String
+    public let runID: String
+    /// The node or pool named on the command line, if any.
+    public let target: String?
+    public let credentials: CredentialResolver
+    public let events: EventBus
+    public let dryRun: Bool
+    /// Typed bag of collaborators that step kinds share (Talos client factory, lab handles, …).
+    public let services: Services
+    let outputStore: OutputStore
+
+    public init(inventory: Inventory, stateDirectory: String, runID: String, target: String? = nil,
+                credentials: CredentialResolver, events: EventBus, dryRun: Bool = false, services: Services = Services()) {
+        self.inventory = inventory
+        self.stateDirectory = stateDirectory
+        self.runID = runID
+        self.target = target
+        self.credentials = credentials
+        self.events = events
+        self.dryRun = dryRun
+        self.services = services
+        self.outputStore = OutputStore()
+    }
+
+    /// Outputs of another step instance from this run (or, after a resume, from the journal).
+    public func outputs(of instanceID: String) -> StepOutputs? { outputStore.get(instanceID) }
+
+    public func log(_ message: String, level: Event.Level = .info, step: StepInstance? = nil) {
+        events.emit(Event(run: runID, kind: .log, level: level, step: step?.id, node: step?.node, message: message))
+    }
+}
+
+/// Outputs of finished steps, readable by their dependents.
+final class OutputStore: Sendable {
+    private let values = Mutex<[String: StepOutputs]>([:])
+    func get(_ id: String) -> StepOutputs? { values.withLock { $0[id] } }
+    func set(_ id: String, _ outputs: StepOutputs) { values.withLock { $0[id] = outputs } }
+}
+
+/// A small typed registry: modules above ProvisionCore put their collaborators here without
+/// ProvisionCore knowing their types.
+public struct Services: Sendable {
+    private var storage: [ObjectIdentifier: any Sendable] = [:]
+
+    public init() {}
+
+    public subscript<T: Sendable>(_ type: T.Type) -> T? {
+        get { storage[ObjectIdentifier(type)] as? T }
+        set { storage[ObjectIdentifier(type)] = newValue }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+
+/// Where a secret lives. Inventories never hold secret values inline, only one of these references,
+/// so the file can be committed and the values never pass through argv.
+public enum CredentialReference: Sendable, Hashable, CustomStringConvertible {
+    /// `env:VAR`: an environment variable of the provision process.
+    case environment(String)
+    /// `file:PATH`: a file's content (trailing newline trimmed); `~` expands to the home directory.
+    case file(String)
+    /// `op://vault/item/field`: a 1Password secret reference, read with the `op` CLI.
+    case onePassword(String)
+
+    public init?(_ text: String) {
+        if text.hasPrefix("env:") {
+            let name = String(text.dropFirst(4))
+            guard !name.isEmpty, name.allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLetter || $0.isNumber)) }) else { return nil }
+            self = .environment(name)
+        } else if text.hasPrefix("file:") {
+            let path = String(text.dropFirst(5))
+            guard !path.isEmpty else { return nil }
+            self = .file(path)
+        } else if text.hasPrefix("op://") {
+            guard text.dropFirst(5).split(separator: "/").count >= 3 else { return nil }
+            self = .onePassword(text)
+        } else {
+            return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case let .environment(name): return "env:\(name)"
+        case let .file(path): return "file:\(path)"
+        case let .onePassword(ref): return ref
+        }
+    }
+
+    /// Resolves a `file:` path relative to the inventory's folder.
+    public func filePath(relativeTo base: String) -> String? {
+        guard case let .file(path) = self else { return nil }
+        if path.hasPrefix("/") { return path }
+        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
+        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    public static let formats = "`env:VARIABLE`, `file:PATH` or `op://vault/item/field`"
+}
+
+/// Fails when a reference cannot be resolved; says which reference and how to fix it, never the value.
+public struct CredentialError: Error, Sendable, CustomStringConvertible {
+    public var reference: CredentialReference
+    public var reason: String
+    public var fix: String
+
+    public var description: String { "credential \(reference) \(reason); \(fix)" }
+}
+
+/// Turns references into values and registers every value with the redactor before anyone sees it.
+public struct CredentialResolver: Sendable {
+    public var environment: [String: String]
+    public var baseDirectory: String
+    public var redactor: Redactor
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment, baseDirectory: String, redactor: Redactor) {
+        self.environment = environment
+        self.baseDirectory = baseDirectory
+        self.redactor = redactor
+    }
+
+    public func resolve(_ reference: CredentialReference) async throws -> String {
+        let value: String
+        switch reference {
+        case let .environment(name):
+            guard let found = environment[name], !found.isEmpty else {
+                throw CredentialError(reference: reference, reason: "is not set", fix: "export \(name) before running provision")
+            }
+            value = found
+        case .file:
+            let path = reference.filePath(relativeTo: baseDirectory) ?? ""
+            guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+                throw CredentialError(reference: reference, reason: "cannot be read", fix: "create \(path) (mode 0600) or fix the path")
+            }
+            value = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        case let .onePassword(ref):
+            value = try await OnePasswordCLI.read(ref, reference: reference)
+        }
+        await redactor.register(value)
+        return value
+    }
+}
+
+/// Reads `op://` references with the 1Password CLI; the reference (not the secret) is the only argument.
+enum OnePasswordCLI {
+    static func read(_ ref: String, reference: CredentialReference) async throws -> String {
+        let result = try? await Subprocess.run(["op", "read", "--no-newline", ref])
+        guard let result, result.status == 0 else {
+            throw CredentialError(reference: reference, reason: "could not be read with the 1Password CLI",
+                                  fix: "install `op` and sign in (or set OP_SERVICE_ACCOUNT_TOKEN), or use env:/file: instead")
+        }
+        return result.stdout
+    }
+}

@@ -1,0 +1,183 @@
+/// Cross-field rules that protect a real cluster: unique names and addresses, sane networks, quorum,
+/// and install-disk safety. Each finding names the line and the fix.
+struct InventoryChecks {
+    let inventory: Inventory
+    let collector: DiagnosticCollector
+
+    func run() {
+        checkReferences()
+        checkUniqueness()
+        checkNetworks()
+        checkControlPlanes()
+        checkDisks()
+        checkLab()
+    }
+
+    func checkReferences() {
+        let providerNames = inventory.providers.map(\.name.value)
+        let imageNames = inventory.images.map(\.name.value)
+        for node in inventory.nodes {
+            let ref = node.machine.provider
+            if let provider = inventory.provider(named: ref.value) {
+                if provider.kind.value == .aws {
+                    collector.error("node.provider-kind", at: ref.location, "node `\(node.name.value)` uses AWS provider `\(ref.value)`; AWS machines belong in `gpuPools`",
+                                    fix: "move it to gpuPools, or use a proxmox, libvirt or metal provider")
+                }
+                if provider.kind.value == .metal, node.machine.mac == nil {
+                    collector.error("node.mac-required", at: node.location, "bare-metal node `\(node.name.value)` has no `machine.mac`; Wake-on-LAN needs it",
+                                    fix: "add the NIC's MAC address under `machine:`")
+                }
+            } else {
+                collector.error("reference.provider", at: ref.location, "provider `\(ref.value)` is not defined\(Suggestion.hint(for: ref.value, in: providerNames))",
+                                fix: "define it under `providers:` or use one of: \(providerNames.joined(separator: ", "))")
+            }
+            if inventory.image(named: node.image.value) == nil {
+                collector.error("reference.image", at: node.image.location, "image `\(node.image.value)` is not defined\(Suggestion.hint(for: node.image.value, in: imageNames))",
+                                fix: "define it under `images:` or use one of: \(imageNames.joined(separator: ", "))")
+            }
+        }
+        for pool in inventory.gpuPools {
+            if let provider = inventory.provider(named: pool.provider.value) {
+                if provider.kind.value != .aws {
+                    collector.error("pool.provider-kind", at: pool.provider.location, "GPU pool `\(pool.name.value)` needs an `aws` provider, `\(pool.provider.value)` is \(provider.kind.value.rawValue)",
+                                    fix: "point the pool at an aws provider")
+                }
+            } else {
+                collector.error("reference.provider", at: pool.provider.location, "provider `\(pool.provider.value)` is not defined\(Suggestion.hint(for: pool.provider.value, in: providerNames))",
+                                fix: "define it under `providers:`")
+            }
+            if inventory.image(named: pool.image.value) == nil {
+                collector.error("reference.image", at: pool.image.location, "image `\(pool.image.value)` is not defined\(Suggestion.hint(for: pool.image.value, in: imageNames))",
+                                fix: "define it under `images:`")
+            }
+        }
+    }
+
+    func checkUniqueness() {
+        var names: [String: SourceLocation] = [:]
+        for name in inventory.nodes.map(\.name) + inventory.gpuPools.map(\.name) {
+            if let first = names[name.value] {
+                collector.error("duplicate.name", at: name.location, "name `\(name.value)` is already used at line \(first.line)",
+                                fix: "give every node and GPU pool its own name")
+            } else {
+                names[name.value] = name.location
+            }
+        }
+        var addresses: [IPv4Address: (String, SourceLocation)] = [:]
+        for node in inventory.nodes {
+            let address = node.address
+            if let (owner, first) = addresses[address.value] {
+                collector.error("duplicate.address", at: address.location, "address \(address.value) is already used by `\(owner)` (line \(first.line))",
+                                fix: "give every node its own address")
+            } else {
+                addresses[address.value] = (node.name.value, address.location)
+            }
+        }
+        var macs: [MACAddress: (String, SourceLocation)] = [:]
+        for node in inventory.nodes {
+            guard let mac = node.machine.mac else { continue }
+            if let (owner, first) = macs[mac.value] {
+                collector.error("duplicate.mac", at: mac.location, "MAC \(mac.value) is already used by `\(owner)` (line \(first.line))",
+                                fix: "every NIC needs its own MAC; DHCP reservations and WoL depend on it")
+            } else {
+                macs[mac.value] = (node.name.value, mac.location)
+            }
+        }
+    }
+
+    func checkNetworks() {
+        let cluster = inventory.cluster
+        let nets = [("podCIDR", cluster.podCIDR), ("serviceCIDR", cluster.serviceCIDR), ("nodeCIDR", cluster.nodeCIDR)]
+        for (index, (name, net)) in nets.enumerated() {
+            if net.value.hasHostBits {
+                collector.warning("network.host-bits", at: net.location, "\(name) \(net.value) has host bits set; it means \(net.value.network)/\(net.value.prefix)",
+                                  fix: "write \(net.value.network)/\(net.value.prefix)")
+            }
+            for (otherName, other) in nets[(index + 1)...] where net.value.overlaps(other.value) {
+                collector.error("network.overlap", at: other.location, "\(otherName) \(other.value) overlaps \(name) \(net.value)",
+                                fix: "pick ranges that do not overlap, e.g. pods 10.244.0.0/16 and services 10.96.0.0/12")
+            }
+        }
+        let nodeNet = cluster.nodeCIDR.value
+        if !nodeNet.contains(cluster.gateway.value) {
+            collector.error("network.gateway-outside", at: cluster.gateway.location, "gateway \(cluster.gateway.value) is outside nodeCIDR \(nodeNet)",
+                            fix: "use the router address of the node network")
+        }
+        if let vip = cluster.vip {
+            if !nodeNet.contains(vip.value) {
+                collector.error("network.vip-outside", at: vip.location, "VIP \(vip.value) is outside nodeCIDR \(nodeNet)",
+                                fix: "a layer-2 VIP must be on the control planes' network")
+            }
+            if vip.value == cluster.gateway.value {
+                collector.error("network.vip-gateway", at: vip.location, "VIP \(vip.value) equals the gateway", fix: "pick a free address for the VIP")
+            }
+            for endpoint in cluster.talosEndpoints where endpoint.value == vip.value {
+                collector.error("cluster.vip-as-talos-endpoint", at: endpoint.location, "the VIP \(vip.value) is listed as a Talos API endpoint",
+                                fix: "the VIP only exists while etcd is healthy; list the control planes' own addresses")
+            }
+            for node in inventory.nodes where node.address.value == vip.value {
+                collector.error("network.vip-taken", at: node.address.location, "node `\(node.name.value)` uses the VIP \(vip.value) as its address",
+                                fix: "give the node its own address")
+            }
+        }
+        for node in inventory.nodes {
+            let address = node.address
+            if !nodeNet.contains(address.value) {
+                collector.error("network.address-outside", at: address.location, "address \(address.value) of `\(node.name.value)` is outside nodeCIDR \(nodeNet)",
+                                fix: "use an address in \(nodeNet), or widen nodeCIDR")
+            } else if address.value == nodeNet.network || address.value == nodeNet.broadcast {
+                collector.error("network.address-reserved", at: address.location, "address \(address.value) is the network or broadcast address of \(nodeNet)",
+                                fix: "use a host address")
+            }
+            if address.value == cluster.gateway.value {
+                collector.error("network.address-gateway", at: address.location, "address \(address.value) of `\(node.name.value)` is the gateway",
+                                fix: "give the node its own address")
+            }
+        }
+    }
+
+    func checkControlPlanes() {
+        let count = inventory.controlPlanes.count
+        let at = inventory.nodes.first?.location ?? inventory.root.location
+        if count == 0 {
+            collector.error("cluster.no-controlplane", at: at, "no node has `role: controlplane`", fix: "mark one or three nodes as controlplane")
+        } else if count % 2 == 0 {
+            collector.warning("cluster.even-controlplanes", at: inventory.controlPlanes[0].role.location,
+                              "\(count) control planes tolerate no more failures than \(count - 1); etcd quorum needs \(count / 2 + 1)",
+                              fix: "use an odd number of control planes (1, 3 or 5)")
+        }
+    }
+
+    func checkDisks() {
+        for node in inventory.nodes {
+            let isMetal = inventory.provider(named: node.machine.provider.value)?.kind.value == .metal
+            if let selector = node.diskSelector, !node.allowRemovableDisk {
+                let f = selector.fields
+                let pinned = f["serial"] != nil || f["wwid"] != nil || f["uuid"] != nil || f["type"]?.value == "nvme"
+                    || (f["busPath"].map { !$0.value.lowercased().contains("usb") } ?? false)
+                if !pinned {
+                    collector.error("disk.selector-may-match-usb", at: selector.location,
+                                    "disk selector of `\(node.name.value)` could match a USB or removable disk",
+                                    fix: "select by `serial`, `wwid` or `busPath`, or `type: nvme`; set `install.allowRemovable: true` only if that is intended")
+                }
+                if f["type"]?.value == "sd" {
+                    collector.error("disk.selector-may-match-usb", at: f["type"]!.location, "`type: sd` selects SD cards", fix: "select the internal disk")
+                }
+            }
+            if isMetal, let disk = node.installDisk, disk.value.hasPrefix("/dev/sd"), !node.allowRemovableDisk {
+                collector.warning("disk.metal-sd-path", at: disk.location,
+                                  "`\(disk.value)` on bare metal can be the USB boot stick, depending on enumeration order",
+                                  fix: "use a `diskSelector` with `serial` or `wwid`, or a /dev/disk/by-id path")
+            }
+        }
+    }
+
+    func checkLab() {
+        guard let lab = inventory.lab else { return }
+        let names = inventory.nodes.map(\.name.value)
+        for fault in lab.faults where !names.contains(fault.node.value) {
+            collector.error("reference.node", at: fault.node.location, "lab fault names unknown node `\(fault.node.value)`\(Suggestion.hint(for: fault.node.value, in: names))",
+                            fix: "use a node name from `nodes:`")
+        }
+    }
+}

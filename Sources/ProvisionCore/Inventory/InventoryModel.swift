@@ -1,0 +1,202 @@
+import Foundation
+
+/// The parsed, validated inventory: what the cluster is and which machines make it.
+/// Every field keeps its source location so later checks (and plans) can point at the line.
+public struct Inventory: Sendable {
+    /// The inventory's short name (`homelab` for `inventories/homelab.yaml`).
+    public var name: String
+    public var file: String
+    public var cluster: ClusterSpec
+    public var cni: CNISpec
+    public var secrets: SecretsSpec
+    public var foundation: FoundationSpec
+    public var providers: [ProviderSpec]
+    public var images: [ImageSpec]
+    public var nodes: [NodeSpec]
+    public var gpuPools: [GPUPoolSpec]
+    public var lab: LabSpec?
+    /// The raw document, for `when:` conditions and free-form blocks.
+    public var root: YAMLNode
+
+    public func node(named name: String) -> NodeSpec? { nodes.first { $0.name.value == name } }
+    public func provider(named name: String) -> ProviderSpec? { providers.first { $0.name.value == name } }
+    public func image(named name: String) -> ImageSpec? { images.first { $0.name.value == name } }
+    public func pool(named name: String) -> GPUPoolSpec? { gpuPools.first { $0.name.value == name } }
+    /// The folder relative paths in this inventory are resolved against.
+    public var directory: String { URL(fileURLWithPath: file).deletingLastPathComponent().path }
+
+    public static func resolve(_ path: String, inventoryFile: String) -> String {
+        if path.hasPrefix("/") { return path }
+        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
+        return URL(fileURLWithPath: inventoryFile).deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    public var controlPlanes: [NodeSpec] { nodes.filter { $0.role.value == .controlplane } }
+
+    /// Every credential reference in the file, so a run can resolve (and redact) them up front.
+    public var credentialReferences: [Located<CredentialReference>] {
+        var refs: [Located<CredentialReference>] = []
+        refs += providers.flatMap { $0.credentials.values }
+        refs += [secrets.identity].compactMap { $0 }
+        refs += foundation.credentials.values
+        return refs
+    }
+}
+
+public struct ClusterSpec: Sendable {
+    public var name: Located<String>
+    public var talosVersion: Located<String>
+    public var kubernetesVersion: Located<String>
+    /// The Kubernetes API URL clients use (often the VIP or a DNS name).
+    public var endpoint: Located<String>
+    /// Layer-2 shared address on the control planes; never a Talos API endpoint.
+    public var vip: Located<IPv4Address>?
+    /// Talos API endpoints for talosconfig; defaults to the control-plane addresses.
+    public var talosEndpoints: [Located<IPv4Address>]
+    public var podCIDR: Located<IPv4Network>
+    public var serviceCIDR: Located<IPv4Network>
+    public var nodeCIDR: Located<IPv4Network>
+    public var gateway: Located<IPv4Address>
+    public var nameservers: [Located<IPv4Address>]
+    /// Strategic-merge patches applied to every node of a role.
+    public var controlPlanePatches: [YAMLNode]
+    public var workerPatches: [YAMLNode]
+}
+
+public struct CNISpec: Sendable {
+    public enum Kind: String, Sendable, CaseIterable { case cilium, flannel, none }
+    public var kind: Located<Kind>
+    public var version: Located<String>?
+    public var hubble: Bool
+    public var kubeProxyReplacement: Bool
+    /// How Cilium reaches the API server: KubePrism (localhost:7445) or the cluster endpoint.
+    public var apiServer: Located<String>
+    /// Extra Helm values, merged last.
+    public var values: YAMLNode?
+}
+
+public struct SecretsSpec: Sendable {
+    public enum Encryption: String, Sendable, CaseIterable { case age, plaintext }
+    public var encryption: Located<Encryption>
+    /// age X25519 recipients (`age1…`) that can decrypt the bundle.
+    public var recipients: [Located<String>]
+    /// Where the age identity that decrypts the bundle is read from.
+    public var identity: Located<CredentialReference>?
+    /// An existing talosctl/talhelper `secrets.yaml` to adopt instead of generating one.
+    public var importFrom: Located<String>?
+}
+
+public struct FoundationSpec: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case onepassword
+        case sopsAge = "sops-age"
+        case none
+    }
+    public var kind: Located<Kind>
+    /// Named credential references (`credentials`, `token` for 1Password; `key` for sops-age).
+    public var credentials: [String: Located<CredentialReference>]
+    public var namespace: Located<String>
+    /// 1Password vault the ClusterSecretStore reads.
+    public var vault: Located<String>?
+    public var externalSecretsVersion: Located<String>?
+    public var connectVersion: Located<String>?
+}
+
+public struct ProviderSpec: Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case proxmox, libvirt, metal, aws
+    }
+    public var name: Located<String>
+    public var kind: Located<Kind>
+    /// Endpoint URL (Proxmox, AWS override) or libvirt URI.
+    public var endpoint: Located<String>?
+    /// Plain settings by key (node, storage, region, broadcast, …), validated per kind.
+    public var settings: [String: Located<String>]
+    public var credentials: [String: Located<CredentialReference>]
+    public var location: SourceLocation
+
+    public func setting(_ key: String) -> String? { settings[key]?.value }
+}
+
+public struct ImageSpec: Sendable {
+    /// Hardware class name, e.g. `mac-mini`.
+    public var name: Located<String>
+    /// Path to the Image Factory schematic file (relative to the inventory's repository).
+    public var schematic: Located<String>
+    /// Per-hardware switches that shape Talos and Cilium config for this class.
+    public var xdpAcceleration: Bool
+    public var kexec: Bool
+    public var diskEncryption: Located<String>
+    public var platform: Located<String>
+}
+
+public enum NodeRole: String, Sendable, CaseIterable { case controlplane, worker }
+
+public struct DiskSelector: Sendable {
+    public var fields: [String: Located<String>]
+    public var location: SourceLocation
+}
+
+public struct NodeSpec: Sendable {
+    public var name: Located<String>
+    public var role: Located<NodeRole>
+    public var image: Located<String>
+    public var address: Located<IPv4Address>
+    public var hostname: String
+    /// Per-node Talos version pin (e.g. Mac minis held at 1.12); nil = the cluster's.
+    public var talosVersion: Located<String>?
+    public var machine: MachineSpec
+    public var installDisk: Located<String>?
+    public var diskSelector: DiskSelector?
+    public var wipe: Bool
+    public var allowRemovableDisk: Bool
+    public var kubespan: Bool
+    public var labels: [String: String]
+    public var patches: [YAMLNode]
+    public var location: SourceLocation
+}
+
+public struct MachineSpec: Sendable {
+    public var provider: Located<String>
+    public var cpus: Located<Int>?
+    public var memory: Located<Int64>?
+    public var diskSize: Located<Int64>?
+    public var mac: Located<MACAddress>?
+    public var bridge: Located<String>?
+    public var vlan: Located<Int>?
+    /// A fixed VM id (Proxmox) or domain name (libvirt); otherwise allocated.
+    public var id: Located<String>?
+    public var storage: Located<String>?
+}
+
+public struct GPUPoolSpec: Sendable {
+    public enum Market: String, Sendable, CaseIterable {
+        case spot
+        case onDemand = "on-demand"
+    }
+    public var name: Located<String>
+    public var provider: Located<String>
+    public var image: Located<String>
+    public var instanceType: Located<String>
+    public var ami: Located<String>?
+    public var market: Located<Market>
+    public var count: Int
+    public var maxLifetime: Located<Duration>
+    public var idleTimeout: Located<Duration>?
+    public var defaultTTL: Located<Duration>
+    public var subnet: Located<String>?
+    public var securityGroups: [Located<String>]
+    public var owner: Located<String>?
+    public var scheduleUp: Located<String>?
+    public var scheduleDown: Located<String>?
+    public var location: SourceLocation
+}
+
+public struct LabSpec: Sendable {
+    public struct Fault: Sendable {
+        public var node: Located<String>
+        public var kind: Located<String>
+    }
+    public var timeScale: Located<Double>
+    public var faults: [Fault]
+}

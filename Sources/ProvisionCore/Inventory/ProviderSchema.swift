@@ -1,0 +1,83 @@
+/// What each provider kind accepts, so unknown settings are caught and credentials are forced to be
+/// references. Keeping this as data keeps the parser free of per-kind branches.
+struct ProviderSchema {
+    enum Format {
+        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI
+    }
+
+    struct Setting {
+        var key: String
+        var format: Format
+        var required: Bool = false
+        var defaultValue: String? = nil
+    }
+
+    var settings: [Setting]
+    /// Keys whose values are secrets and must be written as `env:`, `file:` or `op://` references.
+    var credentials: [String]
+    var requiredCredentials: [[String]]
+
+    static func forKind(_ kind: ProviderSpec.Kind) -> ProviderSchema {
+        switch kind {
+        case .proxmox:
+            return ProviderSchema(settings: [
+                Setting(key: "endpoint", format: .url, required: true),
+                Setting(key: "node", format: .text, required: true),
+                Setting(key: "tokenID", format: .text),
+                Setting(key: "username", format: .text),
+                Setting(key: "fingerprint", format: .fingerprint, required: true),
+                Setting(key: "vmIDRange", format: .vmIDRange, required: true),
+                Setting(key: "storage", format: .text, defaultValue: "local-lvm"),
+                Setting(key: "isoStorage", format: .text, defaultValue: "local"),
+            ], credentials: ["tokenSecret", "password"], requiredCredentials: [["tokenSecret", "password"]])
+        case .libvirt:
+            return ProviderSchema(settings: [
+                Setting(key: "uri", format: .libvirtURI, required: true),
+                Setting(key: "storagePool", format: .text, defaultValue: "default"),
+            ], credentials: [], requiredCredentials: [])
+        case .metal:
+            return ProviderSchema(settings: [
+                Setting(key: "broadcast", format: .ipv4, required: true),
+                Setting(key: "port", format: .port, defaultValue: "9"),
+                Setting(key: "bootTimeout", format: .duration, defaultValue: "10m"),
+            ], credentials: [], requiredCredentials: [])
+        case .aws:
+            return ProviderSchema(settings: [
+                Setting(key: "region", format: .text, required: true),
+                Setting(key: "endpoint", format: .url),
+            ], credentials: ["accessKeyID", "secretAccessKey", "sessionToken"],
+               requiredCredentials: [["accessKeyID"], ["secretAccessKey"]])
+        }
+    }
+
+    static func check(_ format: Format, _ value: String) -> String? {
+        switch format {
+        case .text:
+            return value.isEmpty ? "a non-empty value" : nil
+        case .url:
+            return (value.hasPrefix("https://") || value.hasPrefix("http://")) && value.count > 8 ? nil : "a URL such as https://host:8006"
+        case .ipv4:
+            return IPv4Address(value) == nil ? "an IPv4 address such as 192.168.1.255" : nil
+        case .port:
+            return Int(value).map { (1...65535).contains($0) } == true ? nil : "a port number between 1 and 65535"
+        case .duration:
+            return DurationText.parse(value) == nil ? "a duration such as 10m" : nil
+        case .vmIDRange:
+            return vmIDRange(value) == nil ? "a range of VM ids such as 9000-9099 (each at least 100)" : nil
+        case .fingerprint:
+            let parts = value.split(separator: ":")
+            let ok = parts.count == 32 && parts.allSatisfy { $0.count == 2 && UInt8($0, radix: 16) != nil }
+            return ok ? nil : "a SHA-256 certificate fingerprint as 32 colon-separated hex pairs (AA:BB:…)"
+        case .libvirtURI:
+            let ok = ["qemu+ssh://", "qemu:///", "qemu+tcp://", "qemu+tls://", "test:///"].contains { value.hasPrefix($0) }
+            return ok ? nil : "a libvirt URI such as qemu+ssh://root@unraid/system or test:///default"
+        }
+    }
+
+    static func vmIDRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-")
+        guard parts.count == 2, let low = Int(parts[0]), let high = Int(parts[1]), low >= 100, low <= high,
+              high <= 999_999_999 else { return nil }
+        return low...high
+    }
+}

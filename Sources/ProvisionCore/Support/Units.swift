@@ -1,0 +1,80 @@
+/// Human durations as operators write them in YAML and flags: `90s`, `10m`, `4h`, `1h30m`, `2d`.
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
+        var total: Int64 = 0
+        var number = ""
+        var sawUnit = false
+        var chars = Array(text.trimmingWhitespace())
+        guard !chars.isEmpty else { return nil }
+        if chars.allSatisfy(\.isNumber) { return nil } // a bare number is ambiguous: say the unit
+        var index = 0
+        while index < chars.count {
+            let c = chars[index]
+            if c.isASCII, c.isNumber {
+                number.append(c)
+            } else {
+                var unit = String(c)
+                if c == "m", index + 1 < chars.count, chars[index + 1] == "s" { unit = "ms"; index += 1 }
+                guard let value = Int64(number) else { return nil }
+                let scale: Int64
+                switch unit {
+                case "ms": scale = 1
+                case "s": scale = 1000
+                case "m": scale = 60_000
+                case "h": scale = 3_600_000
+                case "d": scale = 86_400_000
+                default: return nil
+                }
+                let (product, overflow) = value.multipliedReportingOverflow(by: scale)
+                guard !overflow else { return nil }
+                total += product
+                number = ""
+                sawUnit = true
+            }
+            index += 1
+        }
+        chars.removeAll()
+        guard number.isEmpty, sawUnit else { return nil }
+        return .milliseconds(total)
+    }
+
+    /// Formats a duration compactly (`4h`, `1h30m`, `45s`, `250ms`).
+    public static func format(_ duration: Duration) -> String {
+        var ms = Int64(duration.components.seconds) * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+        if ms == 0 { return "0s" }
+        if ms < 1000 { return "\(ms)ms" }
+        var parts = ""
+        for (unit, scale) in [("d", Int64(86_400_000)), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] where ms >= scale {
+            parts += "\(ms / scale)\(unit)"
+            ms %= scale
+        }
+        return parts
+    }
+}
+
+/// Sizes such as `8GiB`, `64G`, `512MiB`, in bytes (both SI-looking and binary suffixes mean binary here,
+/// which is what hypervisors do with memory and disk sizes).
+public enum SizeText {
+    public static func parse(_ text: String) -> Int64? {
+        let trimmed = text.trimmingWhitespace()
+        let digits = trimmed.prefix { $0.isNumber }
+        guard let value = Int64(digits), value > 0 else { return nil }
+        let unit = trimmed.dropFirst(digits.count).trimmingWhitespace().lowercased()
+        let shift: Int64
+        switch unit {
+        case "k", "ki", "kib", "kb": shift = 10
+        case "m", "mi", "mib", "mb": shift = 20
+        case "g", "gi", "gib", "gb": shift = 30
+        case "t", "ti", "tib", "tb": shift = 40
+        default: return nil
+        }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
+        return overflow ? nil : bytes
+    }
+}
+
+extension StringProtocol {
+    public func trimmingWhitespace() -> String {
+        String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
+}
