@@ -10,12 +10,15 @@ public struct StepContext: Sendable {
     public let credentials: CredentialResolver
     public let events: EventBus
     public let dryRun: Bool
+    /// Command-line values a playbook's steps read, e.g. `ttl` for `gpu up`.
+    public let arguments: [String: String]
     /// Typed bag of collaborators that step kinds share (Talos client factory, lab handles, …).
     public let services: Services
     let outputStore: OutputStore
 
     public init(inventory: Inventory, stateDirectory: String, runID: String, target: String? = nil,
-                credentials: CredentialResolver, events: EventBus, dryRun: Bool = false, services: Services = Services()) {
+                credentials: CredentialResolver, events: EventBus, dryRun: Bool = false, arguments: [String: String] = [:],
+                services: Services = Services()) {
         self.inventory = inventory
         self.stateDirectory = stateDirectory
         self.runID = runID
@@ -23,6 +26,7 @@ public struct StepContext: Sendable {
         self.credentials = credentials
         self.events = events
         self.dryRun = dryRun
+        self.arguments = arguments
         self.services = services
         self.outputStore = OutputStore()
     }

@@ -1,0 +1,150 @@
+import Dispatch
+import Foundation
+import Synchronization
+import ProvisionCore
+import Steps
+
+/// Runs one playbook for a command: checks that this build can run every step, takes the inventory
+/// lock, opens the journal, wires events to the terminal, `--json` and the trace log, handles
+/// SIGINT/SIGTERM, and turns the outcome into an exit code.
+struct RunSession {
+    var global: GlobalOptions
+    var run: RunOptions
+    var command: String
+    var playbook: String
+    var target: String?
+    var arguments: [String: String] = [:]
+
+    func perform(inventory: Inventory) async throws(Exit) {
+        let output = Output(json: global.json)
+        let loader = Loader(output: output)
+        let (book, graph) = try loader.graph(playbook, inventory: inventory, target: target)
+
+        var options = ExecutorOptions()
+        options.dryRun = global.dryRun
+        options.only = run.only
+        options.until = run.until
+        options.maxConcurrency = max(1, run.concurrency)
+        guard let lockTimeout = DurationText.parse(run.lockTimeout) ?? (run.lockTimeout == "0" ? .zero : nil) else {
+            output.failure("--lock-timeout \(run.lockTimeout) is not a duration; write e.g. 30s or 10m", key: "flag.invalid")
+            throw Exit(status: .badInput)
+        }
+
+        let stateDir = loader.stateDirectory(global, inventory: inventory)
+        let runID = Self.newRunID()
+        let redactor = Redactor()
+        let probe = Executor(graph: graph, catalog: loader.catalog,
+                             context: StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID,
+                                                  credentials: CredentialResolver(baseDirectory: inventory.directory, redactor: redactor),
+                                                  events: EventBus(redactor: redactor, sinks: [])),
+                             journal: nil, options: options)
+        let selected: Set<String>
+        do {
+            selected = try probe.selection().run
+        } catch {
+            output.diagnostics(error.diagnostics)
+            throw Exit(status: .badInput)
+        }
+        // Say plainly, before touching anything, when this build cannot run the playbook.
+        let missing = probe.unavailableKinds(in: selected)
+        if !missing.isEmpty {
+            let list = missing.map { "step kind \($0) is not available in this build" }.joined(separator: "\n")
+            output.failure(list + "\n(`provision plan \(inventory.name)` shows the steps; nothing was changed)", key: "step.unavailable")
+            throw Exit(status: .failed)
+        }
+
+        do {
+            try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        } catch {
+            output.failure("cannot create state directory \(stateDir): \(error.localizedDescription)", key: "state.unwritable")
+            throw Exit(status: .failed)
+        }
+        let lock: InventoryLock
+        do {
+            lock = try await InventoryLock.acquire(stateDirectory: stateDir, command: command, timeout: lockTimeout) { stale in
+                output.note("warning: took over the lock of a run that ended without releasing it: \(stale)")
+            }
+        } catch {
+            output.failure(error.description, key: "lock.held")
+            throw Exit(status: .locked)
+        }
+        defer { lock.release() }
+        let journal: Journal
+        do {
+            journal = try Journal(path: stateDir + "/journal.sqlite")
+        } catch {
+            output.failure(error.description, key: "journal.unreadable")
+            throw Exit(status: .failed)
+        }
+
+        var sinks: [any EventSink] = []
+        if global.json {
+            sinks.append(JSONLinesSink())
+        } else {
+            sinks.append(ConsoleSink(live: isatty(STDERR_FILENO) == 1, verbose: global.verbose, total: selected.count))
+        }
+        if let trace = try? TraceLogSink(directory: stateDir + "/logs", runID: runID) { sinks.append(trace) }
+        let bus = EventBus(redactor: redactor, sinks: sinks)
+        let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
+                                  credentials: CredentialResolver(baseDirectory: inventory.directory, redactor: redactor),
+                                  events: bus, dryRun: global.dryRun, arguments: arguments)
+        let executor = Executor(graph: graph, catalog: loader.catalog, context: context, journal: journal, options: options)
+        output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)")
+
+        let task = Task { try await executor.run(command: command, playbook: book.name) }
+        let signals = SignalWatcher { task.cancel() }
+        let result = await task.result
+        signals.stop()
+        switch result {
+        case let .success(summary):
+            if summary.interrupted { throw Exit(status: .interrupted) }
+            if summary.refused { throw Exit(status: .refused) }
+            if !summary.succeeded { throw Exit(status: .failed) }
+            if global.dryRun, summary.pending > 0 { throw Exit(status: .changes) }
+            if run.detailedExitcode, summary.changed > 0 { throw Exit(status: .changes) }
+            if summary.changed == 0, !global.dryRun { output.note("nothing to do: everything was already in place") }
+        case let .failure(error):
+            output.failure(redactor.redact("\(error)"), key: "run.failed")
+            throw Exit(status: error is InputError ? .badInput : .failed)
+        }
+    }
+
+    static func newRunID() -> String {
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
+        return "\(stamp)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
+    }
+}
+
+/// Cancels the run on the first SIGINT/SIGTERM (steps stop, the journal is flushed, exit 130);
+/// a second signal exits at once.
+final class SignalWatcher {
+    private let sources: [any DispatchSourceSignal]
+
+    init(onSignal: @escaping @Sendable () -> Void) {
+        let count = Counter()
+        sources = [SIGINT, SIGTERM].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                if count.increment() > 1 {
+                    FileHandle.standardError.write(Data("\ninterrupted again: exiting now\n".utf8))
+                    exit(ExitStatus.interrupted.rawValue)
+                }
+                FileHandle.standardError.write(Data("\ninterrupting: stopping steps and saving the journal (Ctrl-C again to exit now)\n".utf8))
+                onSignal()
+            }
+            source.resume()
+            return source
+        }
+    }
+
+    func stop() {
+        for source in sources { source.cancel() }
+    }
+}
+
+/// A tiny thread-safe counter for signal handlers.
+final class Counter: Sendable {
+    private let value = Mutex(0)
+    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
+}
