@@ -62,7 +62,6 @@ let package = Package(
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore"],
-            resources: [.copy("Fixtures")],
             swiftSettings: strict
         ),
     ]

@@ -65,7 +65,7 @@ public struct YAMLLoader: Sendable {
         } catch let error as InputError {
             throw error
         } catch let error as YamlError {
-            throw Self.diagnose(error, file: file)
+            throw Self.diagnose(error, file: file, text: text)
         } catch {
             throw InputError("yaml.syntax", at: start, "YAML could not be parsed: \(error)", fix: "fix the YAML syntax")
         }
@@ -146,14 +146,15 @@ public struct YAMLLoader: Sendable {
         return nil
     }
 
-    static func diagnose(_ error: YamlError, file: String) -> InputError {
+    static func diagnose(_ error: YamlError, file: String, text: String) -> InputError {
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
         switch error {
         case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
             return InputError("yaml.syntax", at: at(mark), "YAML syntax error: \(problem)",
                               fix: "check indentation and quoting on this line and the one above")
         case let .duplicatedKeysInMapping(duplicates, context):
-            return InputError("yaml.duplicate-key", at: at(context.mark),
+            let second = duplicates.first.flatMap { secondOccurrence(of: $0, after: context.mark, in: text, file: file) }
+            return InputError("yaml.duplicate-key", at: second ?? at(context.mark),
                               "key \(duplicates.map { "`\($0)`" }.joined(separator: ", ")) appears twice in one mapping",
                               fix: "remove or rename one of them")
         case let .reader(problem, _, _, _):
@@ -163,5 +164,20 @@ public struct YAMLLoader: Sendable {
             return InputError("yaml.syntax", at: SourceLocation(file: file, line: 1, column: 1),
                               "YAML could not be parsed: \(error)", fix: "fix the YAML syntax")
         }
+    }
+
+    /// Yams names the first of two duplicate keys; the second is the one a user just added, so point
+    /// there: the next line at the same indentation that starts with `key:`.
+    static func secondOccurrence(of key: String, after first: Mark, in text: String, file: String) -> SourceLocation? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        let indent = first.column - 1
+        for index in first.line..<lines.count {
+            let line = lines[index]
+            let leading = line.prefix { $0 == " " }.count
+            if leading < indent, !line.trimmingWhitespace().isEmpty, !line.trimmingWhitespace().hasPrefix("#") { return nil }
+            if leading == indent, line.dropFirst(indent).hasPrefix(key + ":") { return SourceLocation(file: file, line: index + 1, column: first.column) }
+        }
+        return nil
     }
 }
