@@ -25,27 +25,23 @@ public struct LocalExec: StepKind {
         }
         let argv = command.count == 1 ? ["sh", "-c", command[0]] : command
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = argv
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", Self.guardScript, "provision-exec"] + argv
         process.currentDirectoryURL = URL(fileURLWithPath: path(step.parameters.string("chdir"), context) ?? context.inventory.directory)
-        let output = Pipe()
+        let output = Pipe(), lifeline = Pipe()
         process.standardOutput = output
         process.standardError = output
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        process.standardInput = lifeline
+        let child = try await ChildProcess.launch(process)
         // Read while the child runs, so a chatty command cannot fill the pipe and stall.
         let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
-        // Cancellation (timeout, Ctrl-C) stops the child too, so nothing runs on after we give up.
+        // Cancellation (timeout, Ctrl-C) closes the lifeline, and the guard stops the command's group.
         let status: Int32 = await withTaskCancellationHandler {
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    process.waitUntilExit()
-                    continuation.resume(returning: process.terminationStatus)
-                }
-            }
+            await child.exited()
         } onCancel: {
-            process.terminate()
+            try? lifeline.fileHandleForWriting.close()
         }
+        try? lifeline.fileHandleForWriting.close()
         try Task.checkCancellation()
         let text = String(decoding: await reader.value, as: UTF8.self)
         guard status == 0 else {
@@ -55,6 +51,24 @@ public struct LocalExec: StepKind {
         let last = text.split(separator: "\n").last.map(String.init) ?? ""
         return last.isEmpty ? [:] : ["stdout": String(last.prefix(200))]
     }
+
+    /// Runs "$@" in its own session and kills that whole session when stdin (the lifeline pipe held
+    /// by provision) reaches EOF: on cancellation, and when provision dies, even by `kill -9`. Without
+    /// it an orphaned command could finish its side effect after a resumed run started it again.
+    /// The guard gives the command 3 s to stop after SIGTERM, polling so it exits as soon as the
+    /// command is gone: Foundation reports our child's exit only when every process holding its
+    /// inherited descriptors has exited, the guard included.
+    static let guardScript = """
+        exec 3<&0
+        setsid "$@" </dev/null 3<&- &
+        job=$!
+        setsid sh -c 'while read -r _; do :; done; kill -TERM -"$1"; i=0; while kill -0 -"$1" && [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done; kill -KILL -"$1"' guard "$job" <&3 >/dev/null 2>&1 &
+        guard=$!
+        exec 3<&-
+        wait "$job"; status=$?
+        kill "$guard" 2>/dev/null
+        exit $status
+        """
 
     func path(_ value: String?, _ context: StepContext) -> String? {
         value.map { Inventory.resolve($0, inventoryFile: context.inventory.file) }

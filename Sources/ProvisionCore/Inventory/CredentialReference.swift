@@ -67,6 +67,17 @@ public struct CredentialResolver: Sendable {
         self.redactor = redactor
     }
 
+    /// Resolves the `env:` and `file:` references that are available, only so their values are
+    /// registered with the redactor before anything prints; even output of a user's own command is
+    /// then masked. Missing ones are left for the step that needs them to report. `op://` is skipped
+    /// (it may prompt).
+    public func preload(_ references: [CredentialReference]) async {
+        for reference in references {
+            if case .onePassword = reference { continue }
+            _ = try? await resolve(reference)
+        }
+    }
+
     public func resolve(_ reference: CredentialReference) async throws -> String {
         let value: String
         switch reference {

@@ -17,7 +17,7 @@ public enum Subprocess {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = stdin == nil ? FileHandle.nullDevice : input
-        try process.run()
+        let child = try await ChildProcess.launch(process)
         if let stdin {
             input.fileHandleForWriting.write(Data(stdin.utf8))
             try? input.fileHandleForWriting.close()
@@ -25,7 +25,7 @@ public enum Subprocess {
         async let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
         async let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
         let (o, e) = await (outData, errData)
-        process.waitUntilExit()
-        return Result(status: process.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        let status = await child.exited()
+        return Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
     }
 }

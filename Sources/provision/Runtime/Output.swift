@@ -8,6 +8,8 @@ struct Output {
 
     func result(_ text: String) { LineWriter.standardOutput.write(text) }
     func note(_ text: String) { if !json { LineWriter.standardError.write(text) } }
+    /// Warnings go to stderr even with --json: stdout stays parseable, and cron mails stderr.
+    func warning(_ text: String) { LineWriter.standardError.write("warning: " + text) }
 
     func diagnostics(_ diagnostics: [Diagnostic]) {
         if json {

@@ -62,7 +62,7 @@ struct RunSession {
         let lock: InventoryLock
         do {
             lock = try await InventoryLock.acquire(stateDirectory: stateDir, command: command, timeout: lockTimeout) { stale in
-                output.note("warning: took over the lock of a run that ended without releasing it: \(stale)")
+                output.warning("took over the lock of a run that ended without releasing it: \(stale)")
             }
         } catch {
             output.failure(error.description, key: "lock.held")
@@ -85,8 +85,10 @@ struct RunSession {
         }
         if let trace = try? TraceLogSink(directory: stateDir + "/logs", runID: runID) { sinks.append(trace) }
         let bus = EventBus(redactor: redactor, sinks: sinks)
+        let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
+        await resolver.preload(inventory.credentialReferences.map(\.value))
         let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
-                                  credentials: CredentialResolver(baseDirectory: inventory.directory, redactor: redactor),
+                                  credentials: resolver,
                                   events: bus, dryRun: global.dryRun, arguments: arguments)
         let executor = Executor(graph: graph, catalog: loader.catalog, context: context, journal: journal, options: options)
         output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)")
@@ -113,38 +115,4 @@ struct RunSession {
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
         return "\(stamp)-\(String(UInt32.random(in: 0...UInt32.max), radix: 16))"
     }
-}
-
-/// Cancels the run on the first SIGINT/SIGTERM (steps stop, the journal is flushed, exit 130);
-/// a second signal exits at once.
-final class SignalWatcher {
-    private let sources: [any DispatchSourceSignal]
-
-    init(onSignal: @escaping @Sendable () -> Void) {
-        let count = Counter()
-        sources = [SIGINT, SIGTERM].map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler {
-                if count.increment() > 1 {
-                    FileHandle.standardError.write(Data("\ninterrupted again: exiting now\n".utf8))
-                    exit(ExitStatus.interrupted.rawValue)
-                }
-                FileHandle.standardError.write(Data("\ninterrupting: stopping steps and saving the journal (Ctrl-C again to exit now)\n".utf8))
-                onSignal()
-            }
-            source.resume()
-            return source
-        }
-    }
-
-    func stop() {
-        for source in sources { source.cancel() }
-    }
-}
-
-/// A tiny thread-safe counter for signal handlers.
-final class Counter: Sendable {
-    private let value = Mutex(0)
-    func increment() -> Int { value.withLock { $0 += 1; return $0 } }
 }
