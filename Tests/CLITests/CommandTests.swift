@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+
+/// What users and scripts see from each command: exit codes, JSON shapes, messages.
+@Suite struct CommandTests {
+    @Test func validateHomelabPasses() async throws {
+        let result = try await CLI.run(["validate", "homelab"])
+        #expect(result.status == 0, "\(result.stderr)")
+        #expect(result.stdout.contains("valid"))
+        #expect(result.stdout.contains("3 control planes"))
+    }
+
+    @Test func validateJSONListsDiagnosticsWithPositions() async throws {
+        let file = CLI.repository + "/Tests/Fixtures/bad-inventories/many-errors-at-once.yaml"
+        let result = try await CLI.run(["validate", file, "--json"])
+        #expect(result.status == 64)
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        #expect(object?["ok"] as? Bool == false)
+        let diagnostics = object?["diagnostics"] as? [[String: Any]] ?? []
+        #expect(diagnostics.count >= 3)
+        #expect(diagnostics.allSatisfy { $0["line"] is Int && $0["column"] is Int && $0["key"] is String && $0["fix"] is String })
+    }
+
+    @Test func badInventoryExits64WithFileLineColumn() async throws {
+        let file = CLI.repository + "/Tests/Fixtures/bad-inventories/unknown-node-key.yaml"
+        let result = try await CLI.run(["validate", file])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("\(file):46:5: error: unknown key `adress`"))
+        #expect(result.stderr.contains("did you mean `address`"))
+    }
+
+    @Test(arguments: ["empty.yaml", "binary.yaml", "deep-nesting.yaml", "alias-bomb.yaml", "yaml-bad-indentation.yaml"])
+    func brokenFilesExit64NeverCrash(_ name: String) async throws {
+        let result = try await CLI.run(["validate", CLI.repository + "/Tests/Fixtures/bad-inventories/" + name], timeout: .seconds(30))
+        #expect(result.status == 64, "\(name): \(result.stderr)")
+        #expect(result.stderr.contains("error:"))
+    }
+
+    @Test func unknownInventorySuggestsAName() async throws {
+        let result = try await CLI.run(["validate", "homelb"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("did you mean `homelab`"))
+    }
+
+    @Test func planHomelabShowsTheGraphAndExitsTwo() async throws {
+        let human = try await CLI.run(["plan", "homelab", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
+        #expect(human.status == 2, "changes are pending on a fresh state: \(human.stderr)")
+        #expect(human.stdout.contains("phase 1"))
+        #expect(human.stdout.contains("critical path"))
+        #expect(human.stdout.contains("bootstrap [talos.bootstrap]"))
+        let json = try await CLI.run(["plan", "homelab", "--json", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
+        #expect(json.status == 2)
+        let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
+        let nodes = object?["nodes"] as? [[String: Any]] ?? []
+        let edges = object?["edges"] as? [[String: String]] ?? []
+        #expect(nodes.count == 31)
+        #expect(edges.contains { $0["from"] == "configured-cp@cp2" && $0["to"] == "bootstrap" })
+        #expect(edges.contains { $0["from"] == "maintenance@mini01" && $0["to"] == "apply-config@mini01" })
+        #expect(!edges.contains { $0["from"] == "configured-worker@mini01" && $0["to"] == "bootstrap" }, "bootstrap waits for control planes only")
+        let critical = object?["criticalPath"] as? [String: Any]
+        #expect((critical?["steps"] as? [String])?.last == "verify")
+    }
+
+    @Test func planSafeResetNeedsATarget() async throws {
+        let without = try await CLI.run(["plan", "homelab", "--playbook", "safe-reset"])
+        #expect(without.status == 64)
+        #expect(without.stderr.contains("playbook.no-target"))
+        let with = try await CLI.run(["plan", "homelab", "--playbook", "safe-reset", "--target", "cp2", "--json"])
+        #expect(with.status == 2)
+        #expect(with.stdout.contains("reset@cp2"))
+    }
+
+    @Test func upDemoSaysWhichStepKindsAreMissingAndTouchesNothing() async throws {
+        let state = FileManager.default.temporaryDirectory.path + "/up-demo-\(UUID())"
+        let result = try await CLI.run(["up", "demo", "--state-dir", state])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("step kind talos.apply-config is not available in this build"))
+        #expect(result.stderr.contains("nothing was changed"))
+        #expect(!FileManager.default.fileExists(atPath: state), "no state directory, lock or journal before the check")
+    }
+
+    @Test func gpuTTLAboveMaxLifetimeIsBadInput() async throws {
+        let result = try await CLI.run(["gpu", "up", "demo/gpu", "--ttl", "99h"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("exceeds pool gpu's maxLifetime 8h"))
+    }
+
+    @Test func gpuUnknownPoolSuggests() async throws {
+        let result = try await CLI.run(["gpu", "up", "demo/gpus"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("did you mean `gpu`"))
+    }
+
+    @Test func safeResetWithoutTerminalOrYesIsRefused() async throws {
+        let result = try await CLI.run(["safe-reset", "demo/cp2"])
+        #expect(result.status == 3)
+        #expect(result.stderr.contains("pass --yes"))
+    }
+
+    @Test func safeResetAmbiguousBareNodeNamesTheFix() async throws {
+        let result = try await CLI.run(["safe-reset", "cp2", "--yes"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("INVENTORY/cp2"))
+    }
+
+    @Test func labServeSaysItIsNotBuiltYet() async throws {
+        let result = try await CLI.run(["lab", "serve", "demo"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("not available in this build"))
+    }
+
+    @Test(arguments: [[String](), ["up"], ["plan"], ["validate"], ["safe-reset"], ["gpu"], ["gpu", "up"], ["status"]])
+    func helpTeachesByExample(_ command: [String]) async throws {
+        let result = try await CLI.run(command + ["--help"])
+        #expect(result.status == 0)
+        let text = result.stdout
+        #expect(text.contains("provision ") && (text.contains("Example") || text.contains("Start here") || text.contains("Crontab")), "\(command): \(text)")
+    }
+
+    @Test func dryRunReportsPendingChangesWithExitTwo() async throws {
+        let dir = try CLI.project(playbooks: ["touch": """
+              - id: touch
+                uses: local.exec
+                forEach: role=worker
+                with: {run: "mkdir ../out/${node.name}", creates: "../out/${node.name}"}
+            """])
+        let dry = try await CLI.run(["up", "lab", "--playbook", "touch", "--dry-run", "--state-dir", dir + "/state"], cwd: dir)
+        #expect(dry.status == 2, "\(dry.stderr)")
+        #expect(dry.stderr.contains("would change"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/out/w1"))
+        let real = try await CLI.run(["up", "lab", "--playbook", "touch", "--detailed-exitcode", "--state-dir", dir + "/state"], cwd: dir)
+        #expect(real.status == 2, "changes applied")
+        let again = try await CLI.run(["up", "lab", "--playbook", "touch", "--detailed-exitcode", "--state-dir", dir + "/state"], cwd: dir)
+        #expect(again.status == 0)
+        #expect(again.stderr.contains("nothing to do"))
+        let status = try await CLI.run(["status", "lab", "--json", "--state-dir", dir + "/state"], cwd: dir)
+        #expect(status.status == 0)
+        let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+        let nodes = object?["nodes"] as? [[String: Any]] ?? []
+        #expect(nodes.first { $0["name"] as? String == "w1" }?["lastOutcome"] as? String == "satisfied")
+        #expect(nodes.first { $0["name"] as? String == "cp1" }?["lastOutcome"] is NSNull)
+        let plan = try await CLI.run(["plan", "lab", "--playbook", "touch", "--state-dir", dir + "/state"], cwd: dir)
+        #expect(plan.status == 0, "converged: nothing pending")
+    }
+
+    @Test func stateDirectoryDefaultsBesideTheInventory() async throws {
+        let dir = try CLI.project(playbooks: ["one": "  - id: one\n    uses: local.exec\n    with: {run: \"true\"}\n"])
+        let result = try await CLI.run(["up", "lab", "--playbook", "one"], cwd: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let state = dir + "/inventories/.provision/lab"
+        #expect(FileManager.default.fileExists(atPath: state + "/journal.sqlite"))
+        let mode = try FileManager.default.attributesOfItem(atPath: state)[.posixPermissions] as? Int
+        #expect(mode == 0o700)
+        let env = try await CLI.run(["status", "lab", "--json"], cwd: dir, environment: ["PROVISION_STATE_DIR": dir + "/elsewhere"])
+        #expect(env.stdout.contains("\(dir)/elsewhere"))
+    }
+}
