@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         // Inventory and playbook model, validation, step graph, executor, journal, lock, events.
@@ -32,7 +34,18 @@ let package = Package(
             swiftSettings: strict
         ),
         // Talos machine API client, secrets bundle, PKI, machine configs, schematics.
-        .target(name: "TalosKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        .target(
+            name: "TalosKit",
+            dependencies: [
+                "ProvisionCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
+            swiftSettings: strict
+        ),
         // Small Kubernetes client.
         .target(name: "KubeKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
         // Machine providers: Proxmox, libvirt, bare metal, AWS.
@@ -52,16 +65,17 @@ let package = Package(
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "Steps", "Lab",
+                "ProvisionCore", "TalosKit", "Steps", "Lab",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
         .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore"], swiftSettings: strict),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore"], swiftSettings: strict),
+        .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["provision", "ProvisionCore"],
+            dependencies: ["provision", "ProvisionCore", "TalosKit"],
             swiftSettings: strict
         ),
     ]

@@ -76,7 +76,7 @@ public final class MappingReader {
 
     public func int(_ key: String, required: Bool = false, range: ClosedRange<Int>? = nil, hint: String? = nil) -> Located<Int>? {
         guard let text = string(key, required: required, hint: hint) else { return nil }
-        guard let number = Int(text.value) else {
+        guard let number = Self.yamlInt(text.value) else {
             collector.error("type.mismatch", at: text.location, "`\(childPath(key))` must be a whole number, found `\(text.value)`",
                             fix: hint ?? "write a number such as `4`")
             return nil
@@ -88,6 +88,13 @@ public final class MappingReader {
             return nil
         }
         return Located(number, at: text.location)
+    }
+
+    /// Integers as YAML writes them: decimal, `0x` hex, `0o` octal.
+    static func yamlInt(_ text: String) -> Int? {
+        if text.hasPrefix("0x") { return Int(text.dropFirst(2), radix: 16) }
+        if text.hasPrefix("0o") { return Int(text.dropFirst(2), radix: 8) }
+        return Int(text)
     }
 
     public func double(_ key: String, required: Bool = false, hint: String? = nil) -> Located<Double>? {
