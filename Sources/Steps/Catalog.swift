@@ -7,11 +7,11 @@ public enum StandardCatalog {
         var catalog = StepCatalog()
         for info in declared { catalog.declare(info) }
         catalog.register(LocalExec())
+        catalog.register(TalosSecrets())
         return catalog
     }
 
     static let declared: [StepKindInfo] = [
-        StepKindInfo(name: "talos.secrets", summary: "create or import the cluster's Talos secrets bundle", estimate: .seconds(2), scope: .cluster),
         StepKindInfo(name: "machine.ensure", summary: "make the machine exist and power it on (VM create, Wake-on-LAN)", estimate: .seconds(60), scope: .node),
         StepKindInfo(name: "machine.delete", summary: "stop and delete a VM (never bare metal)", estimate: .seconds(30), scope: .node),
         StepKindInfo(name: "talos.await-maintenance", summary: "wait for the node's Talos API in maintenance mode and check its install disk", estimate: .seconds(90), scope: .node, mutates: false, parameters: ["timeout"]),

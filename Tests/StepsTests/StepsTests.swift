@@ -22,9 +22,9 @@ let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().del
         #expect(graph["apply-config@mini02"]?.dependencies.contains("secrets") == true)
     }
 
-    @Test func localExecIsTheOnlyImplementedKindSoFar() {
+    @Test func implementedKindsAreRegistered() {
         let catalog = StandardCatalog.make()
-        #expect(catalog.implemented.keys.sorted() == ["local.exec"])
+        #expect(catalog.implemented.keys.sorted() == ["local.exec", "talos.secrets"])
         #expect(catalog.declared.count > 20)
     }
 }

@@ -19,7 +19,15 @@ extension SecretsBundle {
     /// Reads a talosctl/talhelper `secrets.yaml` strictly, checking that every certificate and key
     /// decodes, and naming the field (never its value) when one does not.
     public static func parse(text: String, file: String) throws(InputError) -> SecretsBundle {
-        let root = try YAMLLoader().load(text: text, file: file)
+        try parse(root: YAMLLoader().load(text: text, file: file))
+    }
+
+    /// Reads a file with the loader's guards (size, binary content, nesting) first.
+    public static func load(path: String) throws(InputError) -> SecretsBundle {
+        try parse(root: YAMLLoader().load(path: path))
+    }
+
+    static func parse(root: YAMLNode) throws(InputError) -> SecretsBundle {
         let collector = DiagnosticCollector()
         guard let top = MappingReader(root, path: "", collector: collector) else { throw InputError(collector.sorted) }
         func field(_ reader: MappingReader?, _ key: String) -> Located<String>? {
