@@ -65,7 +65,8 @@ enum CLI {
             let deadline = ContinuousClock.now + timeout
             while ContinuousClock.now < deadline {
                 if predicate(lines) { return true }
-                if !process.isRunning, self.outDone.withLock({ $0 }) { return predicate(lines) }
+                // The child ended before the condition was seen: report that, do not pretend.
+                if !process.isRunning, self.outDone.withLock({ $0 }) { return false }
                 try await Task.sleep(for: .milliseconds(10))
             }
             return false

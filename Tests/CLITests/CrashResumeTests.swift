@@ -9,21 +9,21 @@ import ProvisionCore
           - id: a
             uses: local.exec
             forEach: all
-            with: {run: "sleep 0.15; mkdir ../out/${node.name}-a", creates: "../out/${node.name}-a"}
+            with: {run: "sleep 0.4; mkdir ../out/${node.name}-a", creates: "../out/${node.name}-a"}
           - id: b
             uses: local.exec
             forEach: all
             needs: [a]
-            with: {run: "sleep 0.15; mkdir ../out/${node.name}-b", creates: "../out/${node.name}-b"}
+            with: {run: "sleep 0.4; mkdir ../out/${node.name}-b", creates: "../out/${node.name}-b"}
           - id: c
             uses: local.exec
             forEach: all
             needs: [b]
-            with: {run: "sleep 0.15; mkdir ../out/${node.name}-c", creates: "../out/${node.name}-c"}
+            with: {run: "sleep 0.4; mkdir ../out/${node.name}-c", creates: "../out/${node.name}-c"}
           - id: final
             uses: local.exec
             needs: [{step: c, scope: all}]
-            with: {run: "sleep 0.1; mkdir ../out/final", creates: "../out/final"}
+            with: {run: "sleep 0.3; mkdir ../out/final", creates: "../out/final"}
         """
 
     static let markers = ["cp1", "w1", "mini1"].flatMap { node in ["a", "b", "c"].map { "\(node)-\($0)" } } + ["final"]
