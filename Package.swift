@@ -44,6 +44,8 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
+            exclude: ["Schemas/README.md"],
+            resources: [.copy("Schemas/v1.12.json"), .copy("Schemas/v1.13.json")],
             swiftSettings: strict
         ),
         // Small Kubernetes client.
