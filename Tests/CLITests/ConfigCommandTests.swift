@@ -36,6 +36,19 @@ import ProvisionCore
         #expect(!FileManager.default.fileExists(atPath: dir + "/configs/cp1.yaml"))
     }
 
+    @Test func renderAllWritesEveryNodeAndPoolOrNothing() async throws {
+        let dir = try CLI.project()
+        let state = dir + "/state"
+        _ = try await CLI.run(["secrets", "init", "lab", "--state-dir", state], cwd: dir)
+        let printing = try await CLI.run(["config", "render", "lab", "--all", "--state-dir", state], cwd: dir)
+        #expect(printing.status == 64, "--all needs --output")
+        let result = try await CLI.run(["config", "render", "lab", "--all", "--output", dir + "/all", "--state-dir", state], cwd: dir)
+        #expect(result.status == 0, "\(result.stderr)")
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir + "/all").sorted()
+        #expect(files == ["cp1.yaml", "gpu.yaml", "mini1.yaml", "w1.yaml"])
+        #expect(result.stdout.split(separator: "\n").count == 4)
+    }
+
     @Test func unknownNodeSuggests() async throws {
         let result = try await CLI.run(["config", "render", "homelab", "mini1", "--state-dir", NSTemporaryDirectory() + "x-\(UUID())"])
         #expect(result.status == 64)

@@ -164,10 +164,39 @@ struct InventoryChecks {
                     collector.error("disk.selector-may-match-usb", at: f["type"]!.location, "`type: sd` selects SD cards", fix: "select the internal disk")
                 }
             }
+            if let selector = node.diskSelector { checkSelectorCanMatch(selector, node: node) }
             if isMetal, let disk = node.installDisk, disk.value.hasPrefix("/dev/sd"), !node.allowRemovableDisk {
                 collector.warning("disk.metal-sd-path", at: disk.location,
                                   "`\(disk.value)` on bare metal can be the USB boot stick, depending on enumeration order",
                                   fix: "use a `diskSelector` with `serial` or `wwid`, or a /dev/disk/by-id path")
+            }
+        }
+    }
+
+    /// Selectors that can be known offline to match no disk: fields Talos rejects, disk types a VM
+    /// never has, sizes the inventory's own disk size cannot meet.
+    func checkSelectorCanMatch(_ selector: DiskSelector, node: NodeSpec) {
+        if let name = selector.fields["name"] {
+            collector.error("disk.selector-unsupported", at: name.location, "Talos rejects disk selectors on `name`",
+                            fix: "select by `serial`, `wwid`, `busPath`, `model` or `type`; or set `install.disk`")
+        }
+        let kind = inventory.provider(named: node.machine.provider.value)?.kind.value
+        let isVM = kind == .proxmox || kind == .libvirt
+        if isVM, let type = selector.fields["type"], type.value == "nvme" || type.value == "sd" {
+            collector.error("disk.selector-matches-nothing", at: type.location,
+                            "`type: \(type.value)` matches no disk of a \(kind!.rawValue) VM (its disks are virtio or SCSI)",
+                            fix: "use `install.disk: /dev/sda` (virtio-scsi) or `/dev/vda` (virtio-blk), or `type: hdd`")
+        }
+        if let size = selector.fields["size"] {
+            guard let bound = SizeBound(size.value) else {
+                collector.error("value.invalid", at: size.location, "disk size selector `\(size.value)` is not a size such as `>= 120GB`",
+                                fix: "write an optional operator (>=, <=, >, <, ==) and a size such as 120GB")
+                return
+            }
+            if isVM, let disk = node.machine.diskSize, !bound.admits(disk.value) {
+                collector.error("disk.selector-matches-nothing", at: size.location,
+                                "`size: \(size.value)` cannot match the VM's own \(disk.value >> 30) GiB disk (machine.disk)",
+                                fix: "change the size bound or machine.disk so they agree")
             }
         }
     }

@@ -187,7 +187,7 @@ public final class Journal: Sendable {
 
     /// Forces the WAL into the main file; called at exit so a copied state directory is complete.
     public func checkpoint() {
-        try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
+        _ = try? pool.writeWithoutTransaction { db in try db.checkpoint(.truncate) }
     }
 }
 

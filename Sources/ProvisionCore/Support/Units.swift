@@ -78,3 +78,48 @@ extension StringProtocol {
         String(drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
     }
 }
+
+/// A Talos disk-size selector (`>= 120GB`, `<1TB`, `500GB`): an operator and a size. Talos reads
+/// GB/TB as powers of ten and GiB/TiB as powers of two.
+public struct SizeBound: Sendable {
+    public var operation: String
+    public var bytes: Int64
+
+    public init?(_ text: String) {
+        var rest = text.trimmingWhitespace()
+        var operation = "=="
+        for candidate in [">=", "<=", "==", ">", "<"] where rest.hasPrefix(candidate) {
+            operation = candidate
+            rest = String(rest.dropFirst(candidate.count)).trimmingWhitespace()
+            break
+        }
+        let digits = rest.prefix { $0.isNumber || $0 == "." }
+        guard let value = Double(digits), value > 0 else { return nil }
+        let unit = rest.dropFirst(digits.count).trimmingWhitespace().lowercased()
+        let scale: Double
+        switch unit {
+        case "", "b": scale = 1
+        case "kb": scale = 1e3
+        case "mb": scale = 1e6
+        case "gb": scale = 1e9
+        case "tb": scale = 1e12
+        case "kib": scale = 1024
+        case "mib": scale = 1_048_576
+        case "gib": scale = 1_073_741_824
+        case "tib": scale = 1_099_511_627_776
+        default: return nil
+        }
+        self.operation = operation
+        self.bytes = Int64(value * scale)
+    }
+
+    public func admits(_ size: Int64) -> Bool {
+        switch operation {
+        case ">=": return size >= bytes
+        case "<=": return size <= bytes
+        case ">": return size > bytes
+        case "<": return size < bytes
+        default: return size == bytes
+        }
+    }
+}

@@ -15,6 +15,7 @@ struct Config: AsyncParsableCommand {
               provision config render homelab cp1
               provision config render homelab mini01 --output ./configs    writes ./configs/mini01.yaml
               provision config render homelab gpu                          the GPU pool's worker config
+              provision config render homelab --all --output ./configs      every node and pool
             """,
         subcommands: [Render.self])
 
@@ -23,7 +24,8 @@ struct Config: AsyncParsableCommand {
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Inventory name or path.") var inventory: String
-        @Argument(help: "A node or GPU pool of the inventory.") var node: String
+        @Argument(help: "A node or GPU pool of the inventory.") var node: String?
+        @Flag(help: "Render every node and GPU pool (needs --output).") var all = false
         @Option(help: ArgumentHelp("Write the full config to DIR/NODE.yaml (mode 0600) instead of printing it redacted.", valueName: "dir"))
         var output: String?
 
@@ -32,33 +34,48 @@ struct Config: AsyncParsableCommand {
                 let session = try SecretsSession(global: global, inventory: inventory)
                 let inv = session.inventory
                 let names = inv.nodes.map(\.name.value) + inv.gpuPools.map(\.name.value)
-                guard names.contains(node) else {
-                    session.output.failure("inventory \(inv.name) has no node or GPU pool `\(node)`\(Suggestion.hint(for: node, in: names))", key: "reference.not-found")
+                let chosen: [String]
+                switch (node, all) {
+                case let (name?, false):
+                    guard names.contains(name) else {
+                        session.output.failure("inventory \(inv.name) has no node or GPU pool `\(name)`\(Suggestion.hint(for: name, in: names))", key: "reference.not-found")
+                        throw Exit(status: .badInput)
+                    }
+                    chosen = [name]
+                case (nil, true) where output != nil:
+                    chosen = names
+                default:
+                    session.output.failure("name one node or GPU pool, or pass --all with --output DIR", key: "flag.invalid")
                     throw Exit(status: .badInput)
                 }
                 let bundle = try await session.bundle()
-                let text: String
+                var rendered: [(String, String)] = []
                 do throws(ConfigError) {
                     let renderer = try MachineConfigRenderer(bundle: bundle, inventory: inv)
-                    let target = inv.node(named: node).map(renderer.target(node:)) ?? renderer.target(pool: inv.pool(named: node)!)
-                    text = try renderer.yaml(target)
+                    for name in chosen {
+                        let target = inv.node(named: name).map(renderer.target(node:)) ?? renderer.target(pool: inv.pool(named: name)!)
+                        rendered.append((name, try renderer.yaml(target)))
+                    }
                 } catch {
                     session.output.failure(session.redactor.redact(error.description), key: "config.invalid")
                     throw Exit(status: .badInput)
                 }
                 guard let output else {
-                    session.output.result(session.redactor.redact(text).trimmingCharacters(in: .newlines))
+                    session.output.result(session.redactor.redact(rendered[0].1).trimmingCharacters(in: .newlines))
                     return
                 }
-                let path = URL(fileURLWithPath: output).appendingPathComponent("\(node).yaml").path
+                // Everything rendered and validated before the first file is written.
                 do {
                     try FileManager.default.createDirectory(atPath: output, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-                    try PrivateFile.write(Array(text.utf8), to: path)
+                    for (name, text) in rendered {
+                        let path = URL(fileURLWithPath: output).appendingPathComponent("\(name).yaml").path
+                        try PrivateFile.write(Array(text.utf8), to: path)
+                        session.output.result(path)
+                    }
                 } catch {
-                    session.output.failure("cannot write \(path): \(error)", key: "config.write")
+                    session.output.failure("cannot write into \(output): \(error)", key: "config.write")
                     throw Exit(status: .failed)
                 }
-                session.output.result(path)
             }
         }
     }

@@ -32,8 +32,9 @@ struct Secrets: AsyncParsableCommand {
                     try await session.show()
                     return
                 }
+                let bundle: SecretsBundle
                 do {
-                    let bundle = try SecretsBundle.generate()
+                    bundle = try SecretsBundle.generate()
                     guard try session.store.saveIfAbsent(bundle) else {
                         session.output.note("another run created \(session.store.path) meanwhile; left unchanged")
                         return
@@ -43,7 +44,7 @@ struct Secrets: AsyncParsableCommand {
                     throw Exit(status: .failed)
                 }
                 session.output.note("created \(session.store.path)")
-                try await session.show()
+                try await session.show(bundle)
             }
         }
     }
@@ -71,7 +72,7 @@ struct Secrets: AsyncParsableCommand {
                     throw Exit(status: .failed)
                 }
                 session.output.note("imported \(file) into \(session.store.path)")
-                try await session.show()
+                try await session.show(bundle)
             }
         }
     }
@@ -114,8 +115,10 @@ struct SecretsSession {
         }
     }
 
-    func show() async throws(Exit) {
-        let bundle = try await bundle()
+    /// Prints the summary of `known`, or of the stored bundle when none is given.
+    func show(_ known: SecretsBundle? = nil) async throws(Exit) {
+        let bundle: SecretsBundle
+        if let known { bundle = known } else { bundle = try await self.bundle() }
         guard let summary = try? SecretsSummary(bundle) else {
             output.failure("the bundle at \(store.path) could not be summarised", key: "secrets.unreadable")
             throw Exit(status: .failed)
