@@ -40,9 +40,10 @@ import Testing
 
     @Test func everyAnnotatedCommandExitsAsDocumented() async throws {
         let commands = Self.commands()
-        #expect(commands.count >= 7)
+        #expect(commands.count >= 12)
+        // One state directory for the whole block, as a user's commands would share one.
+        let state = FileManager.default.temporaryDirectory.path + "/readme-\(UUID())"
         for command in commands {
-            let state = FileManager.default.temporaryDirectory.path + "/readme-\(UUID())"
             let result = try await CLI.run(command.arguments + ["--state-dir", state])
             #expect(result.status == command.exit, "README line `\(command.line)` exited \(result.status):\n\(result.stderr)")
         }

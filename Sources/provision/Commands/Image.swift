@@ -63,14 +63,16 @@ struct Image: AsyncParsableCommand {
     struct ID: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "id", abstract: "Print the schematic ID of one schematic file, nothing else.")
 
+        @OptionGroup var global: GlobalOptions
+
         @Argument(help: "A schematic YAML file.")
         var file: String
 
         func run() async throws {
             try await runCommand { () throws(Exit) in
-                let output = Output(json: false)
+                let output = Output(json: global.json)
                 let id = try Loader(output: output).checked { () throws(InputError) in try SchematicParser.load(path: file).id }
-                output.result(id)
+                if global.json { output.document(["id": id, "file": file]) } else { output.result(id) }
             }
         }
     }
