@@ -97,10 +97,7 @@ public struct StepGraph: Sendable {
             hasher.update(data: Array(part.utf8))
             hasher.update(data: [0])
         }
-        return hasher.finalize().map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        return hasher.finalize().hexString
     }
 }
 

@@ -123,3 +123,13 @@ public struct SizeBound: Sendable {
         }
     }
 }
+
+extension Sequence where Element == UInt8 {
+    /// Lower-case hex, two digits per byte (digests, schematic IDs).
+    public var hexString: String {
+        map { byte in
+            let hex = String(byte, radix: 16)
+            return hex.count == 1 ? "0" + hex : hex
+        }.joined()
+    }
+}

@@ -75,10 +75,7 @@ public struct Schematic: Sendable, Equatable {
 
     /// Lower-case hex SHA-256 of the canonical body.
     public var id: String {
-        SHA256.hash(data: Array(canonicalYAML.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return hex.count == 1 ? "0" + hex : hex
-        }.joined()
+        SHA256.hash(data: Array(canonicalYAML.utf8)).hexString
     }
 }
 

@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import SwiftASN1
+import ProvisionCore
 import X509
 
 /// What `provision secrets show` prints: enough to recognise a bundle (key types, subjects, expiry,
@@ -23,10 +24,8 @@ public struct SecretsSummary: Sendable {
             let certificate = try Certificate(pemEncoded: try SecretsBundle.decode(pair.crt))
             var serializer = DER.Serializer()
             try serializer.serialize(certificate)
-            let fingerprint = SHA256.hash(data: serializer.serializedBytes).map { byte in
-                let hex = String(byte, radix: 16, uppercase: true)
-                return hex.count == 1 ? "0" + hex : hex
-            }.joined(separator: ":")
+            let hex = Array(SHA256.hash(data: serializer.serializedBytes).hexString.uppercased())
+            let fingerprint = stride(from: 0, to: hex.count, by: 2).map { String(hex[$0..<$0 + 2]) }.joined(separator: ":")
             return Authority(name: name, keyType: Self.describe(try SigningKey(pem: try SecretsBundle.decode(pair.key))),
                              subject: certificate.subject.description.isEmpty ? "(empty)" : certificate.subject.description,
                              notAfter: certificate.notValidAfter, sha256: fingerprint)

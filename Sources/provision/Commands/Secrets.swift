@@ -33,15 +33,13 @@ struct Secrets: AsyncParsableCommand {
                     return
                 }
                 let bundle: SecretsBundle
-                do {
-                    bundle = try SecretsBundle.generate()
-                    guard try session.store.saveIfAbsent(bundle) else {
-                        session.output.note("another run created \(session.store.path) meanwhile; left unchanged")
-                        return
-                    }
-                } catch {
-                    session.output.failure(session.redactor.redact("\(error)"), key: "secrets.write")
+                do { bundle = try SecretsBundle.generate() } catch {
+                    session.output.failure("\(error)", key: "secrets.generate")
                     throw Exit(status: .failed)
+                }
+                guard try session.save(bundle) else {
+                    session.output.note("another run created \(session.store.path) meanwhile; left unchanged")
+                    return
                 }
                 session.output.note("created \(session.store.path)")
                 try await session.show(bundle)
@@ -63,14 +61,7 @@ struct Secrets: AsyncParsableCommand {
                     session.output.failure("a secrets bundle already exists at \(session.store.path); it is never overwritten. Move it aside first if you really mean to replace the cluster's root of trust.", key: "secrets.exists")
                     throw Exit(status: .refused)
                 }
-                do {
-                    guard try session.store.saveIfAbsent(bundle) else { throw Exit(status: .refused) }
-                } catch let exit as Exit {
-                    throw exit
-                } catch {
-                    session.output.failure(session.redactor.redact("\(error)"), key: "secrets.write")
-                    throw Exit(status: .failed)
-                }
+                guard try session.save(bundle) else { throw Exit(status: .refused) }
                 session.output.note("imported \(file) into \(session.store.path)")
                 try await session.show(bundle)
             }
@@ -104,6 +95,16 @@ struct SecretsSession {
         inventory = try loader.inventory(name)
         store = SecretsStore(inventory: inventory, stateDirectory: loader.stateDirectory(global, inventory: inventory),
                              credentials: CredentialResolver(baseDirectory: inventory.directory, redactor: redactor))
+    }
+
+    /// Stores a new bundle; false when one appeared meanwhile (nothing is replaced).
+    func save(_ bundle: SecretsBundle) throws(Exit) -> Bool {
+        do {
+            return try store.saveIfAbsent(bundle)
+        } catch {
+            output.failure(redactor.redact("\(error)"), key: "secrets.write")
+            throw Exit(status: .failed)
+        }
     }
 
     func bundle() async throws(Exit) -> SecretsBundle {
