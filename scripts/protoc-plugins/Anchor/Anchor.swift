@@ -1,0 +1,1 @@
+// Empty: this package exists only to build the plugins of its dependencies.
