@@ -1,0 +1,78 @@
+"""A small Talos API peer built on the talos-linux-api bindings (generated from Talos' own protos).
+
+It serves MachineService over TLS with an Ed25519 certificate, as a Talos node does, so provision's
+Swift client is tested against an independent gRPC and TLS stack. Usage:
+
+    talos_peer.py --cert CERT --key KEY [--client-ca CA] --ready FILE   (writes the bound port to FILE)
+
+In maintenance mode (no --client-ca) no client certificate is asked for. Each call is appended as
+one JSON line to stdout, so tests can check what the client sent.
+"""
+import argparse
+import asyncio
+import json
+import ssl
+import sys
+
+from grpclib.server import Server
+from grpclib import GRPCError
+from grpclib.const import Status
+
+from talos_linux_api.v1_6_0 import machine, common
+
+
+def log(**fields):
+    print(json.dumps(fields), flush=True)
+
+
+class Peer(machine.MachineServiceBase):
+    async def version(self, _empty):
+        log(method="Version")
+        return machine.VersionResponse(messages=[machine.Version(
+            version=machine.VersionInfo(tag="v1.13.2", arch="amd64", os="Talos"),
+            platform=machine.PlatformInfo(name="metal", mode="metal"))])
+
+    async def apply_configuration(self, request):
+        log(method="ApplyConfiguration", mode=int(request.mode), dry_run=request.dry_run, data=request.data.decode())
+        return machine.ApplyConfigurationResponse(messages=[machine.ApplyConfiguration(mode=request.mode, mode_details="applied")])
+
+    async def bootstrap(self, request):
+        log(method="Bootstrap")
+        raise GRPCError(Status.ALREADY_EXISTS, "etcd data directory is not empty")
+
+    async def reset(self, request):
+        log(method="Reset", graceful=request.graceful, reboot=request.reboot,
+            partitions=[[p.label, p.wipe] for p in request.system_partitions_to_wipe], mode=int(request.mode))
+        return machine.ResetResponse(messages=[machine.Reset(actor_id="reset-1")])
+
+    async def etcd_member_list(self, request):
+        log(method="EtcdMemberList")
+        return machine.EtcdMemberListResponse(messages=[machine.EtcdMembers(members=[
+            machine.EtcdMember(id=11, hostname="cp1", peer_urls=["https://127.0.0.11:2380"]),
+            machine.EtcdMember(id=12, hostname="cp2", peer_urls=["https://127.0.0.12:2380"], is_learner=True)])])
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--cert", required=True)
+    parser.add_argument("--key", required=True)
+    parser.add_argument("--client-ca")
+    parser.add_argument("--ready", required=True)
+    args = parser.parse_args()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(args.cert, args.key)
+    context.set_alpn_protocols(["h2"])
+    if args.client_ca:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(args.client_ca)
+    server = Server([Peer()])
+    await server.start("127.0.0.1", args.port, ssl=context)
+    port = server._server.sockets[0].getsockname()[1]
+    open(args.ready, "w").write(str(port))
+    await server.wait_closed()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
