@@ -18,7 +18,11 @@ from grpclib.server import Server
 from grpclib import GRPCError
 from grpclib.const import Status
 
-from talos_linux_api.v1_6_0 import machine, common
+from talos_linux_api.v1_6_0 import machine, common, storage
+import betterproto.lib.google.protobuf as betterproto_lib_google_protobuf
+
+# talos-linux-api 0.1.0's storage module uses this name without importing it.
+storage.betterproto_lib_google_protobuf = betterproto_lib_google_protobuf
 
 
 def log(**fields):
@@ -31,6 +35,10 @@ class Peer(machine.MachineServiceBase):
         return machine.VersionResponse(messages=[machine.Version(
             version=machine.VersionInfo(tag="v1.13.2", arch="amd64", os="Talos"),
             platform=machine.PlatformInfo(name="metal", mode="metal"))])
+
+    async def hostname(self, _empty):
+        log(method="Hostname")
+        return machine.HostnameResponse(messages=[machine.Hostname(hostname="cp1")])
 
     async def apply_configuration(self, request):
         log(method="ApplyConfiguration", mode=int(request.mode), dry_run=request.dry_run, data=request.data.decode())
@@ -52,6 +60,16 @@ class Peer(machine.MachineServiceBase):
             machine.EtcdMember(id=12, hostname="cp2", peer_urls=["https://127.0.0.12:2380"], is_learner=True)])])
 
 
+class Storage(storage.StorageServiceBase):
+    async def disks(self, _empty):
+        log(method="Disks")
+        return storage.DisksResponse(messages=[storage.Disks(disks=[
+            storage.Disk(device_name="/dev/nvme0n1", size=512_000_000_000, model="Samsung SSD", serial="S4EW",
+                         type=storage.DiskDiskType.NVME, bus_path="/pci0000:00/0000:00:1d.0/nvme"),
+            storage.Disk(device_name="/dev/sda", size=32_000_000_000, model="USB Flash", type=storage.DiskDiskType.SSD,
+                         bus_path="/pci0000:00/usb1/1-1", subsystem="/sys/class/block")])])
+
+
 async def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
@@ -67,7 +85,7 @@ async def main():
     if args.client_ca:
         context.verify_mode = ssl.CERT_REQUIRED
         context.load_verify_locations(args.client_ca)
-    server = Server([Peer()])
+    server = Server([Peer(), Storage()])
     await server.start("127.0.0.1", args.port, ssl=context)
     port = server._server.sockets[0].getsockname()[1]
     open(args.ready, "w").write(str(port))

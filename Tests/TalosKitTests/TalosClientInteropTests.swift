@@ -12,6 +12,14 @@ import Testing
         let process = Process()
         var child: ChildProcess?
         var port = 0
+        var log = ""
+
+        /// What the peer received, one JSON object per call.
+        var calls: [[String: Any]] {
+            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+            }
+        }
         let spkiPin: String
 
         /// Maintenance (self-signed) by default; with `authority`, a configured node: server certificate
@@ -32,7 +40,9 @@ import Testing
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = ["python3", "\(repository)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
                                  "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? [])
-            process.standardOutput = FileHandle.nullDevice
+            log = dir + "/calls.jsonl"
+            _ = FileManager.default.createFile(atPath: log, contents: nil)
+            process.standardOutput = FileHandle(forWritingAtPath: log)
             child = try await ChildProcess.launch(process)
             let deadline = ContinuousClock.now + .seconds(20)
             while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: dir + "/ready") {
@@ -88,5 +98,46 @@ import Testing
         await peer.stop()
         #expect(version?.version.tag == "v1.13.2", "mutual Ed25519 TLS with the peer")
         #expect(refused == nil)
+    }
+
+    @Test func callsCarryWhatTalosExpects() async throws {
+        let peer = try await PythonPeer()
+        let client = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
+        let applied = try? await client.applyConfiguration("version: v1alpha1\n")
+        let bootstrap = try? await client.bootstrap()
+        let actor = try? await client.resetSystemPartitions()
+        let members = try? await client.etcdMembers()
+        let disks = try? await client.disks()
+        let hostname = try? await client.hostname()
+        let calls = peer.calls
+        await peer.stop()
+        #expect(applied?.modeDetails == "applied")
+        let apply = calls.first { $0["method"] as? String == "ApplyConfiguration" }
+        #expect(apply?["mode"] as? Int == 1, "ApplyConfiguration always sends an explicit mode (AUTO), never the REBOOT default")
+        #expect(apply?["data"] as? String == "version: v1alpha1\n")
+        #expect(bootstrap == .alreadyBootstrapped, "AlreadyExists means etcd was bootstrapped before")
+        #expect(actor == "reset-1")
+        let reset = calls.first { $0["method"] as? String == "Reset" }
+        #expect(reset?["graceful"] as? Bool == true && reset?["reboot"] as? Bool == true)
+        #expect((reset?["partitions"] as? [[Any]])?.map { "\($0[0])" } == ["STATE", "EPHEMERAL"])
+        #expect(reset?["mode"] as? Int == 1, "SYSTEM_DISK: user disks can never be touched")
+        #expect(members?.map(\.hostname) == ["cp1", "cp2"])
+        #expect(members?.last?.isLearner == true)
+        #expect(disks?.map(\.deviceName) == ["/dev/nvme0n1", "/dev/sda"])
+        #expect(disks?.first?.type == .nvme)
+        #expect(hostname == "cp1")
+    }
+
+    @Test func unreachableNodeIsATransientTypedError() async throws {
+        var client = TalosClient(host: "127.0.0.1", port: 1, mode: .maintenance(spkiPin: nil))
+        client.timeout = .seconds(2)
+        let started = ContinuousClock.now
+        do {
+            _ = try await client.version()
+            Issue.record("a closed port answered")
+        } catch let error as TalosError {
+            #expect(error.isTransient, "\(error)")
+        }
+        #expect(ContinuousClock.now - started < .seconds(15), "no call waits past its deadline")
     }
 }

@@ -19,21 +19,29 @@ public struct TalosClient: Sendable {
         self.mode = mode
     }
 
-    /// Runs `body` with a connected MachineService client; the connection closes afterwards.
-    public func withMachine<Result: Sendable>(_ body: (Machine_MachineService.Client<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
+    /// Runs `body` with a connected gRPC client; the connection closes afterwards. gRPC failures
+    /// come out as `TalosError`.
+    func withClient<Result: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
         let context = try TalosTLS.context(mode)
         let mode = self.mode
         var config = HTTP2ClientTransport.Posix.Config.defaults
-        config.http2.maxFrameSize = 1 << 20
         config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(try TalosTLS.handler(context, mode: mode), position: .first)
             }
         }
         let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: .customSecure, config: config)
-        return try await withGRPCClient(transport: transport) { grpc in
-            try await body(Machine_MachineService.Client(wrapping: grpc))
+        do {
+            return try await withGRPCClient(transport: transport) { grpc in try await body(grpc) }
+        } catch let error as TalosError {
+            throw error
+        } catch {
+            throw TalosError.from(error, host: "\(host):\(port)")
         }
+    }
+
+    func machine<Result: Sendable>(_ body: (Machine_MachineService.Client<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
+        try await withClient { try await body(Machine_MachineService.Client(wrapping: $0)) }
     }
 
     var options: CallOptions {
@@ -43,12 +51,68 @@ public struct TalosClient: Sendable {
         return options
     }
 
+    static func first<Message>(_ messages: [Message], _ method: String) throws -> Message {
+        guard let first = messages.first else { throw TalosError.other(code: "empty", message: "\(method) returned no message") }
+        return first
+    }
+
     /// The node's Talos version, platform and whether it runs with a machine config (RBAC on).
     public func version() async throws -> Machine_Version {
-        try await withMachine { machine in
-            let response = try await machine.version(Google_Protobuf_Empty(), options: options)
-            guard let first = response.messages.first else { throw RPCError(code: .internalError, message: "empty Version reply") }
-            return first
+        try await machine { try Self.first(try await $0.version(Google_Protobuf_Empty(), options: options).messages, "Version") }
+    }
+
+    public func hostname() async throws -> String {
+        try await machine { try Self.first(try await $0.hostname(Google_Protobuf_Empty(), options: options).messages, "Hostname").hostname }
+    }
+
+    /// Sends a whole machine config. The mode is always explicit: the proto default would be REBOOT.
+    public func applyConfiguration(_ config: String, mode: Machine_ApplyConfigurationRequest.Mode = .auto,
+                                   dryRun: Bool = false) async throws -> Machine_ApplyConfiguration {
+        var request = Machine_ApplyConfigurationRequest()
+        request.data = Data(config.utf8)
+        request.mode = mode
+        request.dryRun = dryRun
+        return try await machine { try Self.first(try await $0.applyConfiguration(request, options: options).messages, "ApplyConfiguration") }
+    }
+
+    public enum BootstrapOutcome: Sendable, Equatable {
+        case bootstrapped
+        /// etcd's data directory is not empty: bootstrapped before, or already joined.
+        case alreadyBootstrapped
+    }
+
+    public func bootstrap() async throws -> BootstrapOutcome {
+        do {
+            _ = try await machine { try await $0.bootstrap(Machine_BootstrapRequest(), options: options) }
+            return .bootstrapped
+        } catch TalosError.alreadyExists {
+            return .alreadyBootstrapped
+        }
+    }
+
+    /// Wipes STATE and EPHEMERAL only, gracefully, and reboots (without reboot the node halts).
+    public func resetSystemPartitions() async throws -> String {
+        var request = Machine_ResetRequest()
+        request.graceful = true
+        request.reboot = true
+        request.mode = .systemDisk
+        request.systemPartitionsToWipe = ["STATE", "EPHEMERAL"].map { label in
+            var spec = Machine_ResetPartitionSpec()
+            spec.label = label
+            spec.wipe = true
+            return spec
+        }
+        return try await machine { try Self.first(try await $0.reset(request, options: options).messages, "Reset").actorID }
+    }
+
+    public func etcdMembers() async throws -> [Machine_EtcdMember] {
+        try await machine { try Self.first(try await $0.etcdMemberList(Machine_EtcdMemberListRequest(), options: options).messages, "EtcdMemberList").members }
+    }
+
+    /// The node's disks, as the install-disk preflight needs them (works in maintenance mode).
+    public func disks() async throws -> [Storage_Disk] {
+        try await withClient { grpc in
+            try Self.first(try await Storage_StorageService.Client(wrapping: grpc).disks(Google_Protobuf_Empty(), options: options).messages, "Disks").disks
         }
     }
 }
