@@ -86,10 +86,11 @@ let package = Package(
         ),
         .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore"], swiftSettings: strict),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore"], swiftSettings: strict),
-        .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore"], swiftSettings: strict),
+        .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
+        .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["provision", "ProvisionCore", "TalosKit"],
+            dependencies: ["provision", "ProvisionCore", "TalosKit", "TestSupport"],
             swiftSettings: strict
         ),
     ]

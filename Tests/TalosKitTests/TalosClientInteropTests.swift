@@ -1,64 +1,13 @@
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 @testable import ProvisionCore
 @testable import TalosKit
 
 /// Our Talos client against an independent peer: talos-linux-api's MachineServiceBase on grpclib,
 /// with Python's TLS stack and an Ed25519 certificate like a node in maintenance mode.
 @Suite(.serialized) struct TalosClientInteropTests {
-    final class PythonPeer: @unchecked Sendable {
-        // @unchecked: the Process is only touched from the test that owns this peer.
-        let process = Process()
-        var child: ChildProcess?
-        var port = 0
-        var log = ""
-
-        /// What the peer received, one JSON object per call.
-        var calls: [[String: Any]] {
-            ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
-                try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
-            }
-        }
-        let spkiPin: String
-
-        /// Maintenance (self-signed) by default; with `authority`, a configured node: server certificate
-        /// issued by that OS CA (PEM files) and client certificates required.
-        init(authority: (crt: String, key: String)? = nil) async throws {
-            let dir = Peer.temporaryDirectory()
-            let issue = authority.map { ca in """
-                printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\nkeyUsage=digitalSignature\\n' > ext.cnf && \
-                openssl req -new -key key.pem -subj /CN=cp1 -out req.csr 2>/dev/null && \
-                openssl x509 -req -in req.csr -CA '\(ca.crt)' -CAkey '\(ca.key)' -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem 2>/dev/null &&
-                """ } ?? "openssl req -x509 -new -key key.pem -subj /CN=maintenance-service.talos.dev -days 1 -out cert.pem 2>/dev/null && "
-            let keygen = try await Peer.run(["sh", "-c", """
-                cd '\(dir)' && openssl genpkey -algorithm ed25519 -out key.pem 2>/dev/null && \(issue) \
-                openssl x509 -in cert.pem -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64
-                """])
-            #expect(keygen.status == 0)
-            spkiPin = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", "\(repository)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
-                                 "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? [])
-            log = dir + "/calls.jsonl"
-            _ = FileManager.default.createFile(atPath: log, contents: nil)
-            process.standardOutput = FileHandle(forWritingAtPath: log)
-            child = try await ChildProcess.launch(process)
-            let deadline = ContinuousClock.now + .seconds(20)
-            while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: dir + "/ready") {
-                try await Task.sleep(for: .milliseconds(50))
-            }
-            let text = (try? String(contentsOfFile: dir + "/ready", encoding: .utf8)) ?? ""
-            port = Int(text) ?? 0
-            #expect(port > 0, "the Python Talos peer did not start (talos-linux-api and grpclib come from scripts/bootstrap)")
-        }
-
-        func stop() async {
-            kill(process.processIdentifier, SIGKILL)
-            _ = await child?.exited()
-        }
-    }
-
     @Test func versionInMaintenanceModeOverEd25519TLS() async throws {
         let peer = try await PythonPeer()
         let client = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))

@@ -41,7 +41,9 @@ public enum TalosError: ClassifiedError, Sendable, CustomStringConvertible {
     static func from(_ error: any Error, host: String) -> TalosError {
         guard let rpc = error as? RPCError else { return .unreachable(host: host, reason: "\(error)") }
         switch rpc.code {
-        case .unavailable, .cancelled: return .unreachable(host: host, reason: rpc.message)
+        case .unavailable, .cancelled:
+            // Keep the transport's cause (TLS alert, refused connect): probes classify by it.
+            return .unreachable(host: host, reason: rpc.message + (rpc.cause.map { " (\($0))" } ?? ""))
         case .permissionDenied, .unauthenticated: return .permissionDenied(rpc.message)
         case .unimplemented: return .unimplemented(rpc.message)
         case .alreadyExists: return .alreadyExists(rpc.message)

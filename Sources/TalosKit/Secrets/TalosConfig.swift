@@ -11,10 +11,19 @@ public enum TalosConfig {
         var organization: String { "os:\(rawValue)" }
     }
 
-    public static func render(bundle: SecretsBundle, inventory: Inventory, role: Role, now: Date = Date()) throws -> String {
+    /// PEM credentials for a client of the cluster's Talos API: the OS CA, a fresh Ed25519
+    /// certificate for `roles`, and its key.
+    public static func credentials(bundle: SecretsBundle, roles: [String], validity: TimeInterval = 365 * 86400,
+                                   now: Date = Date()) throws -> (ca: String, certificate: String, key: String) {
         let (ca, caKey) = try bundle.osAuthority()
         let leaf = SigningKey.ed25519(.init())
-        let certificate = try CertificateFactory.talosClient(roles: [role.organization], caCertificate: ca, caKey: caKey, leafKey: leaf, now: now)
+        let certificate = try CertificateFactory.talosClient(roles: roles, caCertificate: ca, caKey: caKey, leafKey: leaf,
+                                                             validity: validity, now: now)
+        return (try SecretsBundle.decode(bundle.os.crt), try CertificateFactory.pem(certificate), leaf.pem)
+    }
+
+    public static func render(bundle: SecretsBundle, inventory: Inventory, role: Role, now: Date = Date()) throws -> String {
+        let client = try credentials(bundle: bundle, roles: [role.organization], now: now)
         let endpoints = inventory.cluster.talosEndpoints.isEmpty
             ? inventory.controlPlanes.map(\.address.value.description)
             : inventory.cluster.talosEndpoints.map(\.value.description)
@@ -26,8 +35,8 @@ public enum TalosConfig {
                     endpoints:
             \(endpoints.map { "            - \($0)" }.joined(separator: "\n"))
                     ca: \(bundle.os.crt)
-                    crt: \(SecretsBundle.encode(try CertificateFactory.pem(certificate)))
-                    key: \(SecretsBundle.encode(leaf.pem))
+                    crt: \(SecretsBundle.encode(client.certificate))
+                    key: \(SecretsBundle.encode(client.key))
 
             """
     }

@@ -1,0 +1,74 @@
+import Foundation
+import ProvisionCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The repository's root, for test fixtures and interop peers.
+public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+public func temporaryDirectory() -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("provision-peer-\(UUID().uuidString)").path
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+public struct PeerError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// An independent Talos API peer: Tests/Interop/talos_peer.py, built on the talos-linux-api
+/// bindings' MachineServiceBase over grpclib and Python's TLS, with an Ed25519 certificate.
+public final class PythonPeer: @unchecked Sendable {
+    // @unchecked: the Process is only touched from the test that owns this peer.
+    let process = Process()
+    var child: ChildProcess?
+    public private(set) var port = 0
+    var log = ""
+
+    /// What the peer received, one JSON object per call.
+    public var calls: [[String: Any]] {
+        ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").compactMap {
+            try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]
+        }
+    }
+    public let spkiPin: String
+
+    /// Maintenance (self-signed) by default; with `authority`, a configured node: server certificate
+    /// issued by that OS CA (PEM files) and client certificates required.
+    public init(authority: (crt: String, key: String)? = nil) async throws {
+        let dir = temporaryDirectory()
+        let issue = authority.map { ca in """
+            printf 'subjectAltName=IP:127.0.0.1\\nextendedKeyUsage=serverAuth\\nkeyUsage=digitalSignature\\n' > ext.cnf && \
+            openssl req -new -key key.pem -subj /CN=cp1 -out req.csr 2>/dev/null && \
+            openssl x509 -req -in req.csr -CA '\(ca.crt)' -CAkey '\(ca.key)' -CAcreateserial -days 1 -extfile ext.cnf -out cert.pem 2>/dev/null &&
+            """ } ?? "openssl req -x509 -new -key key.pem -subj /CN=maintenance-service.talos.dev -days 1 -out cert.pem 2>/dev/null && "
+        let keygen = try await Subprocess.run(["sh", "-c", """
+            cd '\(dir)' && openssl genpkey -algorithm ed25519 -out key.pem 2>/dev/null && \(issue) \
+            openssl x509 -in cert.pem -noout -pubkey | openssl pkey -pubin -outform DER | openssl dgst -sha256 -binary | base64
+            """])
+        guard keygen.status == 0 else { throw PeerError("openssl could not make the peer certificate: \(keygen.stderr)") }
+        spkiPin = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", "\(repositoryRoot)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
+                             "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? [])
+        log = dir + "/calls.jsonl"
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        process.standardOutput = FileHandle(forWritingAtPath: log)
+        child = try await ChildProcess.launch(process)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: dir + "/ready") {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let text = (try? String(contentsOfFile: dir + "/ready", encoding: .utf8)) ?? ""
+        port = Int(text) ?? 0
+        guard port > 0 else { throw PeerError("the Python Talos peer did not start (talos-linux-api and grpclib come from scripts/bootstrap)") }
+    }
+
+    public func stop() async {
+        kill(process.processIdentifier, SIGKILL)
+        _ = await child?.exited()
+    }
+}
