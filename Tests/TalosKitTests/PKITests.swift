@@ -29,11 +29,9 @@ import X509
         #expect(text.contains("Certificate Sign"))
         #expect(text.contains("TLS Web Server Authentication, TLS Web Client Authentication"))
         #expect(text.contains("Subject Key Identifier"))
-        if subject.isEmpty {
-            #expect(text.contains("Subject: \n") || text.contains("Subject:\n") || !text.contains("Subject: O"))
-        } else {
-            #expect(text.contains("Subject: \(subject)"))
-        }
+        // openssl prints an empty subject (talosctl's aggregator CA) as a bare "Subject: " line.
+        let subjectLine = text.split(separator: "\n").first { $0.contains("Subject: ") }.map { String($0.split(separator: ":", maxSplits: 1)[1]) }
+        #expect(subjectLine == " " + subject, "subject of \(name)")
         let verify = try await Peer.run(["openssl", "verify", "-CAfile", "\(dir)/\(name).pem", "\(dir)/\(name).pem"])
         #expect(verify.stdout.contains(": OK"), "\(verify.stdout)\(verify.stderr)")
         let dates = try await Peer.run(["openssl", "x509", "-in", "\(dir)/\(name).pem", "-noout", "-startdate", "-enddate"])
