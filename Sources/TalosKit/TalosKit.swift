@@ -1,4 +1,5 @@
-/// TalosKit: the Talos machine API client (gRPC over mTLS), the secrets bundle and PKI, machine
-/// config rendering and Image Factory schematics. Not built yet; its step kinds are declared in
-/// `Steps` so playbooks validate and plan, and running them says they are unavailable.
+/// TalosKit: everything provision knows about Talos. The machine API client (gRPC over Ed25519 mTLS,
+/// `Client/`), the secrets bundle, PKI and age encryption (`Secrets/`, `Age/`), machine-config
+/// rendering with Talos' own schemas (`Config/`), Image Factory schematics (`Images/`) and the
+/// protoc output it is built on (`Generated/`, from protos/ by scripts/gen-protos).
 public enum TalosKit {}

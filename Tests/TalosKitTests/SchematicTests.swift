@@ -52,3 +52,29 @@ import Testing
         #expect(urls.installer == "factory.talos.dev/nocloud-installer/abc:v1.13.2")
     }
 }
+
+/// Overlay options keep their YAML types: go-yaml writes numbers and booleans plain.
+@Suite struct SchematicOverlayOptionTests {
+    @Test func typedOptionsAreNotQuoted() throws {
+        let schematic = try SchematicParser.parse(text: """
+            overlay:
+              image: siderolabs/sbc-raspberrypi
+              name: rpi_generic
+              options: {speed: 3, enabled: true, label: "007", configTxt: [{dtparam: spi}]}
+            """, file: "s.yaml")
+        #expect(schematic.canonicalYAML == """
+            overlay:
+                image: siderolabs/sbc-raspberrypi
+                name: rpi_generic
+                options:
+                    configTxt:
+                        -
+                            dtparam: spi
+                    enabled: true
+                    label: '007'
+                    speed: 3
+            customization: {}
+
+            """)
+    }
+}

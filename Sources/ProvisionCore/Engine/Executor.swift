@@ -25,7 +25,7 @@ public struct RunSummary: Sendable {
 
     public var changed: Int { outcomes.values.filter { $0 == .applied }.count }
     public var pending: Int { outcomes.values.filter { $0 == .pending }.count }
-    public var failed: Int { outcomes.values.filter { $0 == .failed }.count }
+    public var failed: Int { outcomes.values.filter { $0 == .failed || $0 == .refused }.count }
     public var succeeded: Bool { !interrupted && failed == 0 && !refused && !outcomes.values.contains(.blocked) }
 }
 
@@ -46,39 +46,9 @@ public struct Executor: Sendable {
         self.options = options
     }
 
-    /// Instances this run touches, and those among them that may only be observed (`--only` deps).
-    public func selection() throws(InputError) -> (run: Set<String>, observeOnly: Set<String>) {
-        let all = Set(graph.instances.map(\.id))
-        func matching(_ name: String, flag: String) throws(InputError) -> Set<String> {
-            let found = Set(graph.instances.filter { $0.stepID == name || $0.id == name }.map(\.id))
-            if found.isEmpty {
-                let names = Set(graph.instances.map(\.stepID)).sorted()
-                throw InputError("flag.unknown-step", at: SourceLocation(file: "command line", line: 1, column: 1),
-                                 "\(flag) \(name): no such step\(Suggestion.hint(for: name, in: names))", fix: "use one of: \(names.joined(separator: ", "))")
-            }
-            return found
-        }
-        if let only = options.only {
-            let chosen = try matching(only, flag: "--only")
-            var deps = Set<String>()
-            for id in chosen { deps.formUnion(graph[id]?.dependencies ?? []) }
-            return (chosen.union(deps), deps.subtracting(chosen))
-        }
-        if let until = options.until {
-            _ = try matching(until, flag: "--until")
-            return (graph.ancestors(ofStep: until), [])
-        }
-        return (all, [])
-    }
-
-    /// Kinds used by `instances` that this build cannot run.
-    public func unavailableKinds(in instances: Set<String>) -> [String] {
-        Set(graph.instances.filter { instances.contains($0.id) && catalog.kind($0.kind) == nil }.map(\.kind)).sorted()
-    }
-
     public func run(command: String, playbook: String) async throws -> RunSummary {
-        let (selected, observeOnly) = try selection()
-        if let missing = unavailableKinds(in: selected).first { throw StepError.unavailable(missing) }
+        let (selected, observeOnly) = try graph.selection(only: options.only, until: options.until)
+        if let missing = catalog.unavailableKinds(in: graph, instances: selected).first { throw StepError.unavailable(missing) }
         try journal?.startRun(id: context.runID, inventory: context.inventory.name, playbook: playbook, target: context.target, command: command)
         context.events.emit(Event(run: context.runID, kind: .runStarted, message: "\(command): \(selected.count) steps"))
         let limiter = Limiter(maxConcurrency: options.maxConcurrency, resourceLimits: options.resourceLimits)
@@ -129,7 +99,7 @@ public struct Executor: Sendable {
             }
         }
         summary.interrupted = Task.isCancelled || summary.outcomes.values.contains(.interrupted)
-        summary.refused = summary.errors.values.contains { $0.hasPrefix(Self.refusedPrefix) }
+        summary.refused = summary.outcomes.values.contains(.refused)
         for instance in instances where summary.outcomes[instance.id] == nil {
             summary.outcomes[instance.id] = summary.interrupted ? .interrupted : .blocked
         }
@@ -142,8 +112,6 @@ public struct Executor: Sendable {
         context.events.flush()
         return summary
     }
-
-    static let refusedPrefix = "refused: "
 
     /// One instance, all attempts. Returns its final outcome and error text.
     func execute(_ step: StepInstance, limiter: Limiter, observeOnly: Bool) async -> (String, Journal.Outcome, String?) {
@@ -178,17 +146,19 @@ public struct Executor: Sendable {
                 return (outcome, nil)
             } catch {
                 let cancelled = error is CancellationError || (Task.isCancelled && !(error is StepTimeoutError))
-                let text = context.events.redactor.redact(cancelled ? "interrupted" : Self.describe(error))
+                let text = context.events.redactor.redact(cancelled ? "interrupted" : "\(error)")
                 let transient = (error as? any ClassifiedError)?.isTransient ?? false
                 let retry = transient && !cancelled && attempt < maxAttempts
-                if let row { try? journal?.endAttempt(row, outcome: cancelled ? .interrupted : .failed, error: text) }
+                let refused: Bool
+                if case StepError.refused = error { refused = true } else { refused = false }
+                if let row { try? journal?.endAttempt(row, outcome: cancelled ? .interrupted : refused ? .refused : .failed, error: text) }
                 if cancelled {
                     emit(.log, step, attempt: attempt, message: "interrupted", level: .warning)
                     return (.interrupted, text)
                 }
                 guard retry else {
-                    emit(.stepFailed, step, attempt: attempt, message: text, level: .error)
-                    return (.failed, text)
+                    emit(.stepFailed, step, attempt: attempt, message: refused ? "refused: \(text)" : text, level: .error)
+                    return (refused ? .refused : .failed, text)
                 }
                 let delay = options.retry.delay(after: attempt)
                 emit(.stepRetrying, step, attempt: attempt + 1, message: "\(text); retrying in \(DurationText.format(delay))", level: .warning)
@@ -215,11 +185,6 @@ public struct Executor: Sendable {
         }
     }
 
-    static func describe(_ error: any Error) -> String {
-        if case let StepError.refused(message) = error { return refusedPrefix + message }
-        return "\(error)"
-    }
-
     func emit(_ kind: Event.Kind, _ step: StepInstance, attempt: Int, message: String? = nil, outputs: StepOutputs? = nil,
               durationMs: Int? = nil, level: Event.Level = .info) {
         context.events.emit(Event(run: context.runID, kind: kind, level: level, step: step.id, node: step.node, attempt: attempt,
@@ -238,5 +203,38 @@ func withTimeout<T: Sendable>(_ timeout: Duration, step: String, _ operation: @e
         defer { group.cancelAll() }
         guard let first = try await group.next() else { throw CancellationError() }
         return first
+    }
+}
+
+extension StepGraph {
+    /// Instances a run touches, and those among them that may only be observed (`--only` deps).
+    public func selection(only: String?, until: String?) throws(InputError) -> (run: Set<String>, observeOnly: Set<String>) {
+        func matching(_ name: String, flag: String) throws(InputError) -> Set<String> {
+            let found = Set(instances.filter { $0.stepID == name || $0.id == name }.map(\.id))
+            if found.isEmpty {
+                let names = Set(instances.map(\.stepID)).sorted()
+                throw InputError("flag.unknown-step", at: SourceLocation(file: "command line", line: 1, column: 1),
+                                 "\(flag) \(name): no such step\(Suggestion.hint(for: name, in: names))", fix: "use one of: \(names.joined(separator: ", "))")
+            }
+            return found
+        }
+        if let only {
+            let chosen = try matching(only, flag: "--only")
+            var deps = Set<String>()
+            for id in chosen { deps.formUnion(self[id]?.dependencies ?? []) }
+            return (chosen.union(deps), deps.subtracting(chosen))
+        }
+        if let until {
+            _ = try matching(until, flag: "--until")
+            return (ancestors(ofStep: until), [])
+        }
+        return (Set(instances.map(\.id)), [])
+    }
+}
+
+extension StepCatalog {
+    /// Kinds used by `instances` of `graph` that this build cannot run.
+    public func unavailableKinds(in graph: StepGraph, instances: Set<String>) -> [String] {
+        Set(graph.instances.filter { instances.contains($0.id) && kind($0.kind) == nil }.map(\.kind)).sorted()
     }
 }

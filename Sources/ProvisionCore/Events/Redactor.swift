@@ -12,9 +12,7 @@ public final class Redactor: Sendable {
 
     /// Values shorter than 4 characters are not registered: masking them would shred ordinary text,
     /// and no real credential is that short.
-    public func register(_ secret: String) async { registerNow(secret) }
-
-    public func registerNow(_ secret: String) {
+    public func register(_ secret: String) {
         let trimmed = secret.trimmingWhitespace()
         guard trimmed.count >= 4 else { return }
         secrets.withLock { set in

@@ -38,9 +38,7 @@ public enum CredentialReference: Sendable, Hashable, CustomStringConvertible {
     /// Resolves a `file:` path relative to the inventory's folder.
     public func filePath(relativeTo base: String) -> String? {
         guard case let .file(path) = self else { return nil }
-        if path.hasPrefix("/") { return path }
-        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
-        return URL(fileURLWithPath: base).appendingPathComponent(path).standardizedFileURL.path
+        return PathText.resolve(path, relativeTo: base)
     }
 
     public static let formats = "`env:VARIABLE`, `file:PATH` or `op://vault/item/field`"
@@ -95,7 +93,7 @@ public struct CredentialResolver: Sendable {
         case let .onePassword(ref):
             value = try await OnePasswordCLI.read(ref, reference: reference)
         }
-        await redactor.register(value)
+        redactor.register(value)
         return value
     }
 }

@@ -26,9 +26,7 @@ public struct Inventory: Sendable {
     public var directory: String { URL(fileURLWithPath: file).deletingLastPathComponent().path }
 
     public static func resolve(_ path: String, inventoryFile: String) -> String {
-        if path.hasPrefix("/") { return path }
-        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
-        return URL(fileURLWithPath: inventoryFile).deletingLastPathComponent().appendingPathComponent(path).standardizedFileURL.path
+        PathText.resolve(path, relativeTo: URL(fileURLWithPath: inventoryFile).deletingLastPathComponent().path)
     }
 
     public var controlPlanes: [NodeSpec] { nodes.filter { $0.role.value == .controlplane } }

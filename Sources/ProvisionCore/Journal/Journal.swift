@@ -8,7 +8,7 @@ import GRDB
 /// attempt's effect is found again by `observe`.
 public final class Journal: Sendable {
     public enum Outcome: String, Sendable, Codable {
-        case running, applied, satisfied, pending, failed, interrupted, abandoned, blocked
+        case running, applied, satisfied, pending, failed, refused, interrupted, abandoned, blocked
     }
 
     public struct Attempt: Sendable, Codable, FetchableRecord {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A `when:` condition: clauses joined by ` and `, each `path == value`, `path != value`, `path`
 /// (set and not false) or `not path`. Paths read the inventory (`cni.kind`, `foundation.kind`) or the
 /// node a step runs on (`node.role`, `node.providerKind`). Deliberately tiny: playbooks stay readable.

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Picks inventory nodes for `forEach:`. `all`, `target`, or comma-joined `key=value` / `key!=value`
 /// clauses over role, name, provider, providerKind, image and label.NAME, all of which must hold.
 public struct NodeSelector: Sendable, CustomStringConvertible {
@@ -61,17 +63,4 @@ public struct NodeSelector: Sendable, CustomStringConvertible {
 public struct SelectorError: Error, Sendable {
     public var message: String
     public var fix: String
-}
-
-extension String {
-    func components(separatedBy separator: String) -> [String] {
-        var parts: [String] = []
-        var rest = self[...]
-        while let range = rest.firstRange(of: separator) {
-            parts.append(String(rest[..<range.lowerBound]))
-            rest = rest[range.upperBound...]
-        }
-        parts.append(String(rest))
-        return parts
-    }
 }

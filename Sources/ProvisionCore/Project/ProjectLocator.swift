@@ -96,7 +96,7 @@ public struct ProjectLocator: Sendable {
     }
 
     func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : URL(fileURLWithPath: workingDirectory).appendingPathComponent(path).standardizedFileURL.path
+        PathText.resolve(path, relativeTo: workingDirectory)
     }
 
     func searchDirectories() -> [String] {

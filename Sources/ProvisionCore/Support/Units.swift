@@ -1,3 +1,5 @@
+import Foundation
+
 /// Human durations as operators write them in YAML and flags: `90s`, `10m`, `4h`, `1h30m`, `2d`.
 public enum DurationText {
     public static func parse(_ text: String) -> Duration? {
@@ -131,5 +133,14 @@ extension Sequence where Element == UInt8 {
             let hex = String(byte, radix: 16)
             return hex.count == 1 ? "0" + hex : hex
         }.joined()
+    }
+}
+
+/// Paths as users write them in inventories and flags: absolute, `~/…`, or relative to a folder.
+public enum PathText {
+    public static func resolve(_ path: String, relativeTo directory: String) -> String {
+        if path.hasPrefix("/") { return path }
+        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
+        return URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
     }
 }

@@ -43,27 +43,4 @@ public struct YAMLNode: Sendable {
         guard case let .mapping(pairs) = value else { return nil }
         return pairs.first { $0.key.scalar == key }?.value
     }
-
-    /// Converts back to plain Swift values (for free-form blocks such as Cilium values or patches).
-    public var plainValue: Any? {
-        switch value {
-        case let .scalar(text, plain):
-            if isNull { return nil }
-            guard plain else { return text }
-            if text == "true" { return true }
-            if text == "false" { return false }
-            if let int = Int(text) { return int }
-            if let double = Double(text), text.contains(".") { return double }
-            return text
-        case let .mapping(pairs):
-            var result: [String: Any] = [:]
-            for pair in pairs { result[pair.key.scalar ?? ""] = pair.value.plainValue ?? NSNullSentinel.null }
-            return result
-        case let .sequence(items):
-            return items.map { $0.plainValue ?? NSNullSentinel.null }
-        }
-    }
 }
-
-/// Stands for a YAML null inside free-form values without pulling in Foundation's NSNull.
-public enum NSNullSentinel: Sendable { case null }

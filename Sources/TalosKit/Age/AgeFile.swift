@@ -67,7 +67,7 @@ public enum AgeFile {
         header += "---"
         let mac = HMAC<SHA256>.authenticationCode(for: Array(header.utf8), using: derive(fileKey, salt: [], info: "header"))
         header += " \(base64(Array(mac)))\n"
-        let nonce = CertificateFactory.random(16)
+        let nonce = SecureRandom.bytes(16)
         let payloadKey = derive(fileKey, salt: nonce, info: "payload")
         return Array(header.utf8) + nonce + (try stream(seal: plaintext, key: payloadKey))
     }

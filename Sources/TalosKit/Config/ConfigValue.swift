@@ -1,3 +1,4 @@
+import Foundation
 import ProvisionCore
 
 /// A typed, ordered YAML value for machine-config documents: what we render, patch, validate and emit.
@@ -93,7 +94,7 @@ public indirect enum ConfigValue: Sendable, Equatable {
         switch self {
         case let .string(text):
             if text.contains("\n") { return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") + "\"" }
-            return quoteIfNeeded(text)
+            return CanonicalYAMLWriter.quote(text)
         case let .int(number): return String(number)
         case let .bool(flag): return flag ? "true" : "false"
         case .null: return "null"
@@ -102,22 +103,5 @@ public indirect enum ConfigValue: Sendable, Equatable {
         }
     }
 
-    static func key(_ text: String) -> String { quoteIfNeeded(text) }
-}
-
-/// Plain unless YAML would read the text as another type or as syntax; then single-quoted.
-func quoteIfNeeded(_ value: String) -> String {
-    CanonicalYAMLWriter.quote(value)
-}
-
-extension String {
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        guard !target.isEmpty else { return self }
-        var result = "", rest = self[...]
-        while let range = rest.firstRange(of: target) {
-            result += rest[..<range.lowerBound] + replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
-    }
+    static func key(_ text: String) -> String { CanonicalYAMLWriter.quote(text) }
 }

@@ -23,21 +23,28 @@ struct CanonicalYAMLWriter {
         for value in values { line("- \(Self.quote(value))", indent: indent + 1) }
     }
 
-    mutating func value(_ key: String, _ value: YAMLValue, indent: Int) {
+    /// A free-form value (overlay options): maps with sorted keys, as go-yaml marshals map[string]any;
+    /// numbers and booleans stay plain, strings are quoted only when they would read as another type.
+    mutating func value(_ key: String, _ value: ConfigValue, indent: Int) {
         switch value {
-        case let .scalar(text): scalar(key, text, indent: indent)
+        case let .string(text): scalar(key, text, indent: indent)
+        case let .map(entries):
+            if entries.isEmpty { line("\(key): {}", indent: indent); return }
+            line("\(key):", indent: indent)
+            for entry in entries.sorted(by: { $0.key < $1.key }) { self.value(entry.key, entry.value, indent: indent + 1) }
         case let .list(items):
+            if items.isEmpty { line("\(key): []", indent: indent); return }
             line("\(key):", indent: indent)
             for item in items {
-                if case let .scalar(text) = item { line("- \(Self.quote(text))", indent: indent + 1) } else {
+                if case let .string(text) = item { line("- \(Self.quote(text))", indent: indent + 1) }
+                else if case let .map(entries) = item {
                     line("-", indent: indent + 1)
-                    self.value("", item, indent: indent + 2)
+                    for entry in entries.sorted(by: { $0.key < $1.key }) { self.value(entry.key, entry.value, indent: indent + 2) }
                 }
+                else { line("- \(item.inline)", indent: indent + 1) }
             }
-        case let .map(pairs):
-            if pairs.isEmpty { line("\(key): {}", indent: indent); return }
-            line("\(key):", indent: indent)
-            for (k, v) in pairs.sorted(by: { $0.0 < $1.0 }) { self.value(k, v, indent: indent + 1) }
+        default:
+            line("\(key): \(value.inline)", indent: indent)
         }
     }
 

@@ -8,7 +8,7 @@ public struct Schematic: Sendable, Equatable {
     public struct Overlay: Sendable, Equatable {
         public var image = ""
         public var name = ""
-        public var options: YAMLValue?
+        public var options: ConfigValue?
     }
 
     public struct Meta: Sendable, Equatable {
@@ -76,29 +76,5 @@ public struct Schematic: Sendable, Equatable {
     /// Lower-case hex SHA-256 of the canonical body.
     public var id: String {
         SHA256.hash(data: Array(canonicalYAML.utf8)).hexString
-    }
-}
-
-/// A free-form YAML value (overlay options), kept in order for emission.
-public indirect enum YAMLValue: Sendable, Equatable {
-    case scalar(String)
-    case list([YAMLValue])
-    case map([(String, YAMLValue)])
-
-    public static func == (a: YAMLValue, b: YAMLValue) -> Bool {
-        switch (a, b) {
-        case let (.scalar(x), .scalar(y)): return x == y
-        case let (.list(x), .list(y)): return x == y
-        case let (.map(x), .map(y)): return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
-        default: return false
-        }
-    }
-
-    init(_ node: YAMLNode) {
-        switch node.value {
-        case .scalar: self = .scalar(node.scalar ?? "")
-        case let .sequence(items): self = .list(items.map(YAMLValue.init))
-        case let .mapping(pairs): self = .map(pairs.map { ($0.key.scalar ?? "", YAMLValue($0.value)) })
-        }
     }
 }

@@ -18,7 +18,7 @@ public enum SchematicParser {
             if let overlay = top.mapping("overlay") {
                 schematic.overlay.image = overlay.string("image")?.value ?? ""
                 schematic.overlay.name = overlay.string("name")?.value ?? ""
-                schematic.overlay.options = overlay.node("options").map(YAMLValue.init)
+                schematic.overlay.options = overlay.node("options").map(ConfigValue.init)
                 overlay.finish()
             }
             if let custom = top.mapping("customization") {

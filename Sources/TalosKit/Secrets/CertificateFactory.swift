@@ -19,7 +19,7 @@ public enum CertificateFactory {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
                 Critical(KeyUsage(digitalSignature: true, keyCertSign: true))
                 try ExtendedKeyUsage([.serverAuth, .clientAuth])
-                SubjectKeyIdentifier(keyIdentifier: ArraySlice(random(20)))
+                SubjectKeyIdentifier(keyIdentifier: ArraySlice(SecureRandom.bytes(20)))
             },
             issuerPrivateKey: key.certificateKey)
     }
@@ -46,14 +46,9 @@ public enum CertificateFactory {
     }
 
     static func serial() -> Certificate.SerialNumber {
-        var bytes = random(16)
+        var bytes = SecureRandom.bytes(16)
         bytes[0] &= 0x7f
         return Certificate.SerialNumber(bytes: bytes)
-    }
-
-    static func random(_ count: Int) -> [UInt8] {
-        var generator = SystemRandomNumberGenerator()
-        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     }
 
     public static func pem(_ certificate: Certificate) throws -> String {

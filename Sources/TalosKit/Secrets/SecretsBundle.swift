@@ -34,10 +34,10 @@ public struct SecretsBundle: Sendable, Equatable {
             return Pair(crt: encode(try CertificateFactory.pem(certificate)), key: encode(key.pem))
         }
         return SecretsBundle(
-            clusterID: Data(random(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_"),
-            clusterSecret: Data(random(32)).base64EncodedString(),
+            clusterID: Data(SecureRandom.bytes(32)).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_"),
+            clusterSecret: Data(SecureRandom.bytes(32)).base64EncodedString(),
             bootstrapToken: token(),
-            secretboxEncryptionSecret: Data(random(32)).base64EncodedString(),
+            secretboxEncryptionSecret: Data(SecureRandom.bytes(32)).base64EncodedString(),
             aescbcEncryptionSecret: nil,
             trustdToken: token(),
             etcd: try pair(.p256(P256.Signing.PrivateKey()), "etcd"),
@@ -83,15 +83,13 @@ public struct SecretsBundle: Sendable, Equatable {
         func part(_ count: Int) -> String {
             var out = ""
             while out.count < count {
-                let byte = random(1)[0]
+                let byte = SecureRandom.bytes(1)[0]
                 if byte < 252 { out.append(alphabet[Int(byte) % 36]) }
             }
             return out
         }
         return part(6) + "." + part(16)
     }
-
-    static func random(_ count: Int) -> [UInt8] { CertificateFactory.random(count) }
 
     struct BundleError: Error, CustomStringConvertible {
         var description: String

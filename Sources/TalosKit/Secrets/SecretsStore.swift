@@ -48,14 +48,14 @@ public struct SecretsStore: Sendable {
         do { bundle = try SecretsBundle.parse(text: text, file: path) } catch {
             throw SecretsError.corrupt(path: path, diagnostics: error.diagnostics)
         }
-        for value in bundle.secretValues { credentials.redactor.registerNow(value) }
+        for value in bundle.secretValues { credentials.redactor.register(value) }
         return bundle
     }
 
     /// Writes the bundle if, and only if, none exists yet. Returns false when one already did.
     @discardableResult
     public func saveIfAbsent(_ bundle: SecretsBundle) throws -> Bool {
-        for value in bundle.secretValues { credentials.redactor.registerNow(value) }
+        for value in bundle.secretValues { credentials.redactor.register(value) }
         if exists { return false }
         try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let bytes: [UInt8]
@@ -73,7 +73,6 @@ public enum SecretsError: Error, CustomStringConvertible {
     case identity(String)
     case undecryptable(path: String, reason: String)
     case corrupt(path: String, diagnostics: [Diagnostic])
-    case unwritable(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -87,8 +86,6 @@ public enum SecretsError: Error, CustomStringConvertible {
             return "\(path) cannot be decrypted: \(reason)"
         case let .corrupt(path, diagnostics):
             return "\(path) is not a valid secrets bundle:\n" + diagnostics.map(\.description).joined(separator: "\n")
-        case let .unwritable(path, reason):
-            return "cannot write \(path): \(reason)"
         }
     }
 }

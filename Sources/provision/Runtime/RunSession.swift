@@ -33,20 +33,15 @@ struct RunSession {
         let stateDir = loader.stateDirectory(global, inventory: inventory)
         let runID = Self.newRunID()
         let redactor = Redactor()
-        let probe = Executor(graph: graph, catalog: loader.catalog,
-                             context: StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID,
-                                                  credentials: CredentialResolver(baseDirectory: inventory.directory, redactor: redactor),
-                                                  events: EventBus(redactor: redactor, sinks: [])),
-                             journal: nil, options: options)
         let selected: Set<String>
         do {
-            selected = try probe.selection().run
+            selected = try graph.selection(only: options.only, until: options.until).run
         } catch {
             output.diagnostics(error.diagnostics)
             throw Exit(status: .badInput)
         }
         // Say plainly, before touching anything, when this build cannot run the playbook.
-        let missing = probe.unavailableKinds(in: selected)
+        let missing = loader.catalog.unavailableKinds(in: graph, instances: selected)
         if !missing.isEmpty {
             let list = missing.map { "step kind \($0) is not available in this build" }.joined(separator: "\n")
             output.failure(list + "\n(`provision plan \(inventory.name)` shows the steps; nothing was changed)", key: "step.unavailable")
