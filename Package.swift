@@ -84,8 +84,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore"], swiftSettings: strict),
-        .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore"], swiftSettings: strict),
+        .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(

@@ -1,14 +1,12 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// Runs the built `provision` binary as a child process, the way users and cron do.
 enum CLI {
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
-
     static var binary: String {
         if let path = ProcessInfo.processInfo.environment["PROVISION_BIN"], FileManager.default.fileExists(atPath: path) { return path }
-        return repository + "/.build/debug/provision"
+        return repositoryRoot + "/.build/debug/provision"
     }
 
     struct Result {
@@ -91,7 +89,7 @@ enum CLI {
 
     enum CLIError: Error { case timedOut }
 
-    static func run(_ arguments: [String], cwd: String = repository, environment: [String: String] = [:],
+    static func run(_ arguments: [String], cwd: String = repositoryRoot, environment: [String: String] = [:],
                     timeout: Duration = .seconds(60)) async throws -> Result {
         try await Running(arguments, cwd: cwd, environment: environment).finish(timeout: timeout)
     }
@@ -103,8 +101,8 @@ enum CLI {
         for sub in ["inventories", "images", "playbooks", "out"] {
             try fm.createDirectory(atPath: "\(dir)/\(sub)", withIntermediateDirectories: true)
         }
-        try fm.copyItem(atPath: repository + "/Tests/Fixtures/inventories/base.yaml", toPath: dir + "/inventories/lab.yaml")
-        try fm.copyItem(atPath: repository + "/Tests/Fixtures/images/vm.yaml", toPath: dir + "/images/vm.yaml")
+        try fm.copyItem(atPath: repositoryRoot + "/Tests/Fixtures/inventories/base.yaml", toPath: dir + "/inventories/lab.yaml")
+        try fm.copyItem(atPath: repositoryRoot + "/Tests/Fixtures/images/vm.yaml", toPath: dir + "/images/vm.yaml")
         for (name, body) in playbooks {
             try ("apiVersion: provision/v1\nkind: Playbook\nsteps:\n" + body).write(toFile: "\(dir)/playbooks/\(name).yaml", atomically: true, encoding: .utf8)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// What users and scripts see from each command: exit codes, JSON shapes, messages.
 @Suite struct CommandTests {
@@ -11,7 +12,7 @@ import Testing
     }
 
     @Test func validateJSONListsDiagnosticsWithPositions() async throws {
-        let file = CLI.repository + "/Tests/Fixtures/bad-inventories/many-errors-at-once.yaml"
+        let file = repositoryRoot + "/Tests/Fixtures/bad-inventories/many-errors-at-once.yaml"
         let result = try await CLI.run(["validate", file, "--json"])
         #expect(result.status == 64)
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
@@ -22,7 +23,7 @@ import Testing
     }
 
     @Test func badInventoryExits64WithFileLineColumn() async throws {
-        let file = CLI.repository + "/Tests/Fixtures/bad-inventories/unknown-node-key.yaml"
+        let file = repositoryRoot + "/Tests/Fixtures/bad-inventories/unknown-node-key.yaml"
         let result = try await CLI.run(["validate", file])
         #expect(result.status == 64)
         #expect(result.stderr.contains("\(file):46:5: error: unknown key `adress`"))
@@ -31,7 +32,7 @@ import Testing
 
     @Test(arguments: ["empty.yaml", "binary.yaml", "deep-nesting.yaml", "alias-bomb.yaml", "yaml-bad-indentation.yaml"])
     func brokenFilesExit64NeverCrash(_ name: String) async throws {
-        let result = try await CLI.run(["validate", CLI.repository + "/Tests/Fixtures/bad-inventories/" + name], timeout: .seconds(30))
+        let result = try await CLI.run(["validate", repositoryRoot + "/Tests/Fixtures/bad-inventories/" + name], timeout: .seconds(30))
         #expect(result.status == 64, "\(name): \(result.stderr)")
         #expect(result.stderr.contains("error:"))
     }

@@ -1,10 +1,11 @@
 import Foundation
 import Testing
+import TestSupport
 
 /// Keeps the README true: its command lines run with the exit codes it states, and its YAML examples
 /// are verbatim excerpts of the shipped files.
 @Suite struct ReadmeTests {
-    static let text = (try? String(contentsOfFile: CLI.repository + "/README.md", encoding: .utf8)) ?? ""
+    static let text = (try? String(contentsOfFile: repositoryRoot + "/README.md", encoding: .utf8)) ?? ""
 
     static func blocks(_ language: String) -> [[String]] {
         var blocks: [[String]] = [], current: [String]?
@@ -51,7 +52,7 @@ import Testing
 
     @Test func yamlExamplesAreExcerptsOfShippedFiles() throws {
         let shipped = try ["inventories/homelab.yaml", "playbooks/up.yaml"].map {
-            try String(contentsOfFile: CLI.repository + "/" + $0, encoding: .utf8)
+            try String(contentsOfFile: repositoryRoot + "/" + $0, encoding: .utf8)
         }.joined(separator: "\n")
         let lines = Set(shipped.split(separator: "\n").map { String($0) })
         for block in Self.blocks("yaml") {

@@ -12,6 +12,8 @@ final class Recorder: Sendable {
         var intervals: [String: (start: ContinuousClock.Instant, end: ContinuousClock.Instant)] = [:]
         var applies: [String: Int] = [:]
         var observes: [String: Int] = [:]
+        /// Calls of apply, failed ones included (`applies` counts completed applies).
+        var applyCalls: [String: Int] = [:]
         var done: Set<String> = []
     }
 
@@ -66,8 +68,8 @@ struct TestStep: StepKind {
 
     func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let attempts = recorder.state.withLock { s in
-            s.observes[step.id + "#apply", default: 0] += 1
-            return s.observes[step.id + "#apply"]!
+            s.applyCalls[step.id, default: 0] += 1
+            return s.applyCalls[step.id]!
         }
         switch failure {
         case .none: break

@@ -61,9 +61,9 @@ import Testing
         let summary = try await h.run(g, kinds: [flaky, broken], options: .fast())
         #expect(summary.outcomes["f"] == .applied)
         #expect(summary.outcomes["p"] == .failed)
-        let applies = h.recorder.state.withLock { $0.observes }
-        #expect(applies["f#apply"] == 3)
-        #expect(applies["p#apply"] == 1)
+        let calls = h.recorder.state.withLock { $0.applyCalls }
+        #expect(calls["f"] == 3)
+        #expect(calls["p"] == 1)
         #expect(h.sink.all.filter { $0.kind == .stepRetrying && $0.step == "f" }.count == 2)
     }
 
@@ -74,7 +74,7 @@ import Testing
         options.retry.maxAttempts = 3
         let summary = try await h.run(graph([(id: "f", deps: [], params: [:])]), kinds: [flaky], options: options)
         #expect(summary.outcomes["f"] == .failed)
-        #expect(h.recorder.state.withLock { $0.observes["f#apply"] } == 3)
+        #expect(h.recorder.state.withLock { $0.applyCalls["f"] } == 3)
     }
 
     @Test func backoffGrowsAndStaysUnderTheCap() {

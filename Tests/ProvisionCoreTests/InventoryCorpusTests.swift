@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import ProvisionCore
 
 /// Every bad inventory under Tests/Fixtures/bad-inventories is refused with the diagnostics its
@@ -68,7 +69,7 @@ import Testing
 @Suite struct ShippedInventoryTests {
     @Test(arguments: ["homelab", "demo"])
     func shippedInventoryIsValid(_ name: String) throws {
-        let (inventory, warnings) = try InventoryParser.load(path: "\(Fixtures.repository)/inventories/\(name).yaml")
+        let (inventory, warnings) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/\(name).yaml")
         #expect(inventory.controlPlanes.count == 3)
         #expect(inventory.nodes.count == 6)
         #expect(inventory.gpuPools.count == 1)
@@ -79,7 +80,7 @@ import Testing
     }
 
     @Test func homelabIsShapedLikeTheRealThing() throws {
-        let (inventory, warnings) = try InventoryParser.load(path: "\(Fixtures.repository)/inventories/homelab.yaml")
+        let (inventory, warnings) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/homelab.yaml")
         #expect(warnings.isEmpty)
         let kinds = inventory.nodes.map { inventory.provider(named: $0.machine.provider.value)!.kind.value }
         #expect(kinds.filter { $0 == .proxmox }.count == 3)

@@ -1,12 +1,10 @@
 import Foundation
+import TestSupport
 @testable import ProvisionCore
 
 /// Paths to the shared fixtures under Tests/Fixtures.
 enum Fixtures {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures").path
-    static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().path
+    static let root = repositoryRoot + "/Tests/Fixtures"
 
     static func path(_ relative: String) -> String { "\(root)/\(relative)" }
 
@@ -32,9 +30,5 @@ enum Fixtures {
         try InventoryParser.load(path: path(relative)).0
     }
 
-    static func temporaryDirectory() -> String {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("provision-test-\(UUID().uuidString)").path
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        return dir
-    }
+    static func temporaryDirectory() -> String { TestSupport.temporaryDirectory() }
 }

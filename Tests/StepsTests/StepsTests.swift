@@ -1,20 +1,19 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import ProvisionCore
 @testable import Steps
-
-let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 @Suite struct CatalogTests {
     @Test(arguments: ["up", "safe-reset", "gpu-up", "gpu-down", "gpu-sweep"])
     func shippedPlaybooksParseAgainstTheCatalog(_ name: String) throws {
-        let playbook = try PlaybookParser.load(path: "\(repository)/playbooks/\(name).yaml", catalog: StandardCatalog.make())
+        let playbook = try PlaybookParser.load(path: "\(repositoryRoot)/playbooks/\(name).yaml", catalog: StandardCatalog.make())
         #expect(!playbook.steps.isEmpty)
     }
 
     @Test func upPlaybookOrdersBootstrapAfterControlPlanesAndCiliumAfterWorkers() throws {
-        let (inventory, _) = try InventoryParser.load(path: "\(repository)/inventories/homelab.yaml")
-        let playbook = try PlaybookParser.load(path: "\(repository)/playbooks/up.yaml", catalog: StandardCatalog.make())
+        let (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/homelab.yaml")
+        let playbook = try PlaybookParser.load(path: "\(repositoryRoot)/playbooks/up.yaml", catalog: StandardCatalog.make())
         let graph = try PlaybookExpander(inventory: inventory).expand(playbook)
         #expect(Set(graph["bootstrap"]?.dependencies ?? []) == ["configured-cp@cp1", "configured-cp@cp2", "configured-cp@cp3"])
         let ciliumNeeds = Set(graph["cilium"]?.dependencies ?? [])
@@ -31,7 +30,7 @@ let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().del
 
 @Suite struct LocalExecTests {
     func context(_ dir: String) throws -> StepContext {
-        let (inventory, _) = try InventoryParser.load(path: "\(repository)/Tests/Fixtures/inventories/base.yaml")
+        let (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/Tests/Fixtures/inventories/base.yaml")
         let redactor = Redactor()
         return StepContext(inventory: inventory, stateDirectory: dir, runID: "r",
                            credentials: CredentialResolver(environment: [:], baseDirectory: dir, redactor: redactor),

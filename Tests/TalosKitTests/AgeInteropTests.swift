@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import Testing
+import TestSupport
 @testable import TalosKit
 
 /// Our age implementation against the real `age` CLI, both directions.
@@ -15,7 +16,7 @@ import Testing
 
     @Test(arguments: [0, 1, 100, 64 * 1024, 64 * 1024 + 1, 200_000])
     func ageDecryptsWhatWeEncrypt(size: Int) async throws {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         let (key, recipient) = try await keygen(dir)
         let plaintext = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         let other = Curve25519.KeyAgreement.PrivateKey()
@@ -28,7 +29,7 @@ import Testing
 
     @Test(arguments: [0, 5000, 64 * 1024, 150_000])
     func weDecryptWhatAgeEncrypts(size: Int) async throws {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         let (key, recipient) = try await keygen(dir)
         let plaintext = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 13) }
         try Data(plaintext).write(to: URL(fileURLWithPath: "\(dir)/plain"))
@@ -41,7 +42,7 @@ import Testing
     }
 
     @Test func wrongIdentityAndDamageAreClearErrors() async throws {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         let (_, recipient) = try await keygen(dir)
         let sealed = try AgeFile.encrypt(Array("secret".utf8), to: [recipient])
         #expect(throws: AgeFile.AgeError.noMatchingIdentity) { try AgeFile.decrypt(sealed, identity: .init()) }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 @testable import ProvisionCore
 @testable import TalosKit
 
@@ -7,7 +8,7 @@ import Testing
     static let bundle = Result { try SecretsBundle.generate() }
 
     func renderer(_ inventory: String) throws -> (MachineConfigRenderer, Inventory) {
-        let (inv, _) = try InventoryParser.load(path: "\(repository)/inventories/\(inventory).yaml")
+        let (inv, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/\(inventory).yaml")
         return (try MachineConfigRenderer(bundle: try Self.bundle.get(), inventory: inv), inv)
     }
 
@@ -15,7 +16,7 @@ import Testing
     @Test(arguments: ["homelab", "demo"])
     func everyRenderedDocumentPassesTalosSchema(_ name: String) async throws {
         let (renderer, inv) = try renderer(name)
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         var files: [String] = []
         let targets = inv.nodes.map(renderer.target(node:)) + inv.gpuPools.map(renderer.target(pool:))
         for target in targets {
@@ -25,7 +26,7 @@ import Testing
         }
         let script = """
             import json, sys, yaml, jsonschema
-            schemas = {v: json.load(open(f"\(repository)/Sources/TalosKit/Schemas/{v}.json")) for v in ("v1.12", "v1.13")}
+            schemas = {v: json.load(open(f"\(repositoryRoot)/Sources/TalosKit/Schemas/{v}.json")) for v in ("v1.12", "v1.13")}
             failures, count = [], 0
             for path in sys.argv[1:]:
                 version = path.rsplit("@", 1)[1][:-5]

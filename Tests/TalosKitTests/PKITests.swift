@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import X509
 @testable import ProvisionCore
 @testable import TalosKit
@@ -22,7 +23,7 @@ import X509
     func certificateAuthoritiesAreShapedLikeTalosctls(_ name: String, _ keyType: String, _ subject: String) async throws {
         let bundle = try Self.bundle.get()
         let pair = ["os": bundle.os, "etcd": bundle.etcd, "k8s": bundle.k8s, "k8saggregator": bundle.k8sAggregator][name]!
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         let text = try await x509Text(try decoded(pair.crt), in: dir, name: name)
         #expect(text.contains(keyType))
         #expect(text.contains("CA:TRUE"))
@@ -53,7 +54,7 @@ import X509
     }
 
     @Test func serviceAccountKeyIsRSA4096() async throws {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         try Peer.write(try decoded(try Self.bundle.get().k8sServiceAccountKey), "\(dir)/sa.key")
         let result = try await Peer.run(["openssl", "rsa", "-in", "\(dir)/sa.key", "-check", "-noout", "-text"])
         #expect(result.status == 0)
@@ -79,7 +80,7 @@ import X509
         let (ca, caKey) = try bundle.osAuthority()
         let leaf = SigningKey.ed25519(.init())
         let cert = try CertificateFactory.talosClient(roles: ["os:operator"], caCertificate: ca, caKey: caKey, leafKey: leaf)
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         try Peer.write(try decoded(bundle.os.crt), "\(dir)/ca.pem")
         let text = try await x509Text(try CertificateFactory.pem(cert), in: dir, name: "client")
         #expect(text.contains("ED25519"))

@@ -31,7 +31,7 @@ import TestSupport
 
     @Test func configuredModeUsesEd25519ClientCertificates() async throws {
         let bundle = try SecretsBundle.generate()
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         try Peer.write(try SecretsBundle.decode(bundle.os.crt), dir + "/ca.pem")
         try Peer.write(try SecretsBundle.decode(bundle.os.key).replacingOccurrences(of: "ED25519 PRIVATE KEY", with: "PRIVATE KEY"), dir + "/ca.key")
         let peer = try await PythonPeer(authority: (dir + "/ca.pem", dir + "/ca.key"))

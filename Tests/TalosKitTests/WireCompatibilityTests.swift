@@ -1,13 +1,14 @@
 import Foundation
 import SwiftProtobuf
 import Testing
+import TestSupport
 @testable import TalosKit
 
 /// Our generated messages against the talos-linux-api Python bindings (generated from Talos' own
 /// protos): what we encode, they decode field for field, and the other way round.
 @Suite struct WireCompatibilityTests {
     func python(_ script: String, input: Data) async throws -> String {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         try input.write(to: URL(fileURLWithPath: dir + "/in.bin"))
         try Peer.write(script, dir + "/check.py")
         let result = try await Peer.run(["python3", dir + "/check.py", dir + "/in.bin"])
@@ -50,7 +51,7 @@ import Testing
     }
 
     @Test func etcdMemberListFromTalosDecodesHere() async throws {
-        let dir = Peer.temporaryDirectory()
+        let dir = temporaryDirectory()
         try Peer.write("""
             import sys
             from talos_linux_api.v1_6_0.machine import EtcdMemberListResponse, EtcdMembers, EtcdMember

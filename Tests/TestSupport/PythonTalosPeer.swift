@@ -4,21 +4,6 @@ import ProvisionCore
 import Glibc
 #endif
 
-/// The repository's root, for test fixtures and interop peers.
-public let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-    .deletingLastPathComponent().path
-
-public func temporaryDirectory() -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("provision-peer-\(UUID().uuidString)").path
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
-
-public struct PeerError: Error, CustomStringConvertible {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// An independent Talos API peer: Tests/Interop/talos_peer.py, built on the talos-linux-api
 /// bindings' MachineServiceBase over grpclib and Python's TLS, with an Ed25519 certificate.
 public final class PythonPeer: @unchecked Sendable {
