@@ -10,7 +10,7 @@ import TestSupport
 @Suite(.serialized) struct TalosClientInteropTests {
     @Test func versionInMaintenanceModeOverEd25519TLS() async throws {
         let peer = try await PythonPeer()
-        let client = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
+        let client = try TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
         let version = try? await client.version()
         await peer.stop()
         #expect(version?.version.tag == "v1.13.2")
@@ -19,9 +19,9 @@ import TestSupport
 
     @Test func maintenanceCertificatePinIsEnforced() async throws {
         let peer = try await PythonPeer()
-        let pinned = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: peer.spkiPin))
+        let pinned = try TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: peer.spkiPin))
         let good = try? await pinned.version()
-        var wrong = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: Data(SHA256.hash(data: [1, 2, 3])).base64EncodedString()))
+        var wrong = try TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: Data(SHA256.hash(data: [1, 2, 3])).base64EncodedString()))
         wrong.timeout = .seconds(3)
         let bad = try? await wrong.version()
         await peer.stop()
@@ -41,7 +41,7 @@ import TestSupport
         let mode = TalosTLS.Mode.configured(caPEM: try SecretsBundle.decode(bundle.os.crt), certificatePEM: try CertificateFactory.pem(certificate), keyPEM: leaf.pem)
         let version = try? await TalosClient(host: "127.0.0.1", port: peer.port, mode: mode).version()
         // Without a client certificate the configured node refuses the handshake.
-        var anonymous = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
+        var anonymous = try TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
         anonymous.timeout = .seconds(3)
         let refused = try? await anonymous.version()
         await peer.stop()
@@ -51,7 +51,7 @@ import TestSupport
 
     @Test func callsCarryWhatTalosExpects() async throws {
         let peer = try await PythonPeer()
-        let client = TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
+        let client = try TalosClient(host: "127.0.0.1", port: peer.port, mode: .maintenance(spkiPin: nil))
         let applied = try? await client.applyConfiguration("version: v1alpha1\n")
         let bootstrap = try? await client.bootstrap()
         let actor = try? await client.resetSystemPartitions()
@@ -78,7 +78,7 @@ import TestSupport
     }
 
     @Test func unreachableNodeIsATransientTypedError() async throws {
-        var client = TalosClient(host: "127.0.0.1", port: 1, mode: .maintenance(spkiPin: nil))
+        var client = try TalosClient(host: "127.0.0.1", port: 1, mode: .maintenance(spkiPin: nil))
         client.timeout = .seconds(2)
         let started = ContinuousClock.now
         do {

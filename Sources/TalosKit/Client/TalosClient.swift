@@ -5,34 +5,28 @@ import NIOCore
 import NIOSSL
 import SwiftProtobuf
 
-/// A connection to one Talos node's API (port 50000), in maintenance or configured (mTLS) mode.
-/// Every call carries a deadline; the receive limit is raised to Talos' 32 MiB.
+/// Calls on one Talos node's API (port 50000), in maintenance or configured (mTLS) mode, over a
+/// shared `TalosConnection`. Every call carries a deadline and does not wait for a connection that
+/// is down (the caller's retry policy decides); the receive limit is raised to Talos' 32 MiB.
 public struct TalosClient: Sendable {
-    public let host: String
-    public let port: Int
-    public let mode: TalosTLS.Mode
+    public let connection: TalosConnection
     public var timeout: Duration = .seconds(10)
+    public var host: String { connection.host }
+    public var port: Int { connection.port }
 
-    public init(host: String, port: Int = 50000, mode: TalosTLS.Mode) {
-        self.host = host
-        self.port = port
-        self.mode = mode
+    public init(connection: TalosConnection) {
+        self.connection = connection
     }
 
-    /// Runs `body` with a connected gRPC client; the connection closes afterwards. gRPC failures
-    /// come out as `TalosError`.
+    /// A client with its own connection, closed when the last copy of the client goes.
+    public init(host: String, port: Int = 50000, mode: TalosTLS.Mode) throws {
+        self.connection = try TalosConnection(host: host, port: port, mode: mode)
+    }
+
+    /// Runs `body` on the shared connection; gRPC failures come out as `TalosError`.
     func withClient<Result: Sendable>(_ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result) async throws -> Result {
-        let context = try TalosTLS.context(mode)
-        let mode = self.mode
-        var config = HTTP2ClientTransport.Posix.Config.defaults
-        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(try TalosTLS.handler(context, mode: mode), position: .first)
-            }
-        }
-        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: .customSecure, config: config)
         do {
-            return try await withGRPCClient(transport: transport) { grpc in try await body(grpc) }
+            return try await body(connection.grpc)
         } catch let error as TalosError {
             throw error
         } catch {
@@ -48,6 +42,7 @@ public struct TalosClient: Sendable {
         var options = CallOptions.defaults
         options.timeout = timeout
         options.maxResponseMessageBytes = 32 << 20
+        options.waitForReady = false
         return options
     }
 

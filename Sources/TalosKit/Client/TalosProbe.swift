@@ -41,23 +41,24 @@ public struct TalosProbe: Sendable {
 
     public func run() async -> Result {
         if let credentials {
-            var client = TalosClient(host: host, port: port, mode: .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key))
-            client.timeout = timeout
             do {
+                var client = try TalosClient(host: host, port: port, mode: .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key))
+                client.timeout = timeout
                 return try await details(client, mode: .configured)
             } catch {
                 let reason = Self.reason(error)
                 if Self.refused(reason) || Self.timedOut(reason) { return Result(mode: .unreachable, reason: reason) }
                 // Not our CA: either a node in maintenance (self-signed) or another cluster's node.
-                var maintenance = TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil))
-                maintenance.timeout = timeout
-                if let result = try? await details(maintenance, mode: .maintenance) { return result }
+                if var maintenance = try? TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil)) {
+                    maintenance.timeout = timeout
+                    if let result = try? await details(maintenance, mode: .maintenance) { return result }
+                }
                 return Result(mode: Self.certificateRequired(reason) || Self.verifyFailed(reason) ? .wrongCluster : .tlsError, reason: reason)
             }
         }
-        var client = TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil))
-        client.timeout = timeout
         do {
+            var client = try TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil))
+            client.timeout = timeout
             return try await details(client, mode: .maintenance)
         } catch {
             let reason = Self.reason(error)

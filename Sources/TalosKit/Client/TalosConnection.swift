@@ -1,0 +1,37 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import NIOCore
+import NIOSSL
+
+/// One long-lived gRPC channel to a node, shared by every call made through it, so a step that polls
+/// pays the TLS handshake once. gRPC reconnects by itself when the node restarts its API; the backoff
+/// is short because a Talos reboot takes seconds, not minutes. The channel shuts down when the last
+/// reference goes or `close()` is called.
+public final class TalosConnection: Sendable {
+    public let host: String
+    public let port: Int
+    let grpc: GRPCClient<HTTP2ClientTransport.Posix>
+    private let runner: Task<Void, Never>
+
+    public init(host: String, port: Int = 50000, mode: TalosTLS.Mode) throws {
+        self.host = host
+        self.port = port
+        let context = try TalosTLS.context(mode)
+        var config = HTTP2ClientTransport.Posix.Config.defaults
+        config.backoff = .init(initial: .milliseconds(50), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
+        config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(try TalosTLS.handler(context, mode: mode), position: .first)
+            }
+        }
+        let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: .customSecure, config: config)
+        let grpc = GRPCClient(transport: transport)
+        self.grpc = grpc
+        runner = Task { try? await grpc.runConnections() }
+    }
+
+    /// Stops accepting calls; calls in flight finish.
+    public func close() { grpc.beginGracefulShutdown() }
+
+    deinit { grpc.beginGracefulShutdown() }
+}
