@@ -39,11 +39,13 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // zlib, for the gzip'd tar Talos' Kubeconfig call returns.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Talos machine API client, secrets bundle, PKI, machine configs, schematics.
         .target(
             name: "TalosKit",
             dependencies: [
-                "ProvisionCore",
+                "ProvisionCore", "CZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
@@ -73,7 +75,17 @@ let package = Package(
         // The digital twin: simulated nodes and APIs.
         .target(
             name: "Lab",
-            dependencies: ["ProvisionCore", "TalosKit", "KubeKit", "Providers"],
+            dependencies: [
+                "ProvisionCore", "TalosKit", "KubeKit", "Providers",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -88,6 +100,7 @@ let package = Package(
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "TalosKit", "TestSupport"],

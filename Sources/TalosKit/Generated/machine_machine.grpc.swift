@@ -229,6 +229,19 @@ public enum Machine_MachineService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "Read" metadata.
+        public enum Read: Sendable {
+            /// Request type for "Read".
+            public typealias Input = Machine_ReadRequest
+            /// Response type for "Read".
+            public typealias Output = Common_Data
+            /// Descriptor for "Read".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "Read",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "machine.MachineService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ApplyConfiguration.descriptor,
@@ -246,7 +259,8 @@ public enum Machine_MachineService: Sendable {
             EtcdRemoveMemberByID.descriptor,
             EtcdSnapshot.descriptor,
             Kubeconfig.descriptor,
-            Events.descriptor
+            Events.descriptor,
+            Read.descriptor
         ]
     }
 }
@@ -500,6 +514,24 @@ extension Machine_MachineService {
             request: GRPCCore.StreamingServerRequest<Machine_EventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Machine_Event>
+
+        /// Handle the "Read" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Machine_ReadRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Common_Data` messages.
+        func read(
+            request: GRPCCore.StreamingServerRequest<Machine_ReadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
     }
 
     /// Service protocol for the "machine.MachineService" service.
@@ -737,6 +769,24 @@ extension Machine_MachineService {
             request: GRPCCore.ServerRequest<Machine_EventsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Machine_Event>
+
+        /// Handle the "Read" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ReadRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Common_Data` messages.
+        func read(
+            request: GRPCCore.ServerRequest<Machine_ReadRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
     }
 
     /// Simple service protocol for the "machine.MachineService" service.
@@ -975,6 +1025,25 @@ extension Machine_MachineService {
             response: GRPCCore.RPCWriter<Machine_Event>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "Read" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+        ///
+        /// - Parameters:
+        ///   - request: A `Machine_ReadRequest` message.
+        ///   - response: A response stream of `Common_Data` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func read(
+            request: Machine_ReadRequest,
+            response: GRPCCore.RPCWriter<Common_Data>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -1158,6 +1227,17 @@ extension Machine_MachineService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Machine_MachineService.Method.Read.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_ReadRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Common_Data>(),
+            handler: { request, context in
+                try await self.read(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1334,6 +1414,17 @@ extension Machine_MachineService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Machine_Event> {
         let response = try await self.events(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func read(
+        request: GRPCCore.StreamingServerRequest<Machine_ReadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Common_Data> {
+        let response = try await self.read(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1555,6 +1646,23 @@ extension Machine_MachineService.SimpleServiceProtocol {
             metadata: [:],
             producer: { writer in
                 try await self.events(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func read(
+        request: GRPCCore.ServerRequest<Machine_ReadRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Common_Data> {
+        return GRPCCore.StreamingServerResponse<Common_Data>(
+            metadata: [:],
+            producer: { writer in
+                try await self.read(
                     request: request.message,
                     response: writer,
                     context: context
@@ -1880,6 +1988,29 @@ extension Machine_MachineService {
             deserializer: some GRPCCore.MessageDeserializer<Machine_Event>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Machine_Event>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Read" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ReadRequest` message.
+        ///   - serializer: A serializer for `Machine_ReadRequest` messages.
+        ///   - deserializer: A deserializer for `Common_Data` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func read<Result>(
+            request: GRPCCore.ClientRequest<Machine_ReadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ReadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Common_Data>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -2376,6 +2507,38 @@ extension Machine_MachineService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "Read" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ReadRequest` message.
+        ///   - serializer: A serializer for `Machine_ReadRequest` messages.
+        ///   - deserializer: A deserializer for `Common_Data` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func read<Result>(
+            request: GRPCCore.ClientRequest<Machine_ReadRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ReadRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Common_Data>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Machine_MachineService.Method.Read.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -2771,6 +2934,33 @@ extension Machine_MachineService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Machine_EventsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_Event>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Read" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Machine_ReadRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func read<Result>(
+        request: GRPCCore.ClientRequest<Machine_ReadRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.read(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_ReadRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Common_Data>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3232,6 +3422,37 @@ extension Machine_MachineService.ClientProtocol {
             metadata: metadata
         )
         return try await self.events(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Read" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reads a file on the node; provision reads /proc/sys/kernel/random/boot_id to see a reboot.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func read<Result>(
+        _ message: Machine_ReadRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Machine_ReadRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.read(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -45,6 +45,50 @@ public enum CertificateFactory {
             issuerPrivateKey: caKey.certificateKey)
     }
 
+    /// A TLS server leaf as Talos' apid issues it: CN = the node's name, SANs = its addresses and
+    /// names, KeyUsage digitalSignature, EKU serverAuth, 24 h validity (rotated by the node).
+    public static func serverLeaf(commonName: String, ipAddresses: [String], dnsNames: [String], issuer: Certificate?,
+                                  issuerKey: SigningKey, leafKey: SigningKey, validity: TimeInterval = 86400,
+                                  now: Date = Date()) throws -> Certificate {
+        let subject = try DistinguishedName { CommonName(commonName) }
+        var names: [GeneralName] = dnsNames.map { .dnsName($0) }
+        for address in ipAddresses {
+            let octets = address.split(separator: ".").compactMap { UInt8($0) }
+            if octets.count == 4 { names.append(.ipAddress(ASN1OctetString(contentBytes: ArraySlice(octets)))) }
+        }
+        return try Certificate(
+            version: .v3, serialNumber: serial(), publicKey: leafKey.certificateKey.publicKey,
+            notValidBefore: now - 60, notValidAfter: now + validity, issuer: issuer?.subject ?? DistinguishedName(), subject: subject,
+            signatureAlgorithm: issuerKey.signatureAlgorithm,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.serverAuth])
+                SubjectAlternativeNames(names)
+            },
+            issuerPrivateKey: issuerKey.certificateKey)
+    }
+
+    /// A Kubernetes client certificate (CN = user, O = groups, EKU clientAuth), as Talos' Kubeconfig
+    /// call issues for `admin` in `system:masters`.
+    public static func kubernetesClient(user: String, groups: [String], caCertificate: Certificate, caKey: SigningKey,
+                                        leafKey: SigningKey, validity: TimeInterval = 365 * 86400, now: Date = Date()) throws -> Certificate {
+        let subject = try DistinguishedName {
+            for group in groups { OrganizationName(group) }
+            CommonName(user)
+        }
+        return try Certificate(
+            version: .v3, serialNumber: serial(), publicKey: leafKey.certificateKey.publicKey,
+            notValidBefore: now - 10, notValidAfter: now + validity, issuer: caCertificate.subject, subject: subject,
+            signatureAlgorithm: caKey.signatureAlgorithm,
+            extensions: try Certificate.Extensions {
+                Critical(BasicConstraints.notCertificateAuthority)
+                Critical(KeyUsage(digitalSignature: true))
+                try ExtendedKeyUsage([.clientAuth])
+            },
+            issuerPrivateKey: caKey.certificateKey)
+    }
+
     static func serial() -> Certificate.SerialNumber {
         var bytes = SecureRandom.bytes(16)
         bytes[0] &= 0x7f

@@ -1,0 +1,69 @@
+import Foundation
+import ProvisionCore
+import TalosKit
+
+/// The parts of a machine config a simulated node acts on, read from what a client applied. The
+/// config is checked against Talos' own schema first, so unknown keys are refused as Talos does.
+struct AppliedConfig: Sendable {
+    var text: String
+    var controlPlane: Bool
+    var osCA: (certificate: String, key: String)
+    var kubernetesCA: (certificate: String, key: String)?
+    var clusterName: String
+    var endpoint: String
+    var hostname: String?
+    var installDisk: String?
+    var certSANs: [String]
+
+    struct Rejection: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    static func parse(_ text: String, talosVersion: String) throws(Rejection) -> AppliedConfig {
+        let documents = text.components(separatedBy: "\n---").map { $0.hasPrefix("\n") ? String($0.dropFirst()) : $0 }
+            .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
+        guard !documents.isEmpty else { throw Rejection(description: "configuration is empty") }
+        let schema: ConfigSchema
+        do { schema = try ConfigSchema(talosVersion: talosVersion) } catch { throw Rejection(description: "\(error)") }
+        var values: [ConfigValue] = []
+        for (index, document) in documents.enumerated() {
+            let node: YAMLNode
+            do { node = try YAMLLoader().load(text: document, file: "config document \(index + 1)") } catch {
+                throw Rejection(description: "failed to parse config: \(error)")
+            }
+            let value = ConfigValue(node)
+            let problems = schema.problems(in: value)
+            if !problems.isEmpty { throw Rejection(description: "configuration validation failed: " + problems.joined(separator: "; ")) }
+            values.append(value)
+        }
+        guard let main = values.first(where: { $0["version"]?.stringValue == "v1alpha1" }) else {
+            throw Rejection(description: "config is not complete for boot: no v1alpha1 document")
+        }
+        let machine = main["machine"]
+        let cluster = main["cluster"]
+        let type = machine?["type"]?.stringValue ?? ""
+        guard type == "controlplane" || type == "worker" || type == "init" else {
+            throw Rejection(description: "machine.type must be controlplane or worker, got '\(type)'")
+        }
+        func pair(_ value: ConfigValue?) -> (String, String)? {
+            guard let crt = value?["crt"]?.stringValue.flatMap(decode), let key = value?["key"]?.stringValue.flatMap(decode) else { return nil }
+            return (crt, key)
+        }
+        guard let osCA = pair(machine?["ca"]) else { throw Rejection(description: "machine.ca must hold a certificate and key") }
+        let hostnameDocument = values.first { $0["kind"]?.stringValue == "HostnameConfig" }
+        let sans = machine?["certSANs"].flatMap { value -> [String]? in
+            guard case let .list(items) = value else { return nil }
+            return items.compactMap(\.stringValue)
+        } ?? []
+        return AppliedConfig(
+            text: text, controlPlane: type != "worker", osCA: osCA, kubernetesCA: pair(cluster?["ca"]),
+            clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
+            endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
+            hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
+            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans)
+    }
+
+    private static func decode(_ base64: String) -> String? {
+        Data(base64Encoded: base64).flatMap { String(data: $0, encoding: .utf8) }
+    }
+}

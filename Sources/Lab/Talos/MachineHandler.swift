@@ -1,0 +1,174 @@
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+import TalosKit
+
+/// `machine.MachineService` of a simulated node: authorizes each call by role, then asks the node.
+struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
+    let node: SimulatedTalosNode
+
+    func allow(_ access: Access, _ method: String, _ context: ServerContext) async throws {
+        let maintenance = !(await node.configured) || node.tls.mode == .maintenance
+        let roles = try Access.check(access, context, maintenance: maintenance)
+        await node.record(method, roles: roles)
+    }
+
+    func applyConfiguration(request: Machine_ApplyConfigurationRequest, context: ServerContext) async throws -> Machine_ApplyConfigurationResponse {
+        try await allow(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
+        var reply = Machine_ApplyConfiguration()
+        reply.mode = try await node.apply(request)
+        reply.modeDetails = "Applied configuration with a \(reply.mode) mode"
+        return .with { $0.messages = [reply] }
+    }
+
+    func bootstrap(request: Machine_BootstrapRequest, context: ServerContext) async throws -> Machine_BootstrapResponse {
+        try await allow(.admin, "Bootstrap", context)
+        try await node.bootstrap()
+        return .with { $0.messages = [Machine_Bootstrap()] }
+    }
+
+    func reset(request: Machine_ResetRequest, context: ServerContext) async throws -> Machine_ResetResponse {
+        try await allow(.admin, "Reset", context)
+        let actor = try await node.reset(request)
+        return .with { $0.messages = [.with { $0.actorID = actor }] }
+    }
+
+    func reboot(request: Machine_RebootRequest, context: ServerContext) async throws -> Machine_RebootResponse {
+        try await allow(.operate, "Reboot", context)
+        let actor = try await node.requestReboot()
+        return .with { $0.messages = [.with { $0.actorID = actor }] }
+    }
+
+    func shutdown(request: Machine_ShutdownRequest, context: ServerContext) async throws -> Machine_ShutdownResponse {
+        try await allow(.operate, "Shutdown", context)
+        let actor = await node.requestShutdown()
+        return .with { $0.messages = [.with { $0.actorID = actor }] }
+    }
+
+    func version(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_VersionResponse {
+        try await allow(.read, "Version", context)
+        let configured = await node.configured
+        var version = Machine_Version()
+        version.version.tag = node.spec.talosVersion
+        version.version.sha = "simulated"
+        version.version.os = "linux"
+        version.version.arch = "amd64"
+        version.platform.name = node.spec.platform
+        version.platform.mode = node.spec.platform == "metal" ? "metal" : "cloud"
+        version.features.rbac = configured
+        return .with { $0.messages = [version] }
+    }
+
+    func hostname(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_HostnameResponse {
+        try await allow(.read, "Hostname", context)
+        let name = await node.hostname
+        return .with { $0.messages = [.with { $0.hostname = name }] }
+    }
+
+    func serviceList(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_ServiceListResponse {
+        try await allow(.read, "ServiceList", context)
+        let services = await node.services()
+        return .with { $0.messages = [.with { $0.services = services }] }
+    }
+
+    func etcdMemberList(request: Machine_EtcdMemberListRequest, context: ServerContext) async throws -> Machine_EtcdMemberListResponse {
+        try await allow(.read, "EtcdMemberList", context)
+        try await node.requireControlPlane("EtcdMemberList")
+        let members = try await node.etcd.members(via: node.spec.name).map { member in
+            Machine_EtcdMember.with {
+                $0.id = member.id
+                $0.hostname = member.hostname
+                $0.peerUrls = ["https://\(member.address):2380"]
+                $0.clientUrls = ["https://\(member.address):2379"]
+            }
+        }
+        return .with { $0.messages = [.with { $0.members = members; $0.legacyMembers = members.map(\.hostname) }] }
+    }
+
+    func etcdStatus(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdStatusResponse {
+        try await allow(.read, "EtcdStatus", context)
+        try await node.requireControlPlane("EtcdStatus")
+        let status = try await node.etcd.status(node: node.spec.name)
+        var memberStatus = Machine_EtcdMemberStatus()
+        memberStatus.memberID = status.member.id
+        memberStatus.leader = status.leader
+        memberStatus.errors = status.errors
+        memberStatus.raftIndex = UInt64(status.revision)
+        memberStatus.raftAppliedIndex = UInt64(status.revision)
+        memberStatus.protocolVersion = "3.5.0"
+        memberStatus.dbSize = 1 << 20
+        return .with { $0.messages = [.with { $0.memberStatus = memberStatus }] }
+    }
+
+    func etcdLeaveCluster(request: Machine_EtcdLeaveClusterRequest, context: ServerContext) async throws -> Machine_EtcdLeaveClusterResponse {
+        try await allow(.admin, "EtcdLeaveCluster", context)
+        try await node.leaveEtcd()
+        return .with { $0.messages = [Machine_EtcdLeaveCluster()] }
+    }
+
+    func etcdForfeitLeadership(request: Machine_EtcdForfeitLeadershipRequest, context: ServerContext) async throws -> Machine_EtcdForfeitLeadershipResponse {
+        try await allow(.admin, "EtcdForfeitLeadership", context)
+        try await node.requireControlPlane("EtcdForfeitLeadership")
+        let leader = try await node.etcd.forfeitLeadership(node: node.spec.name)
+        return .with { $0.messages = [.with { $0.member = leader }] }
+    }
+
+    func etcdRemoveMemberByID(request: Machine_EtcdRemoveMemberByIDRequest, context: ServerContext) async throws -> Machine_EtcdRemoveMemberByIDResponse {
+        try await allow(.admin, "EtcdRemoveMemberByID", context)
+        try await node.requireControlPlane("EtcdRemoveMemberByID")
+        try await node.etcd.removeMember(id: request.memberID, via: node.spec.name)
+        return .with { $0.messages = [Machine_EtcdRemoveMemberByID()] }
+    }
+
+    func etcdSnapshot(request: Machine_EtcdSnapshotRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
+        try await allow(.etcdBackup, "EtcdSnapshot", context)
+        try await node.requireControlPlane("EtcdSnapshot")
+        let data = try await node.etcd.snapshot(node: node.spec.name)
+        try await response.write(.with { $0.bytes = data })
+    }
+
+    func kubeconfig(request: Google_Protobuf_Empty, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
+        try await allow(.admin, "Kubeconfig", context)
+        let archive = try await node.kubeconfigArchive()
+        try await response.write(.with { $0.bytes = archive })
+    }
+
+    /// The current machine stage as one event, then the stream ends (enough for a waiter to see
+    /// where the node is; a long-lived stream would hold the API open across a reboot).
+    func events(request: Machine_EventsRequest, response: RPCWriter<Machine_Event>, context: ServerContext) async throws {
+        try await allow(.read, "Events", context)
+        let stage = await node.stage
+        var status = Machine_MachineStatusEvent()
+        status.stage = Machine_MachineStatusEvent.MachineStage(stage)
+        status.status.ready = stage == .running
+        var event = Machine_Event()
+        event.id = UUID().uuidString.lowercased()
+        event.data = try Google_Protobuf_Any(message: status, typePrefix: "talos/runtime")
+        try await response.write(event)
+    }
+
+    func read(request: Machine_ReadRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
+        try await allow(.admin, "Read", context)
+        guard request.path == "/proc/sys/kernel/random/boot_id" else {
+            throw RPCError(code: .notFound, message: "open \(request.path): no such file or directory")
+        }
+        let bootID = await node.bootID
+        try await response.write(.with { $0.bytes = Data((bootID + "\n").utf8) })
+    }
+}
+
+extension Machine_MachineStatusEvent.MachineStage {
+    init(_ stage: MachineStatus.Stage) {
+        switch stage {
+        case .unknown: self = .unknown
+        case .booting: self = .booting
+        case .installing: self = .installing
+        case .maintenance: self = .maintenance
+        case .running: self = .running
+        case .rebooting: self = .rebooting
+        case .shuttingDown: self = .shuttingDown
+        case .resetting: self = .resetting
+        case .upgrading: self = .upgrading
+        }
+    }
+}

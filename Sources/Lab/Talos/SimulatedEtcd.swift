@@ -1,0 +1,132 @@
+import Foundation
+import GRPCCore
+
+/// etcd as the simulated control planes share it: bootstrapped once on one node, joined by the
+/// others, left on graceful reset. A second bootstrap on a node that has not joined makes a second,
+/// independent cluster, exactly the split brain real Talos allows, so tests can see our steps avoid it.
+public actor SimulatedEtcd {
+    public struct Member: Sendable, Equatable {
+        public var id: UInt64
+        public var node: String
+        public var hostname: String
+        public var address: String
+    }
+
+    struct Cluster {
+        var members: [Member]
+        var leader: UInt64
+        var revision: Int
+    }
+
+    private var clusters: [Int: Cluster] = [:]
+    private var nextCluster = 1
+    private var clusterOf: [String: Int] = [:]
+    private var running: Set<String> = []
+    private var unhealthy: Set<String> = []
+
+    public init() {}
+
+    /// Whether the node's etcd data directory holds anything (bootstrap then says AlreadyExists).
+    func hasData(_ node: String) -> Bool { clusterOf[node] != nil }
+
+    func setRunning(_ node: String, _ isRunning: Bool, unhealthy isUnhealthy: Bool) {
+        if isRunning { running.insert(node) } else { running.remove(node) }
+        if isUnhealthy { unhealthy.insert(node) } else { unhealthy.remove(node) }
+    }
+
+    /// The number of distinct etcd clusters with members: more than one means a split brain.
+    public var clusterCount: Int { clusters.values.filter { !$0.members.isEmpty }.count }
+
+    func bootstrap(node: String, hostname: String, address: String) throws -> Member {
+        guard clusterOf[node] == nil else { throw RPCError(code: .alreadyExists, message: "etcd data directory is not empty") }
+        let member = Member(id: Self.memberID(), node: node, hostname: hostname, address: address)
+        clusters[nextCluster] = Cluster(members: [member], leader: member.id, revision: 1)
+        clusterOf[node] = nextCluster
+        nextCluster += 1
+        return member
+    }
+
+    /// A control plane without data joins the first cluster that has quorum; false when there is none yet.
+    func join(node: String, hostname: String, address: String) -> Bool {
+        guard clusterOf[node] == nil else { return true }
+        guard let (key, _) = clusters.sorted(by: { $0.key < $1.key }).first(where: { hasQuorum($0.value) }) else { return false }
+        clusters[key]!.members.append(Member(id: Self.memberID(), node: node, hostname: hostname, address: address))
+        clusters[key]!.revision += 1
+        clusterOf[node] = key
+        return true
+    }
+
+    /// The node removes its own member and deletes its data (graceful reset, EtcdLeaveCluster).
+    func leave(node: String) throws {
+        guard let key = clusterOf[node] else { return }
+        guard clusters[key]!.members.count > 1 else {
+            throw RPCError(code: .failedPrecondition, message: "cannot leave a single-member etcd cluster")
+        }
+        removeFromCluster(key, where: { $0.node == node })
+        clusterOf[node] = nil
+    }
+
+    /// Forgets the data of a node whose disk was wiped without leaving (non-graceful reset).
+    func wipe(node: String) {
+        clusterOf[node] = nil
+    }
+
+    func removeMember(id: UInt64, via node: String) throws {
+        let key = try healthyCluster(of: node)
+        guard let member = clusters[key]!.members.first(where: { $0.id == id }) else {
+            throw RPCError(code: .notFound, message: "etcd member \(String(id, radix: 16)) not found")
+        }
+        removeFromCluster(key, where: { $0.id == id })
+        clusterOf[member.node] = nil
+    }
+
+    func members(via node: String) throws -> [Member] {
+        clusters[try healthyCluster(of: node)]!.members
+    }
+
+    func forfeitLeadership(node: String) throws -> String {
+        let key = try healthyCluster(of: node)
+        let cluster = clusters[key]!
+        guard cluster.members.count > 1 else { throw RPCError(code: .failedPrecondition, message: "cannot forfeit leadership, only one member") }
+        guard let me = cluster.members.first(where: { $0.node == node }), cluster.leader == me.id else { return "" }
+        let next = cluster.members.first { $0.node != node && running.contains($0.node) } ?? cluster.members.first { $0.node != node }!
+        clusters[key]!.leader = next.id
+        return next.hostname
+    }
+
+    func status(node: String) throws -> (member: Member, leader: UInt64, revision: Int, errors: [String]) {
+        let key = try healthyCluster(of: node)
+        let cluster = clusters[key]!
+        let member = cluster.members.first { $0.node == node }!
+        let errors = unhealthy.contains(node) ? ["etcdserver: member \(String(member.id, radix: 16)) is unhealthy: simulated fault"] : []
+        return (member, cluster.leader, cluster.revision, errors)
+    }
+
+    func snapshot(node: String) throws -> Data {
+        let key = try healthyCluster(of: node)
+        let cluster = clusters[key]!
+        let text = "simulated etcd snapshot\nrevision: \(cluster.revision)\n" + cluster.members.map { "member: \($0.hostname) \(String($0.id, radix: 16))\n" }.joined()
+        return Data(text.utf8) + Data(repeating: 0, count: 4096)
+    }
+
+    private func healthyCluster(of node: String) throws -> Int {
+        guard let key = clusterOf[node] else { throw RPCError(code: .failedPrecondition, message: "etcd is not running on this node") }
+        guard hasQuorum(clusters[key]!) else { throw RPCError(code: .unavailable, message: "etcdserver: request timed out (no quorum)") }
+        return key
+    }
+
+    private func hasQuorum(_ cluster: Cluster) -> Bool {
+        let healthy = cluster.members.filter { running.contains($0.node) && !unhealthy.contains($0.node) }.count
+        return !cluster.members.isEmpty && healthy >= cluster.members.count / 2 + 1
+    }
+
+    private func removeFromCluster(_ key: Int, where matches: (Member) -> Bool) {
+        clusters[key]!.members.removeAll(where: matches)
+        clusters[key]!.revision += 1
+        if let leader = clusters[key]!.members.first, !clusters[key]!.members.contains(where: { $0.id == clusters[key]!.leader }) {
+            clusters[key]!.leader = leader.id
+        }
+    }
+
+    private static func memberID() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
+}

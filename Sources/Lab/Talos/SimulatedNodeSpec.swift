@@ -1,0 +1,70 @@
+import Foundation
+import TalosKit
+
+/// What a simulated Talos node is: where it listens, what hardware it reports, how fast time runs
+/// and which faults it has been told to show.
+public struct SimulatedNodeSpec: Sendable {
+    public var name: String
+    /// Its own loopback address (127.0.0.11, ...): the network rule keeps the lab on 127/8.
+    public var address: String
+    public var port: Int = 50000
+    public var talosVersion: String = "v1.13.0"
+    /// `metal` boots from ISO and installs to disk (apply -> install -> reboot); cloud images
+    /// (`nocloud`, `aws`) are already installed and go straight to running.
+    public var platform: String = "metal"
+    public var disks: [SimulatedDisk] = SimulatedDisk.defaults
+    public var faults: Set<SimulatedFault> = []
+    /// Multiplies every simulated delay; 0 makes the node instant.
+    public var timeScale: Double = 1
+
+    public init(name: String, address: String, port: Int = 50000) {
+        self.name = name
+        self.address = address
+        self.port = port
+    }
+
+    var installsToDisk: Bool { platform == "metal" }
+}
+
+public struct SimulatedDisk: Sendable {
+    public var path: String
+    public var size: UInt64
+    public var model: String
+    public var transport: String
+    public var rotational = false
+
+    public init(path: String, size: UInt64, model: String, transport: String) {
+        self.path = path
+        self.size = size
+        self.model = model
+        self.transport = transport
+    }
+
+    public static let defaults = [
+        SimulatedDisk(path: "/dev/vda", size: 64 << 30, model: "QEMU HARDDISK", transport: "virtio"),
+        SimulatedDisk(path: "/dev/sdb", size: 16 << 30, model: "USB DISK 3.0", transport: "usb"),
+    ]
+}
+
+/// Misbehaviour a test or a lab inventory can ask a node for.
+public enum SimulatedFault: String, Sendable, CaseIterable {
+    /// The API never comes up: connections are refused forever.
+    case neverBoots = "never-boots"
+    /// Installation takes twenty times as long.
+    case slowInstall = "slow-install"
+    /// Every other new connection is dropped before TLS completes.
+    case apiFlaps = "api-flaps"
+    /// ApplyConfiguration fails with InvalidArgument.
+    case refusesApply = "refuses-apply"
+    /// This node's etcd member reports errors and does not count as healthy.
+    case etcdUnhealthy = "etcd-unhealthy"
+}
+
+/// How long things take on a real node, in seconds, before scaling.
+enum SimulatedTiming {
+    static let boot = 8.0
+    static let install = 20.0
+    static let reboot = 4.0
+    static let etcdJoin = 3.0
+    static let resetWipe = 3.0
+}

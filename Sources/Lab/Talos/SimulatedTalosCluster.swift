@@ -1,0 +1,43 @@
+import Foundation
+import ProvisionCore
+
+/// The simulated Talos machines of one lab: a node per spec, sharing one etcd.
+public final class SimulatedTalosCluster: Sendable {
+    public let etcd = SimulatedEtcd()
+    public let nodes: [SimulatedTalosNode]
+
+    public init(specs: [SimulatedNodeSpec]) {
+        let etcd = self.etcd
+        nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd) }
+    }
+
+    /// One node per inventory node, on the inventory's (loopback) addresses, with the inventory's
+    /// time scale and faults. Metal images boot from ISO and install; the others are preinstalled.
+    public convenience init(inventory: Inventory) {
+        let scale = inventory.lab?.timeScale.value ?? 1
+        let faults = inventory.lab?.faults ?? []
+        let specs = inventory.nodes.map { node -> SimulatedNodeSpec in
+            var spec = SimulatedNodeSpec(name: node.name.value, address: node.address.value.description)
+            spec.talosVersion = node.talosVersion?.value ?? inventory.cluster.talosVersion.value
+            spec.platform = inventory.image(named: node.image.value)?.platform.value ?? "metal"
+            spec.timeScale = scale
+            spec.faults = Set(faults.filter { $0.node.value == node.name.value }.compactMap { SimulatedFault(rawValue: $0.kind.value) })
+            if node.image.value.contains("mini") {
+                spec.disks = [SimulatedDisk(path: "/dev/nvme0n1", size: 256 << 30, model: "APPLE SSD AP0256M", transport: "nvme"),
+                              SimulatedDisk(path: "/dev/sda", size: 16 << 30, model: "USB DISK 3.0", transport: "usb")]
+            }
+            return spec
+        }
+        self.init(specs: specs)
+    }
+
+    public func node(_ name: String) -> SimulatedTalosNode? { nodes.first { $0.spec.name == name } }
+
+    public func powerOnAll() async {
+        for node in nodes { await node.powerOn() }
+    }
+
+    public func shutdown() async {
+        for node in nodes { await node.powerOff() }
+    }
+}

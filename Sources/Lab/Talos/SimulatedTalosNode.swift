@@ -1,0 +1,285 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import TalosKit
+
+/// One simulated Talos machine: a stage machine (booting -> maintenance -> installing -> rebooting
+/// -> running; reset -> maintenance) with a boot ID that changes on every boot, whose API listens
+/// on the node's own loopback address only while Talos' apid would be up.
+public actor SimulatedTalosNode {
+    public nonisolated let spec: SimulatedNodeSpec
+    nonisolated let etcd: SimulatedEtcd
+    nonisolated let tls = NodeTLS()
+
+    public private(set) var stage: MachineStatus.Stage = .unknown
+    public private(set) var bootID = UUID().uuidString.lowercased()
+    public private(set) var powered = false
+    var config: AppliedConfig?
+    /// Talos is on the disk (metal after its first install; cloud images always).
+    var installed: Bool
+    /// Bumped on every power transition so a scheduled step of an older boot does nothing.
+    private var epoch = 0
+    private var server: GRPCServer<HTTP2ServerTransport.Posix>?
+    private var serving: Task<Void, Never>?
+    private var actors = 0
+    /// Method names as they arrived, with the caller's roles: what tests inspect.
+    public private(set) var calls: [(method: String, roles: [String])] = []
+
+    public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd) {
+        self.spec = spec
+        self.etcd = etcd
+        installed = !spec.installsToDisk
+        tls.setFlaps(spec.faults.contains(.apiFlaps))
+    }
+
+    public var configured: Bool { config != nil }
+    public var isControlPlane: Bool { config?.controlPlane ?? false }
+    var hostname: String { config?.hostname ?? "talos-" + spec.address.replacingOccurrences(of: ".", with: "-") }
+
+    // MARK: Power and stages
+
+    public func powerOn() async {
+        guard !powered else { return }
+        powered = true
+        await boot()
+    }
+
+    /// Pulls the plug: no graceful anything.
+    public func powerOff() async {
+        powered = false
+        epoch += 1
+        await stopAPI()
+        stage = .unknown
+        await etcd.setRunning(spec.name, false, unhealthy: false)
+    }
+
+    /// Waits (scaled) and tells whether the node is still in the same boot.
+    private func pause(_ seconds: Double, _ mark: Int) async -> Bool {
+        let scaled = seconds * spec.timeScale
+        if scaled > 0 { try? await Task.sleep(for: .milliseconds(Int(scaled * 1000))) } else { await Task.yield() }
+        return mark == epoch
+    }
+
+    private func boot() async {
+        epoch += 1
+        let mark = epoch
+        stage = .booting
+        bootID = UUID().uuidString.lowercased()
+        guard !spec.faults.contains(.neverBoots) else { return }
+        Task { await self.finishBoot(mark) }
+    }
+
+    private func finishBoot(_ mark: Int) async {
+        guard await pause(SimulatedTiming.boot, mark) else { return }
+        if let config {
+            await enterRunning(config, mark)
+        } else {
+            stage = .maintenance
+            await startAPI { try $0.tls.useMaintenance(addresses: [$0.spec.address]) }
+        }
+    }
+
+    private func enterRunning(_ config: AppliedConfig, _ mark: Int) async {
+        stage = .running
+        await startAPI { node in
+            try node.tls.useConfigured(osCA: config.osCA, hostname: config.hostname ?? node.spec.name, addresses: [node.spec.address], sans: config.certSANs)
+        }
+        await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
+        if config.controlPlane { Task { await self.joinEtcd(mark) } }
+    }
+
+    /// A control plane without etcd data keeps trying to join until someone bootstraps.
+    private func joinEtcd(_ mark: Int) async {
+        while mark == epoch, config?.controlPlane == true, !(await etcd.hasData(spec.name)) {
+            guard await pause(SimulatedTiming.etcdJoin, mark) else { return }
+            if await etcd.join(node: spec.name, hostname: hostname, address: spec.address) { return }
+            if spec.timeScale == 0 { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+    }
+
+    fileprivate func reboot() async {
+        epoch += 1
+        let mark = epoch
+        stage = .rebooting
+        await stopAPI()
+        await etcd.setRunning(spec.name, false, unhealthy: false)
+        guard await pause(SimulatedTiming.reboot, mark) else { return }
+        await boot()
+    }
+
+    // MARK: API server lifecycle
+
+    private func startAPI(_ identity: @Sendable (SimulatedTalosNode) throws -> Void) async {
+        await stopAPI()
+        do { try identity(self) } catch {
+            FileHandle.standardError.write(Data("lab: \(spec.name): cannot make TLS identity: \(error)\n".utf8))
+            return
+        }
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = 32 << 20
+        let tls = self.tls
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in tls.configure(channel) }
+        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: spec.address, port: spec.port), transportSecurity: .plaintext, config: config)
+        let services: [any RegistrableRPCService] = [MachineHandler(node: self), StorageHandler(node: self), ResourceHandler(node: self)]
+        let server = GRPCServer(transport: transport, services: services)
+        self.server = server
+        let name = spec.name
+        serving = Task {
+            do { try await server.serve() } catch {
+                FileHandle.standardError.write(Data("lab: \(name): API server stopped: \(error)\n".utf8))
+            }
+        }
+        _ = try? await transport.listeningAddress
+    }
+
+    private func stopAPI() async {
+        server?.beginGracefulShutdown()
+        // Connections are cut, as when apid restarts; streams in flight end.
+        await serving?.value
+        server = nil
+        serving = nil
+    }
+
+    /// The address and port the API is bound to, once it is up (tests that use port 0).
+    public func waitUntilListening(timeout: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while server == nil {
+            guard ContinuousClock.now < deadline else { throw RPCError(code: .deadlineExceeded, message: "\(spec.name) did not start its API") }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    // MARK: Operations the handlers call
+
+    func record(_ method: String, roles: [String]) { calls.append((method, roles)) }
+
+    func apply(_ request: Machine_ApplyConfigurationRequest) async throws -> Machine_ApplyConfigurationRequest.Mode {
+        if spec.faults.contains(.refusesApply) {
+            throw RPCError(code: .invalidArgument, message: "simulated fault: this node refuses configuration")
+        }
+        let text = String(decoding: request.data, as: UTF8.self)
+        let parsed: AppliedConfig
+        do { parsed = try AppliedConfig.parse(text, talosVersion: spec.talosVersion) } catch {
+            throw RPCError(code: .invalidArgument, message: error.description)
+        }
+        if request.dryRun { return .noReboot }
+        if stage == .maintenance {
+            config = parsed
+            let mark = epoch
+            if installed {
+                Task { await self.enterRunningAfterApply(parsed, mark) }
+                return .noReboot
+            }
+            Task { await self.install(mark) }
+            return .reboot
+        }
+        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue), cannot apply now") }
+        config = parsed
+        return .noReboot
+    }
+
+    private func enterRunningAfterApply(_ config: AppliedConfig, _ mark: Int) async {
+        guard await pause(0.5, mark) else { return }
+        await enterRunning(config, mark)
+    }
+
+    private func install(_ mark: Int) async {
+        stage = .installing
+        let seconds = SimulatedTiming.install * (spec.faults.contains(.slowInstall) ? 20 : 1)
+        guard await pause(seconds, mark) else { return }
+        installed = true
+        await reboot()
+    }
+
+    func bootstrap() async throws {
+        guard stage == .running, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
+        guard config.controlPlane else { throw RPCError(code: .unimplemented, message: "bootstrap is only available on control plane nodes") }
+        _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address)
+    }
+
+    func reset(_ request: Machine_ResetRequest) async throws -> String {
+        let labels = request.systemPartitionsToWipe.filter(\.wipe).map(\.label)
+        if request.mode == .userDisks, !labels.isEmpty {
+            throw RPCError(code: .invalidArgument, message: "system partitions can't be wiped in USER_DISKS mode")
+        }
+        if request.mode == .systemDisk, !request.userDisksToWipe.isEmpty {
+            throw RPCError(code: .invalidArgument, message: "user disks can't be wiped in SYSTEM_DISK mode")
+        }
+        for label in labels where !["STATE", "EPHEMERAL", "META"].contains(label) {
+            throw RPCError(code: .invalidArgument, message: "volume \(label) is not located")
+        }
+        actors += 1
+        let actor = "reset-\(spec.name)-\(actors)"
+        epoch += 1
+        let mark = epoch
+        Task { await self.runReset(request, labels: labels, mark) }
+        return actor
+    }
+
+    private func runReset(_ request: Machine_ResetRequest, labels: [String], _ mark: Int) async {
+        stage = .resetting
+        if request.graceful, isControlPlane { try? await etcd.leave(node: spec.name) }
+        guard await pause(SimulatedTiming.resetWipe, mark) else { return }
+        if labels.isEmpty {
+            // The whole system disk: the OS is gone too.
+            config = nil
+            installed = false
+            await etcd.wipe(node: spec.name)
+        } else {
+            if labels.contains("STATE") { config = nil }
+            if labels.contains("EPHEMERAL") { await etcd.wipe(node: spec.name) }
+        }
+        if request.reboot { await reboot() } else { await powerOff() }
+    }
+
+    func leaveEtcd() async throws {
+        try requireControlPlane("EtcdLeaveCluster")
+        try await etcd.leave(node: spec.name)
+    }
+
+    func requireControlPlane(_ method: String) throws {
+        guard isControlPlane else { throw RPCError(code: .unimplemented, message: "\(method) is only available on control plane nodes") }
+    }
+
+    /// A fresh admin kubeconfig from the cluster CA, gzip'd tar as Talos sends it.
+    func kubeconfigArchive() throws -> Data {
+        try requireControlPlane("Kubeconfig")
+        guard let config, let ca = config.kubernetesCA else { throw RPCError(code: .failedPrecondition, message: "kubernetes CA is not configured") }
+        let kubeconfig = try SimulatedKubeconfig.make(clusterName: config.clusterName, endpoint: config.endpoint, ca: ca)
+        return try KubeconfigArchive.make(kubeconfig)
+    }
+}
+
+extension SimulatedTalosNode {
+    /// Services as ServiceList shows them for the current stage.
+    func services() async -> [Machine_ServiceInfo] {
+        func service(_ id: String, _ state: String, healthy: Bool = true) -> Machine_ServiceInfo {
+            .with {
+                $0.id = id
+                $0.state = state
+                $0.health.healthy = healthy
+                $0.health.unknown = false
+            }
+        }
+        guard stage == .running else { return [service("apid", "Running"), service("machined", "Running")] }
+        var list = [service("apid", "Running"), service("containerd", "Running"), service("cri", "Running"),
+                    service("kubelet", "Running"), service("machined", "Running"), service("udevd", "Running")]
+        if isControlPlane {
+            let member = await etcd.hasData(spec.name)
+            list.append(service("etcd", member ? "Running" : "Preparing", healthy: member && !spec.faults.contains(.etcdUnhealthy)))
+            list.append(service("trustd", "Running"))
+        }
+        return list.sorted { $0.id < $1.id }
+    }
+
+    func requestReboot() async throws -> String {
+        guard stage == .running || stage == .maintenance else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        Task { await self.reboot() }
+        return "reboot-\(spec.name)-\(bootID.prefix(8))"
+    }
+
+    func requestShutdown() async -> String {
+        Task { await self.powerOff() }
+        return "shutdown-\(spec.name)-\(bootID.prefix(8))"
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+import TalosKit
+
+/// `storage.StorageService/Disks`: the node's disks, as the install-disk preflight reads them.
+struct StorageHandler: Storage_StorageService.SimpleServiceProtocol {
+    let node: SimulatedTalosNode
+
+    func disks(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Storage_DisksResponse {
+        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
+        await node.record("Disks", roles: roles)
+        let installDisk = await node.config?.installDisk
+        let disks = node.spec.disks.map { disk in
+            Storage_Disk.with {
+                $0.deviceName = disk.path
+                $0.name = String(disk.path.split(separator: "/").last ?? "")
+                $0.size = disk.size
+                $0.model = disk.model
+                $0.subsystem = disk.transport == "nvme" ? "/sys/class/nvme" : "/sys/class/block"
+                $0.busPath = "/pci0000:00/\(disk.transport)"
+                $0.type = disk.transport == "nvme" ? .nvme : (disk.rotational ? .hdd : .ssd)
+                $0.systemDisk = installDisk == disk.path
+            }
+        }
+        return .with { $0.messages = [.with { $0.disks = disks }] }
+    }
+}
+
+/// `cosi.resource.State`: only `MachineStatuses.runtime.talos.dev/machine`, the stage a waiter reads.
+struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
+    let node: SimulatedTalosNode
+    static let machineStatusType = "MachineStatuses.runtime.talos.dev"
+
+    func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
+        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
+        await node.record("Get", roles: roles)
+        guard request.namespace == "runtime", request.type == Self.machineStatusType, request.id == "machine" else {
+            throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
+        }
+        let resource = await machineStatus()
+        return .with { $0.resource = resource }
+    }
+
+    func list(request: Cosi_Resource_ListRequest, response: RPCWriter<Cosi_Resource_ListResponse>, context: ServerContext) async throws {
+        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
+        await node.record("List", roles: roles)
+        guard request.namespace == "runtime", request.type == Self.machineStatusType else { return }
+        let resource = await machineStatus()
+        try await response.write(.with { $0.resource = resource })
+    }
+
+    func machineStatus() async -> Cosi_Resource_Resource {
+        let stage = await node.stage
+        let status = MachineStatus(stage: stage, ready: stage == .running || stage == .maintenance)
+        var resource = Cosi_Resource_Resource()
+        resource.metadata.namespace = "runtime"
+        resource.metadata.type = Self.machineStatusType
+        resource.metadata.id = "machine"
+        resource.metadata.phase = "running"
+        resource.spec.yamlSpec = status.yaml
+        return resource
+    }
+}

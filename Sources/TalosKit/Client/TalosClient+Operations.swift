@@ -1,0 +1,113 @@
+import Foundation
+import GRPCCore
+import ProvisionCore
+import SwiftProtobuf
+
+/// The calls steps need beyond the basics: services, etcd, kubeconfig, snapshots, boot ID, stage.
+extension TalosClient {
+    public func services() async throws -> [Machine_ServiceInfo] {
+        try await machine { try Self.first(try await $0.serviceList(Google_Protobuf_Empty(), options: options).messages, "ServiceList").services }
+    }
+
+    public func etcdStatus() async throws -> Machine_EtcdMemberStatus {
+        try await machine { try Self.first(try await $0.etcdStatus(Google_Protobuf_Empty(), options: options).messages, "EtcdStatus").memberStatus }
+    }
+
+    public func etcdLeaveCluster() async throws {
+        _ = try await machine { try await $0.etcdLeaveCluster(Machine_EtcdLeaveClusterRequest(), options: options) }
+    }
+
+    /// Returns the new leader's name.
+    public func etcdForfeitLeadership() async throws -> String {
+        try await machine { try Self.first(try await $0.etcdForfeitLeadership(Machine_EtcdForfeitLeadershipRequest(), options: options).messages, "EtcdForfeitLeadership").member }
+    }
+
+    public func etcdRemoveMember(id: UInt64) async throws {
+        var request = Machine_EtcdRemoveMemberByIDRequest()
+        request.memberID = id
+        _ = try await machine { try await $0.etcdRemoveMemberByID(request, options: options) }
+    }
+
+    public func reboot() async throws -> String {
+        try await machine { try Self.first(try await $0.reboot(Machine_RebootRequest(), options: options).messages, "Reboot").actorID }
+    }
+
+    /// A fresh admin kubeconfig (control planes only).
+    public func kubeconfig() async throws -> String {
+        let archive = try await machine { client in
+            try await client.kubeconfig(Google_Protobuf_Empty(), options: options) { response in
+                var bytes = Data()
+                for try await message in response.messages { bytes.append(message.bytes) }
+                return bytes
+            }
+        }
+        return try KubeconfigArchive.extract(archive)
+    }
+
+    /// Streams an etcd snapshot into `file` (written 0600, then renamed into place) and returns
+    /// its size. A snapshot holds every Kubernetes secret, so it is never world-readable.
+    public func etcdSnapshot(to file: URL) async throws -> Int {
+        var snapshotOptions = options
+        snapshotOptions.timeout = .seconds(300)
+        let data = try await machine { client in
+            try await client.etcdSnapshot(Machine_EtcdSnapshotRequest(), options: snapshotOptions) { response in
+                var bytes = Data()
+                for try await message in response.messages { bytes.append(message.bytes) }
+                return bytes
+            }
+        }
+        guard !data.isEmpty else { throw TalosError.other(code: "empty", message: "EtcdSnapshot returned no data") }
+        try PrivateFile.write([UInt8](data), to: file.path)
+        return data.count
+    }
+
+    /// The Linux boot ID: it changes on every boot, so it proves a reboot happened.
+    public func bootID() async throws -> String {
+        var request = Machine_ReadRequest()
+        request.path = "/proc/sys/kernel/random/boot_id"
+        let data = try await machine { client in
+            try await client.read(request, options: options) { response in
+                var bytes = Data()
+                for try await message in response.messages { bytes.append(message.bytes) }
+                return bytes
+            }
+        }
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The machine's stage and readiness, from the COSI `MachineStatuses` resource.
+    public func machineStatus() async throws -> MachineStatus {
+        var request = Cosi_Resource_GetRequest()
+        request.namespace = "runtime"
+        request.type = "MachineStatuses.runtime.talos.dev"
+        request.id = "machine"
+        let response = try await withClient { grpc in
+            try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
+        }
+        return try MachineStatus(yaml: response.resource.spec.yamlSpec)
+    }
+
+    /// Version from several nodes through this endpoint (`nodes` fan-out). The gRPC status is OK even
+    /// when a node failed; each reply says so in its own metadata, so results are per node.
+    public func versions(nodes: [String]) async throws -> [String: Result<Machine_Version, TalosError>] {
+        var metadata = Metadata()
+        for node in nodes { metadata.addString(node, forKey: "nodes") }
+        let response = try await machine { try await $0.version(Google_Protobuf_Empty(), metadata: metadata, options: options) }
+        return Self.perNode(response.messages, metadata: \.metadata)
+    }
+
+    static func perNode<Message>(_ messages: [Message], metadata: KeyPath<Message, Common_Metadata>) -> [String: Result<Message, TalosError>] {
+        var results: [String: Result<Message, TalosError>] = [:]
+        for message in messages {
+            let meta = message[keyPath: metadata]
+            if !meta.error.isEmpty || meta.status.code != 0 {
+                let text = meta.error.isEmpty ? meta.status.message : meta.error
+                let code = Status.Code(rawValue: Int(meta.status.code)).flatMap { RPCError.Code($0) } ?? .unknown
+                results[meta.hostname] = .failure(TalosError.from(RPCError(code: code, message: text), host: meta.hostname))
+            } else {
+                results[meta.hostname] = .success(message)
+            }
+        }
+        return results
+    }
+}

@@ -1,0 +1,76 @@
+import Foundation
+import Lab
+import ProvisionCore
+import TalosKit
+import TestSupport
+
+/// Simulated nodes named as in the demo inventory, with its rendered configs, on addresses of
+/// their own so tests can run side by side.
+struct LabFixture {
+    static let bundle = Result { try SecretsBundle.generate() }
+    let bundle: SecretsBundle
+    let inventory: Inventory
+    let renderer: MachineConfigRenderer
+    let cluster: SimulatedTalosCluster
+
+    init(nodes: [String], platform: String = "nocloud", timeScale: Double = 0, faults: [String: Set<SimulatedFault>] = [:]) throws {
+        bundle = try Self.bundle.get()
+        (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
+        renderer = try MachineConfigRenderer(bundle: bundle, inventory: inventory)
+        cluster = SimulatedTalosCluster(specs: nodes.map { name in
+            var spec = SimulatedNodeSpec(name: name, address: Loopback.address())
+            spec.platform = platform
+            spec.timeScale = timeScale
+            spec.faults = faults[name] ?? []
+            return spec
+        })
+    }
+
+    func node(_ name: String) -> SimulatedTalosNode { cluster.node(name)! }
+
+    func config(_ name: String) throws -> String {
+        try renderer.yaml(renderer.target(node: inventory.nodes.first { $0.name.value == name }!))
+    }
+
+    var admin: TalosTLS.Mode { get throws { try mode(roles: ["os:admin"]) } }
+
+    func mode(roles: [String]) throws -> TalosTLS.Mode {
+        let credentials = try TalosConfig.credentials(bundle: bundle, roles: roles)
+        return .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key)
+    }
+
+    func client(_ name: String, _ mode: TalosTLS.Mode) throws -> TalosClient {
+        var client = try TalosClient(host: node(name).spec.address, mode: mode)
+        client.timeout = .seconds(3)
+        return client
+    }
+
+    /// Powers on, applies each node's config in maintenance and waits until all run configured.
+    func configure(_ names: [String]) async throws {
+        for name in names {
+            await node(name).powerOn()
+            let maintenance = try client(name, .maintenance(spkiPin: nil))
+            _ = try await eventually { try await maintenance.version() }
+            _ = try await maintenance.applyConfiguration(try config(name))
+        }
+        for name in names {
+            let admin = try client(name, try self.admin)
+            _ = try await eventually {
+                let status = try await admin.machineStatus()
+                guard status.stage == .running else { throw PeerError("\(name) is \(status.stage)") }
+            }
+        }
+    }
+}
+
+/// Retries `body` until it succeeds or `timeout` passes; the last error is rethrown.
+@discardableResult
+func eventually<T: Sendable>(timeout: Duration = .seconds(20), _ body: () async throws -> T) async throws -> T {
+    let deadline = ContinuousClock.now + timeout
+    while true {
+        do { return try await body() } catch {
+            if ContinuousClock.now > deadline { throw error }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import Lab
+import Testing
+import TestSupport
+@testable import TalosKit
+
+/// Our client against our simulator: the lifecycle a real node goes through.
+@Suite struct SimulatedNodeTests {
+    @Test func applyInstallsRebootsAndComesUpConfigured() async throws {
+        let lab = try LabFixture(nodes: ["cp1"], platform: "metal", timeScale: 0.01)
+        let node = lab.node("cp1")
+        await node.powerOn()
+        let maintenance = try lab.client("cp1", .maintenance(spkiPin: nil))
+        let version = try await eventually { try await maintenance.version() }
+        #expect(version.features.rbac == false)
+        #expect(try await maintenance.machineStatus().stage == .maintenance)
+        let bootBefore = await node.bootID
+
+        let reply = try await maintenance.applyConfiguration(try lab.config("cp1"))
+        #expect(reply.mode == .reboot, "a metal node installs and reboots")
+        #expect(try await maintenance.machineStatus().stage == .installing)
+
+        let admin = try lab.client("cp1", try lab.admin)
+        try await eventually {
+            guard try await admin.machineStatus().stage == .running else { throw PeerError("not running") }
+        }
+        let bootAfter = try await admin.bootID()
+        #expect(bootAfter != bootBefore, "the node rebooted")
+        #expect(bootAfter == (await node.bootID))
+        #expect(try await admin.version().features.rbac == true)
+        #expect(try await admin.hostname() == "cp1")
+        // The maintenance identity is gone: a client without a certificate is refused.
+        await #expect(throws: TalosError.self) { try await maintenance.version() }
+    }
+
+    @Test func bootstrapOnceThenAlreadyExistsAndOthersJoin() async throws {
+        let lab = try LabFixture(nodes: ["cp1", "cp2", "cp3"])
+        try await lab.configure(["cp1", "cp2", "cp3"])
+        let cp1 = try lab.client("cp1", try lab.admin)
+        #expect(try await cp1.bootstrap() == .bootstrapped)
+        #expect(try await cp1.bootstrap() == .alreadyBootstrapped)
+        try await eventually {
+            guard try await cp1.etcdMembers().count == 3 else { throw PeerError("not joined yet") }
+        }
+        #expect(try await lab.client("cp3", try lab.admin).bootstrap() == .alreadyBootstrapped, "a joined member has etcd data")
+        #expect(await lab.cluster.etcd.clusterCount == 1)
+        let hostnames = Set(try await cp1.etcdMembers().map(\.hostname))
+        #expect(hostnames == ["cp1", "cp2", "cp3"])
+    }
+
+    @Test func resetLeavesEtcdAndReturnsToMaintenanceWithANewBootID() async throws {
+        let lab = try LabFixture(nodes: ["cp1", "cp2", "cp3"])
+        try await lab.configure(["cp1", "cp2", "cp3"])
+        let cp1 = try lab.client("cp1", try lab.admin)
+        _ = try await cp1.bootstrap()
+        try await eventually { guard try await cp1.etcdMembers().count == 3 else { throw PeerError("joining") } }
+
+        let cp2 = try lab.client("cp2", try lab.admin)
+        let bootBefore = try await cp2.bootID()
+        let actor = try await cp2.resetSystemPartitions()
+        #expect(!actor.isEmpty)
+        let maintenance = try lab.client("cp2", .maintenance(spkiPin: nil))
+        try await eventually {
+            guard try await maintenance.machineStatus().stage == .maintenance else { throw PeerError("resetting") }
+        }
+        #expect(await lab.node("cp2").bootID != bootBefore)
+        #expect(Set(try await cp1.etcdMembers().map(\.hostname)) == ["cp1", "cp3"], "graceful reset removed its own member")
+        let probe = await TalosProbe(host: lab.node("cp2").spec.address, credentials: try TalosConfig.credentials(bundle: lab.bundle, roles: ["os:admin"])).run()
+        #expect(probe.mode == .maintenance)
+    }
+
+    @Test func kubeconfigIsTalosLenientArchiveWithAnAdminCertificate() async throws {
+        let lab = try LabFixture(nodes: ["cp1"])
+        try await lab.configure(["cp1"])
+        let kubeconfig = try await lab.client("cp1", try lab.admin).kubeconfig()
+        #expect(kubeconfig.contains("current-context: admin@demo"))
+        #expect(kubeconfig.contains("client-certificate-data:"))
+        // The same bytes, read by Python's tarfile (an independent tar reader), in the Python client test.
+        await #expect(throws: TalosError.self) { try await lab.client("cp1", try lab.mode(roles: ["os:reader"])).kubeconfig() }
+    }
+
+    @Test func etcdSnapshotIsWrittenPrivately() async throws {
+        let lab = try LabFixture(nodes: ["cp1"])
+        try await lab.configure(["cp1"])
+        let admin = try lab.client("cp1", try lab.admin)
+        _ = try await admin.bootstrap()
+        let file = URL(fileURLWithPath: temporaryDirectory()).appendingPathComponent("etcd.snapshot")
+        let size = try await eventually { try await admin.etcdSnapshot(to: file) }
+        #expect(size > 0)
+        let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+}
