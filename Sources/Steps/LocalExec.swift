@@ -34,7 +34,7 @@ public struct LocalExec: StepKind {
         process.standardInput = lifeline
         let child = try await ChildProcess.launch(process)
         // Read while the child runs, so a chatty command cannot fill the pipe and stall.
-        let reader = Task.detached { output.fileHandleForReading.readDataToEndOfFile() }
+        let reader = Task { await Subprocess.readToEnd(output.fileHandleForReading) }
         // Cancellation (timeout, Ctrl-C) closes the lifeline, and the guard stops the command's group.
         let status: Int32 = await withTaskCancellationHandler {
             await child.exited()

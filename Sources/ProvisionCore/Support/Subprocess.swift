@@ -22,10 +22,18 @@ public enum Subprocess {
             input.fileHandleForWriting.write(Data(stdin.utf8))
             try? input.fileHandleForWriting.close()
         }
-        async let outData = Task.detached { out.fileHandleForReading.readDataToEndOfFile() }.value
-        async let errData = Task.detached { err.fileHandleForReading.readDataToEndOfFile() }.value
+        async let outData = readToEnd(out.fileHandleForReading)
+        async let errData = readToEnd(err.fileHandleForReading)
         let (o, e) = await (outData, errData)
         let status = await child.exited()
         return Result(status: status, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    /// Reads on a thread of its own: a blocking read on the concurrency pool (two threads on a
+    /// 2-core machine) would starve in-process servers the child talks to, such as the lab's nodes.
+    public static func readToEnd(_ handle: FileHandle) async -> Data {
+        await withCheckedContinuation { continuation in
+            Thread { continuation.resume(returning: handle.readDataToEndOfFile()) }.start()
+        }
     }
 }
