@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "TalosKit", "TestSupport"],

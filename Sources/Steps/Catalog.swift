@@ -8,22 +8,18 @@ public enum StandardCatalog {
         for info in declared { catalog.declare(info) }
         catalog.register(LocalExec())
         catalog.register(TalosSecrets())
+        for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
+                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset()] {
+            catalog.register(kind)
+        }
         return catalog
     }
 
     static let declared: [StepKindInfo] = [
         StepKindInfo(name: "machine.ensure", summary: "make the machine exist and power it on (VM create, Wake-on-LAN)", estimate: .seconds(60), scope: .node),
         StepKindInfo(name: "machine.delete", summary: "stop and delete a VM (never bare metal)", estimate: .seconds(30), scope: .node),
-        StepKindInfo(name: "talos.await-maintenance", summary: "wait for the node's Talos API in maintenance mode and check its install disk", estimate: .seconds(90), scope: .node, mutates: false, parameters: ["timeout"]),
-        StepKindInfo(name: "talos.apply-config", summary: "push the node's rendered machine config", estimate: .seconds(5), scope: .node, parameters: ["mode"]),
-        StepKindInfo(name: "talos.await-configured", summary: "wait for install, reboot and a running node", estimate: .seconds(180), scope: .node, mutates: false),
-        StepKindInfo(name: "talos.bootstrap", summary: "bootstrap etcd on one control plane (idempotent, refused if members exist)", estimate: .seconds(10), scope: .cluster),
-        StepKindInfo(name: "talos.await-etcd", summary: "wait until every control plane is a healthy etcd member", estimate: .seconds(120), scope: .cluster, mutates: false),
-        StepKindInfo(name: "talos.kubeconfig", summary: "fetch the admin kubeconfig into the state directory", estimate: .seconds(3), scope: .cluster),
         StepKindInfo(name: "talos.identity-check", summary: "refuse unless the node answering is the node the inventory names", estimate: .seconds(2), scope: .node, mutates: false),
         StepKindInfo(name: "talos.quorum-check", summary: "refuse if removing the node would break etcd quorum or the cluster is unhealthy", estimate: .seconds(3), scope: .node, mutates: false, parameters: ["force"]),
-        StepKindInfo(name: "talos.etcd-snapshot", summary: "save an etcd snapshot to the state directory", estimate: .seconds(10), scope: .any),
-        StepKindInfo(name: "talos.reset", summary: "graceful reset of STATE and EPHEMERAL with reboot, verified", estimate: .seconds(120), scope: .node),
         StepKindInfo(name: "kube.cilium", summary: "install Cilium and wait for every node Ready", estimate: .seconds(120), scope: .cluster),
         StepKindInfo(name: "kube.foundation", summary: "install the secrets foundation (1Password Connect + External Secrets, or SOPS/age)", estimate: .seconds(90), scope: .cluster),
         StepKindInfo(name: "kube.verify", summary: "check nodes Ready, etcd members and foundation health", estimate: .seconds(10), scope: .cluster, mutates: false),

@@ -7,7 +7,8 @@ import TalosKit
 struct AppliedConfig: Sendable {
     var text: String
     var controlPlane: Bool
-    var osCA: (certificate: String, key: String)
+    /// Workers get the OS CA certificate only; their API certificate comes from a control plane's trustd.
+    var osCA: (certificate: String, key: String?)
     var kubernetesCA: (certificate: String, key: String)?
     var clusterName: String
     var endpoint: String
@@ -49,14 +50,17 @@ struct AppliedConfig: Sendable {
             guard let crt = value?["crt"]?.stringValue.flatMap(decode), let key = value?["key"]?.stringValue.flatMap(decode) else { return nil }
             return (crt, key)
         }
-        guard let osCA = pair(machine?["ca"]) else { throw Rejection(description: "machine.ca must hold a certificate and key") }
+        guard let osCertificate = machine?["ca"]?["crt"]?.stringValue.flatMap(decode), osCertificate.contains("BEGIN CERTIFICATE") else {
+            throw Rejection(description: "machine.ca.crt must hold the OS CA certificate")
+        }
+        let osKey = machine?["ca"]?["key"]?.stringValue.flatMap(decode).flatMap { $0.isEmpty ? nil : $0 }
         let hostnameDocument = values.first { $0["kind"]?.stringValue == "HostnameConfig" }
         let sans = machine?["certSANs"].flatMap { value -> [String]? in
             guard case let .list(items) = value else { return nil }
             return items.compactMap(\.stringValue)
         } ?? []
         return AppliedConfig(
-            text: text, controlPlane: type != "worker", osCA: osCA, kubernetesCA: pair(cluster?["ca"]),
+            text: text, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,

@@ -4,11 +4,12 @@ import ProvisionCore
 /// The simulated Talos machines of one lab: a node per spec, sharing one etcd.
 public final class SimulatedTalosCluster: Sendable {
     public let etcd = SimulatedEtcd()
+    public let trustd = SimulatedTrustd()
     public let nodes: [SimulatedTalosNode]
 
     public init(specs: [SimulatedNodeSpec]) {
-        let etcd = self.etcd
-        nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd) }
+        let etcd = self.etcd, trustd = self.trustd
+        nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd, trustd: trustd) }
     }
 
     /// One node per inventory node, on the inventory's (loopback) addresses, with the inventory's

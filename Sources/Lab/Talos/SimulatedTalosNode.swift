@@ -9,6 +9,7 @@ import TalosKit
 public actor SimulatedTalosNode {
     public nonisolated let spec: SimulatedNodeSpec
     nonisolated let etcd: SimulatedEtcd
+    nonisolated let trustd: SimulatedTrustd
     nonisolated let tls = NodeTLS()
 
     public private(set) var stage: MachineStatus.Stage = .unknown
@@ -25,9 +26,10 @@ public actor SimulatedTalosNode {
     /// Method names as they arrived, with the caller's roles: what tests inspect.
     public private(set) var calls: [(method: String, roles: [String])] = []
 
-    public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd) {
+    public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd, trustd: SimulatedTrustd = SimulatedTrustd()) {
         self.spec = spec
         self.etcd = etcd
+        self.trustd = trustd
         installed = !spec.installsToDisk
         tls.setFlaps(spec.faults.contains(.apiFlaps))
     }
@@ -80,9 +82,19 @@ public actor SimulatedTalosNode {
     }
 
     private func enterRunning(_ config: AppliedConfig, _ mark: Int) async {
+        // A worker's API certificate needs a control plane's trustd; until one runs, it waits.
+        var caKey = config.osCA.key
+        while caKey == nil {
+            caKey = await trustd.key(for: config.osCA.certificate)
+            if caKey == nil { guard await pause(1, mark) else { return } }
+            if spec.timeScale == 0, caKey == nil { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        guard let caKey, mark == epoch else { return }
+        if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
         stage = .running
         await startAPI { node in
-            try node.tls.useConfigured(osCA: config.osCA, hostname: config.hostname ?? node.spec.name, addresses: [node.spec.address], sans: config.certSANs)
+            try node.tls.useConfigured(osCA: (config.osCA.certificate, caKey), hostname: config.hostname ?? node.spec.name,
+                                       addresses: [node.spec.address], sans: config.certSANs)
         }
         await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
         if config.controlPlane { Task { await self.joinEtcd(mark) } }
@@ -123,10 +135,10 @@ public actor SimulatedTalosNode {
         let services: [any RegistrableRPCService] = [MachineHandler(node: self), StorageHandler(node: self), ResourceHandler(node: self)]
         let server = GRPCServer(transport: transport, services: services)
         self.server = server
-        let name = spec.name
+        let name = spec.name, address = spec.address
         serving = Task {
             do { try await server.serve() } catch {
-                FileHandle.standardError.write(Data("lab: \(name): API server stopped: \(error)\n".utf8))
+                FileHandle.standardError.write(Data("lab: \(name) (\(address)): API server stopped: \(error)\n".utf8))
             }
         }
         _ = try? await transport.listeningAddress

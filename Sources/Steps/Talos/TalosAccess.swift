@@ -1,0 +1,109 @@
+import Foundation
+import ProvisionCore
+import Synchronization
+import TalosKit
+
+/// What Talos step kinds share in one run: the secrets bundle (decrypted once), one admin client
+/// certificate, one connection per node and mode, and the rendered configs. Registered in the
+/// run's `Services`; a step without one makes its own.
+public final class TalosAccess: Sendable {
+    public enum Access: String, Sendable {
+        case maintenance, admin
+    }
+
+    let inventory: Inventory
+    let store: SecretsStore
+    /// Tests point the client at simulated nodes on other ports.
+    let port: Int
+    private let cache = Mutex<Cache>(Cache())
+
+    private struct Cache {
+        var bundle: SecretsBundle?
+        var credentials: (ca: String, certificate: String, key: String)?
+        var connections: [String: TalosConnection] = [:]
+    }
+
+    public init(context: StepContext, port: Int = 50000) {
+        inventory = context.inventory
+        store = SecretsStore(inventory: context.inventory, stateDirectory: context.stateDirectory, credentials: context.credentials)
+        self.port = port
+    }
+
+    public static func from(_ context: StepContext) -> TalosAccess {
+        context.services[TalosAccess.self] ?? TalosAccess(context: context)
+    }
+
+    public func bundle() async throws -> SecretsBundle {
+        if let bundle = cache.withLock({ $0.bundle }) { return bundle }
+        guard store.exists else { throw StepError.permanent("no secrets bundle at \(store.path): run the secrets step first (provision up)") }
+        let bundle = try await store.load()
+        cache.withLock { $0.bundle = bundle }
+        return bundle
+    }
+
+    /// The admin credentials this run uses: minted once from the OS CA, never written to disk.
+    public func credentials() async throws -> (ca: String, certificate: String, key: String) {
+        if let credentials = cache.withLock({ $0.credentials }) { return credentials }
+        let credentials = try TalosConfig.credentials(bundle: try await bundle(), roles: ["os:admin"], validity: 86400)
+        cache.withLock { $0.credentials = credentials }
+        return credentials
+    }
+
+    public func address(of node: String) throws -> String {
+        guard let spec = inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
+        return spec.address.value.description
+    }
+
+    /// A client on the shared connection to `node` in the given mode.
+    public func client(_ node: String, _ access: Access, timeout: Duration = .seconds(10)) async throws -> TalosClient {
+        let host = try address(of: node)
+        let key = "\(host)|\(access.rawValue)"
+        let mode: TalosTLS.Mode
+        switch access {
+        case .maintenance: mode = .maintenance(spkiPin: nil)
+        case .admin:
+            let credentials = try await credentials()
+            mode = .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key)
+        }
+        let connection = try cache.withLock { cache -> TalosConnection in
+            if let existing = cache.connections[key] { return existing }
+            let made = try TalosConnection(host: host, port: port, mode: mode)
+            cache.connections[key] = made
+            return made
+        }
+        var client = TalosClient(connection: connection)
+        client.timeout = timeout
+        return client
+    }
+
+    /// Which state the node's API is in, by explicit detection (never by retrying insecurely).
+    /// Before the bundle exists (first run, machines come up in parallel with the secrets step)
+    /// only maintenance can be recognised, and a configured node shows as "configured-unverified".
+    public func probe(_ node: String) async throws -> TalosProbe.Result {
+        let credentials = store.exists || cache.withLock({ $0.bundle != nil }) ? try await credentials() : nil
+        var probe = TalosProbe(host: try address(of: node), port: port, credentials: credentials)
+        probe.timeout = .seconds(3)
+        return await probe.run()
+    }
+
+    /// The node's machine config, rendered and validated as `provision config render` shows it.
+    public func config(for node: String) async throws -> String {
+        guard let spec = inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
+        let renderer = try MachineConfigRenderer(bundle: try await bundle(), inventory: inventory)
+        do { return try renderer.yaml(renderer.target(node: spec)) } catch { throw StepError.permanent("\(error)") }
+    }
+
+    /// How often waits poll: a lab runs on a compressed clock.
+    public var pollInterval: Duration {
+        guard let scale = inventory.lab?.timeScale.value else { return .seconds(2) }
+        return .milliseconds(max(10, Int(2000 * scale)))
+    }
+
+    public func close() {
+        let connections = cache.withLock { cache in
+            defer { cache.connections = [:] }
+            return Array(cache.connections.values)
+        }
+        for connection in connections { connection.close() }
+    }
+}

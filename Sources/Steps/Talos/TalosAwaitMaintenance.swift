@@ -1,0 +1,45 @@
+import Foundation
+import ProvisionCore
+import TalosKit
+
+/// `talos.await-maintenance`: the node's Talos API answers, in maintenance mode, and the disk the
+/// inventory says to install to is there and safe. A node already configured by this cluster
+/// satisfies it (a re-run after install); a node of another cluster is refused, never touched.
+public struct TalosAwaitMaintenance: StepKind {
+    public let info = StepKindInfo(name: "talos.await-maintenance", summary: "wait for the node's Talos API in maintenance mode and check its install disk",
+                                   estimate: .seconds(90), scope: .node, mutates: false, defaultTimeout: .seconds(900), parameters: ["timeout"])
+
+    public init() {}
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let node = try step.requireNode()
+        let access = TalosAccess.from(context)
+        let result = try await access.probe(node)
+        switch result.mode {
+        case .configured: return .satisfied(["mode": "configured"])
+        case .maintenance: return .satisfied(try preflight(node, result.disks, context))
+        case .wrongCluster, .configuredUnverified:
+            throw StepError.refused("\(node) at \(try access.address(of: node)) is configured by another cluster (its certificate is not from our OS CA); reset it by hand or fix the address")
+        case .unreachable, .tlsError: return .pending("\(node) is not answering yet: \(result.reason ?? "no reply")")
+        }
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let node = try step.requireNode()
+        let access = TalosAccess.from(context)
+        let address = try access.address(of: node)
+        context.log("waiting for \(node) at \(address):50000", step: step)
+        return try await waitFor("\(node)'s Talos API", interval: access.pollInterval, step: step, context: context) {
+            switch try await observe(step, context: context) {
+            case let .satisfied(outputs): return outputs
+            case .pending: return nil
+            }
+        }
+    }
+
+    func preflight(_ node: String, _ disks: [Storage_Disk], _ context: StepContext) throws -> StepOutputs {
+        guard let spec = context.inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
+        let disk = try InstallDiskCheck.check(node: spec, disks: disks)
+        return ["mode": "maintenance", "installDisk": disk.deviceName]
+    }
+}

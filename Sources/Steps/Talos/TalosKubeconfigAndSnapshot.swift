@@ -1,0 +1,72 @@
+import Foundation
+import ProvisionCore
+import TalosKit
+
+/// `talos.kubeconfig`: the admin kubeconfig from the first control plane that answers, written
+/// 0600 to `<state>/kubeconfig`. It holds a cluster-admin key, so it is never printed.
+public struct TalosKubeconfig: StepKind {
+    public let info = StepKindInfo(name: "talos.kubeconfig", summary: "fetch the admin kubeconfig into the state directory",
+                                   estimate: .seconds(3), scope: .cluster, defaultTimeout: .seconds(120))
+
+    public init() {}
+
+    static func path(_ context: StepContext) -> String { "\(context.stateDirectory)/kubeconfig" }
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let path = Self.path(context)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8), text.contains("client-certificate-data:") else {
+            return .pending("no kubeconfig at \(path)")
+        }
+        return .satisfied(["path": path])
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let access = TalosAccess.from(context)
+        var failures: [String] = []
+        for cp in context.inventory.controlPlanes.map(\.name.value) {
+            do {
+                let kubeconfig = try await access.client(cp, .admin, timeout: .seconds(20)).kubeconfig()
+                try PrivateFile.write(Array(kubeconfig.utf8), to: Self.path(context))
+                context.log("kubeconfig from \(cp) saved to \(Self.path(context))", step: step)
+                return ["path": Self.path(context), "from": cp]
+            } catch let error as TalosError where error.isTransient {
+                failures.append("\(cp): \(error)")
+            }
+        }
+        throw StepError.transient("no control plane gave a kubeconfig: " + failures.joined(separator: "; "))
+    }
+}
+
+/// `talos.etcd-snapshot`: streams an etcd snapshot from a healthy control plane (the step's node,
+/// else the first that answers) to `<state>/snapshots/`, 0600. Taken on every run: it is the way
+/// back if what follows goes wrong.
+public struct TalosEtcdSnapshot: StepKind {
+    public let info = StepKindInfo(name: "talos.etcd-snapshot", summary: "save an etcd snapshot to the state directory",
+                                   estimate: .seconds(10), scope: .any, defaultTimeout: .seconds(600))
+
+    public init() {}
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        .pending("a snapshot is taken on every run")
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let access = TalosAccess.from(context)
+        let directory = "\(context.stateDirectory)/snapshots"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
+        let sources = context.inventory.controlPlanes.map(\.name.value).sorted { a, _ in a != step.node }
+        var failures: [String] = []
+        for cp in sources {
+            let file = URL(fileURLWithPath: "\(directory)/etcd-\(stamp)-\(cp).db")
+            do {
+                let size = try await access.client(cp, .admin).etcdSnapshot(to: file)
+                context.log("etcd snapshot from \(cp): \(size) bytes at \(file.path)", step: step)
+                return ["path": file.path, "bytes": "\(size)", "from": cp]
+            } catch let error as TalosError where error.isTransient {
+                failures.append("\(cp): \(error)")
+            }
+        }
+        throw StepError.transient("no control plane gave an etcd snapshot: " + failures.joined(separator: "; "))
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+import ProvisionCore
+import TalosKit
+
+extension StepInstance {
+    /// The node a per-node step runs for; a playbook that uses a node step without `forEach` is a
+    /// playbook error, reported as such.
+    func requireNode() throws -> String {
+        guard let node else { throw StepError.permanent("step \(id) (\(kind)) needs a node: give it `forEach`") }
+        return node
+    }
+}
+
+/// Polls `check` until it returns a value, sleeping `interval` between tries. Transient errors
+/// count as "not yet"; anything else ends the wait. The executor's step timeout bounds it.
+func waitFor<T: Sendable>(_ what: String, interval: Duration, step: StepInstance, context: StepContext,
+                          _ check: () async throws -> T?) async throws -> T {
+    var lastNote = ""
+    while true {
+        do {
+            if let value = try await check() { return value }
+        } catch let error as any ClassifiedError where error.isTransient {
+            let note = "\(error)"
+            if note != lastNote { context.log("waiting for \(what): \(note)", level: .debug, step: step) }
+            lastNote = note
+        }
+        try await Task.sleep(for: interval)
+    }
+}
+
+/// Disk preflight for installs: the disk Talos will install to exists, is not USB or read-only,
+/// and is big enough. Wiping the wrong disk is the mistake this tool exists to prevent.
+enum InstallDiskCheck {
+    static let minimumSize: UInt64 = 8 << 30
+
+    static func isUSB(_ disk: Storage_Disk) -> Bool { disk.busPath.lowercased().contains("usb") || disk.subsystem.lowercased().contains("usb") }
+
+    static func check(node: NodeSpec, disks: [Storage_Disk]) throws -> Storage_Disk {
+        let listing = disks.map { "\($0.deviceName) \($0.size / 1_000_000_000) GB \($0.model)\(isUSB($0) ? " (USB)" : "")" }.joined(separator: ", ")
+        let candidates: [Storage_Disk]
+        let wanted: String
+        if let path = node.installDisk?.value {
+            wanted = "install.disk \(path)"
+            candidates = disks.filter { $0.deviceName == path }
+        } else if let selector = node.diskSelector {
+            wanted = "install.diskSelector " + selector.fields.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.value)" }.joined(separator: ",")
+            candidates = disks.filter { matches($0, selector) }
+        } else {
+            throw StepError.permanent("\(node.name.value) has no install disk in the inventory; disks seen: \(listing)")
+        }
+        let usable = candidates.filter { !isUSB($0) || node.allowRemovableDisk }.filter { !$0.readonly && $0.size >= minimumSize }
+        guard let disk = usable.first else {
+            let why = candidates.isEmpty ? "matches no disk" : "matches only disks that are USB, read-only or under 8 GiB"
+            throw StepError.permanent("\(node.name.value): \(wanted) \(why); disks seen: \(listing.isEmpty ? "none" : listing). Fix the inventory (see `provision probe`).")
+        }
+        guard usable.count == 1 || node.installDisk != nil else {
+            throw StepError.permanent("\(node.name.value): \(wanted) matches \(usable.count) disks (\(usable.map(\.deviceName).joined(separator: ", "))); Talos would pick one, so narrow the selector")
+        }
+        return disk
+    }
+
+    static func matches(_ disk: Storage_Disk, _ selector: DiskSelector) -> Bool {
+        for (key, value) in selector.fields {
+            let text = value.value
+            switch key {
+            case "type":
+                let type: String
+                switch disk.type {
+                case .nvme: type = "nvme"
+                case .hdd: type = "hdd"
+                case .ssd: type = "ssd"
+                case .sd: type = "sd"
+                default: type = "unknown"
+                }
+                if type != text.lowercased() { return false }
+            case "model": if !glob(text, disk.model) { return false }
+            case "serial": if disk.serial != text { return false }
+            case "busPath": if !glob(text, disk.busPath) { return false }
+            case "size":
+                guard let bound = SizeBound(text), bound.admits(Int64(disk.size)) else { return false }
+            default: continue
+            }
+        }
+        return true
+    }
+
+    /// Talos' selectors accept `*` globs for model and bus path.
+    static func glob(_ pattern: String, _ text: String) -> Bool {
+        guard pattern.contains("*") else { return pattern == text }
+        let parts = pattern.split(separator: "*", omittingEmptySubsequences: false).map(String.init)
+        var rest = Substring(text)
+        for (index, part) in parts.enumerated() {
+            if index == 0 { guard rest.hasPrefix(part) else { return false }; rest = rest.dropFirst(part.count); continue }
+            if index == parts.count - 1 { return part.isEmpty || rest.hasSuffix(part) }
+            guard let range = rest.range(of: part) else { return false }
+            rest = rest[range.upperBound...]
+        }
+        return true
+    }
+}

@@ -1,0 +1,149 @@
+import Foundation
+import Lab
+import Testing
+import TestSupport
+@testable import ProvisionCore
+@testable import Steps
+@testable import TalosKit
+
+/// The Talos step kinds, run by the real executor against simulated nodes: the demo inventory
+/// moved onto addresses of this test's own, the lab clock at 0 (instant).
+struct TalosLab {
+    let inventory: Inventory
+    let cluster: SimulatedTalosCluster
+    let state = temporaryDirectory()
+
+    init(faults: [String: String] = [:], nodes: Set<String>? = nil) throws {
+        var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
+        if let nodes { inventory.nodes = inventory.nodes.filter { nodes.contains($0.name.value) } }
+        for index in inventory.nodes.indices {
+            inventory.nodes[index].address.value = IPv4Address(Loopback.address())!
+        }
+        inventory.lab?.timeScale.value = 0
+        inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
+        self.inventory = inventory
+        cluster = SimulatedTalosCluster(inventory: inventory)
+    }
+
+    static let playbook = """
+        apiVersion: provision/v1
+        kind: Playbook
+        name: talos
+        steps:
+          - {id: secrets, uses: talos.secrets}
+          - {id: maintenance, uses: talos.await-maintenance, forEach: all, timeout: 60s}
+          - {id: apply-config, uses: talos.apply-config, forEach: all, needs: [maintenance, secrets]}
+          - {id: configured, uses: talos.await-configured, forEach: all, needs: [apply-config], timeout: 60s}
+          - {id: bootstrap, uses: talos.bootstrap, needs: [configured]}
+          - {id: etcd, uses: talos.await-etcd, needs: [bootstrap], timeout: 60s}
+          - {id: kubeconfig, uses: talos.kubeconfig, needs: [etcd]}
+        """
+
+    func run(_ playbookText: String = playbook) async throws -> RunSummary {
+        let catalog = StandardCatalog.make()
+        let dir = temporaryDirectory()
+        try playbookText.write(toFile: "\(dir)/book.yaml", atomically: true, encoding: .utf8)
+        let book = try PlaybookParser.load(path: "\(dir)/book.yaml", catalog: catalog)
+        let graph = try PlaybookExpander(inventory: inventory).expand(book)
+        let redactor = Redactor()
+        let context = StepContext(inventory: inventory, stateDirectory: state, runID: UUID().uuidString,
+                                  credentials: CredentialResolver(environment: [:], baseDirectory: inventory.directory, redactor: redactor),
+                                  events: EventBus(redactor: redactor, sinks: []))
+        var options = ExecutorOptions()
+        options.retry.maxAttempts = 3
+        let journal = try Journal(path: "\(state)/journal.sqlite")
+        return try await Executor(graph: graph, catalog: catalog, context: context, journal: journal, options: options).run(command: "test", playbook: book.name)
+    }
+
+    func admin(_ node: String) async throws -> TalosClient {
+        let bundle = try SecretsBundle.load(path: "\(state)/secrets.yaml")
+        let credentials = try TalosConfig.credentials(bundle: bundle, roles: ["os:admin"])
+        return try TalosClient(host: inventory.node(named: node)!.address.value.description,
+                               mode: .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key))
+    }
+}
+
+@Suite struct TalosStepsTests {
+    @Test func upToKubeconfigThenASecondRunChangesNothing() async throws {
+        let lab = try TalosLab()
+        await lab.cluster.powerOnAll()
+        let first = try await lab.run()
+        #expect(first.succeeded, "\(first.errors)")
+        #expect(first.outcomes["bootstrap"] == .applied)
+        #expect(await lab.cluster.etcd.clusterCount == 1)
+        let members = try await lab.admin("cp1").etcdMembers()
+        #expect(Set(members.map(\.hostname)) == ["cp1", "cp2", "cp3"])
+        let kubeconfig = try String(contentsOfFile: "\(lab.state)/kubeconfig", encoding: .utf8)
+        #expect(kubeconfig.contains("admin@demo"))
+        #expect(try FileManager.default.attributesOfItem(atPath: "\(lab.state)/kubeconfig")[.posixPermissions] as? Int == 0o600)
+
+        let applyCalls = await lab.cluster.nodes.asyncCount { await $0.calls.filter { ["ApplyConfiguration", "Bootstrap", "Reset"].contains($0.method) }.count }
+        let second = try await lab.run()
+        #expect(second.succeeded)
+        #expect(second.outcomes.values.allSatisfy { $0 == .satisfied }, "\(second.outcomes)")
+        let after = await lab.cluster.nodes.asyncCount { await $0.calls.filter { ["ApplyConfiguration", "Bootstrap", "Reset"].contains($0.method) }.count }
+        #expect(after == applyCalls, "a converged cluster gets no mutating call")
+    }
+
+    @Test func bootstrapIsRefusedWhenAnotherControlPlaneAlreadyHasMembers() async throws {
+        let lab = try TalosLab(nodes: ["cp1", "cp2", "cp3"])
+        await lab.cluster.powerOnAll()
+        let upToConfigured = TalosLab.playbook.components(separatedBy: "\n").filter { !$0.contains("bootstrap") && !$0.contains("etcd") && !$0.contains("kubeconfig") }.joined(separator: "\n")
+        let configured = try await lab.run(upToConfigured)
+        #expect(configured.succeeded, "\(configured.errors)")
+        // Someone bootstrapped cp2 by hand: the step must see it and not bootstrap cp1 as well.
+        #expect(try await lab.admin("cp2").bootstrap() == .bootstrapped)
+        let run = try await lab.run()
+        #expect(run.succeeded, "\(run.errors)")
+        #expect(run.outcomes["bootstrap"] == .satisfied)
+        #expect(await lab.cluster.etcd.clusterCount == 1, "no second etcd cluster")
+        #expect(await !lab.cluster.node("cp1")!.calls.contains { $0.method == "Bootstrap" })
+    }
+
+    @Test func usbOnlyDiskSelectorIsRefusedBeforeAnyApply() async throws {
+        let lab = try TalosLab(nodes: ["mini01"])
+        // The simulated Mac mini has an internal NVMe and a USB stick; pretend the NVMe died.
+        let cluster = SimulatedTalosCluster(specs: lab.cluster.nodes.map { node in
+            var spec = node.spec
+            spec.disks = [SimulatedDisk(path: "/dev/sda", size: 16 << 30, model: "USB DISK 3.0", transport: "usb")]
+            return spec
+        })
+        await cluster.powerOnAll()
+        let run = try await lab.run()
+        #expect(!run.succeeded)
+        #expect(run.errors["maintenance@mini01"]?.contains("install.diskSelector type=nvme matches no disk") == true, "\(run.errors)")
+        #expect(await !cluster.nodes[0].calls.contains { $0.method == "ApplyConfiguration" })
+    }
+
+    @Test func resetIsVerifiedAndNeverRepeated() async throws {
+        let lab = try TalosLab(nodes: ["cp1", "cp2", "cp3"])
+        await lab.cluster.powerOnAll()
+        let up = try await lab.run()
+        #expect(up.succeeded, "\(up.errors)")
+        let reset = """
+            apiVersion: provision/v1
+            kind: Playbook
+            name: reset
+            steps:
+              - {id: snapshot, uses: talos.etcd-snapshot}
+              - {id: reset, uses: talos.reset, forEach: "name=cp2", needs: [snapshot], timeout: 60s}
+            """
+        let run = try await lab.run(reset)
+        #expect(run.succeeded, "\(run.errors)")
+        #expect(await lab.cluster.node("cp2")!.stage == .maintenance)
+        let snapshots = try FileManager.default.contentsOfDirectory(atPath: "\(lab.state)/snapshots")
+        #expect(snapshots.count == 1)
+        // Run again: the record says cp2 was reset and it is back, so no second Reset.
+        let again = try await lab.run(reset)
+        #expect(again.outcomes["reset@cp2"] == .satisfied, "\(again.outcomes)")
+        #expect(await lab.cluster.node("cp2")!.calls.filter { $0.method == "Reset" }.count == 1)
+    }
+}
+
+extension Array where Element: Sendable {
+    func asyncCount(_ count: (Element) async -> Int) async -> Int {
+        var total = 0
+        for element in self { total += await count(element) }
+        return total
+    }
+}
