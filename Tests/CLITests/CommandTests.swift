@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 import Testing
 import TestSupport
 
@@ -104,10 +105,22 @@ import TestSupport
         #expect(result.stderr.contains("INVENTORY/cp2"))
     }
 
-    @Test func labServeSaysItIsNotBuiltYet() async throws {
-        let result = try await CLI.run(["lab", "serve", "demo"])
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("not available in this build"))
+    /// The demo lab's nodes answer independent clients on their loopback addresses, then stop on Ctrl-C.
+    @Test func labServeKeepsTheDemoNodesUpForOtherClients() async throws {
+        let lab = try CLI.Running(["lab", "serve", "demo"], cwd: repositoryRoot, environment: [:])
+        let up = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.filter { $0.contains(":50000") }.count == 6 }
+        #expect(up, "\(lab.lines)")
+        #expect(lab.lines.contains { $0.hasPrefix("cp1  127.0.0.11:50000") })
+        let python = try await Subprocess.run(["python3", "\(repositoryRoot)/Tests/Interop/talos_client.py", "--host", "127.0.0.11", "version", "hostname"])
+        #expect(python.stdout.contains("\"tag\": \"v1.13"), "\(python.stdout) \(python.stderr)")
+        let probe = try await CLI.run(["probe", "127.0.0.61", "--json"])
+        #expect(probe.status == 0, "\(probe.stderr)")
+        #expect(probe.stdout.contains("\"mode\" : \"maintenance\"") || probe.stdout.contains("\"mode\":\"maintenance\""), "\(probe.stdout)")
+        #expect(probe.stdout.contains("nvme0n1"))
+        lab.signal(SIGINT)
+        let finished = try await lab.finish(timeout: .seconds(30))
+        #expect(finished.status == 0, "\(finished.stderr)")
+        #expect(finished.stderr.contains("stopped"))
     }
 
     @Test(arguments: [[String](), ["up"], ["plan"], ["validate"], ["safe-reset"], ["gpu"], ["gpu", "up"], ["status"]])

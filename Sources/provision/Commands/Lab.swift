@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import Lab
 import ProvisionCore
 
 struct Lab: AsyncParsableCommand {
@@ -9,7 +11,17 @@ struct Lab: AsyncParsableCommand {
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Keep a lab inventory's simulated nodes and APIs up in the foreground for other clients.",
-            discussion: "Example: provision lab serve demo   (then talosctl or kubectl against 127.0.0.x)")
+            discussion: """
+                Starts one simulated Talos node per inventory node, each on its own loopback address at
+                port 50000, with Talos' TLS behaviour: maintenance mode (self-signed, no client
+                certificate) until a config is applied, then mTLS from the cluster's OS CA. Stops on
+                Ctrl-C. The nodes start fresh each time (in maintenance).
+
+                Examples:
+                  provision lab serve demo
+                  provision probe 127.0.0.11                    (in another terminal)
+                  talosctl --nodes 127.0.0.11 version --insecure
+                """)
 
         @OptionGroup var global: GlobalOptions
 
@@ -24,8 +36,26 @@ struct Lab: AsyncParsableCommand {
                     output.failure("inventory \(inv.name) has no `lab:` block; only lab inventories (like demo) can be served", key: "lab.not-a-lab")
                     throw Exit(status: .badInput)
                 }
-                output.failure("the lab's simulated nodes are not available in this build (the Talos simulator is not built yet); nothing was started", key: "lab.unavailable")
-                throw Exit(status: .failed)
+                let cluster = SimulatedTalosCluster(inventory: inv)
+                await cluster.powerOnAll()
+                for node in cluster.nodes {
+                    let note = node.spec.faults.isEmpty ? "" : "  faults: " + node.spec.faults.map(\.rawValue).sorted().joined(separator: ", ")
+                    if !node.spec.faults.contains(.neverBoots) {
+                        do { try await node.waitUntilListening(timeout: .seconds(30)) } catch {
+                            output.failure("\(node.spec.name) could not listen on \(node.spec.address):\(node.spec.port): \(error)", key: "lab.bind")
+                            await cluster.shutdown()
+                            throw Exit(status: .failed)
+                        }
+                    }
+                    output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))\(note)")
+                }
+                output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes up (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
+                let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
+                let signals = SignalWatcher { serving.cancel() }
+                await serving.value
+                signals.stop()
+                await cluster.shutdown()
+                output.note("lab \(inv.name) stopped")
             }
         }
     }
