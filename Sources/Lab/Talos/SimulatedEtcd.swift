@@ -115,8 +115,10 @@ public actor SimulatedEtcd {
         return key
     }
 
+    /// An "unhealthy" member still votes (it reports errors, as a slow disk would); only members
+    /// whose node is down count against quorum.
     private func hasQuorum(_ cluster: Cluster) -> Bool {
-        let healthy = cluster.members.filter { running.contains($0.node) && !unhealthy.contains($0.node) }.count
+        let healthy = cluster.members.filter { running.contains($0.node) }.count
         return !cluster.members.isEmpty && healthy >= cluster.members.count / 2 + 1
     }
 
