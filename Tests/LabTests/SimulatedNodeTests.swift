@@ -91,3 +91,21 @@ import TestSupport
         #expect(mode == 0o600)
     }
 }
+
+@Suite struct FanOutTests {
+    /// apid's `nodes` routing: per-node replies, a failed node reported in its own metadata while
+    /// the call succeeds; our client turns that into one result per node.
+    @Test func versionThroughOneEndpointForSeveralNodes() async throws {
+        let lab = try LabFixture(nodes: ["cp1", "cp2", "cp3"])
+        try await lab.configure(["cp1", "cp2"])
+        await lab.node("cp3").powerOff()
+        let addresses = ["cp1", "cp2", "cp3"].map { lab.node($0).spec.address }
+        let results = try await lab.client("cp1", try lab.admin).versions(nodes: addresses)
+        #expect(results.count == 3)
+        #expect((try? results[addresses[0]]?.get().version.tag) == "v1.13.0")
+        #expect((try? results[addresses[1]]?.get().version.tag) == "v1.13.0")
+        guard case let .failure(error)? = results[addresses[2]] else { Issue.record("cp3 should have failed: \(results)"); return }
+        #expect(error.isTransient, "Unavailable in metadata.status maps to unreachable: \(error)")
+        #expect("\(error)".contains("connection refused"))
+    }
+}

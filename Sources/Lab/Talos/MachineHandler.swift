@@ -47,8 +47,40 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         return .with { $0.messages = [.with { $0.actorID = actor }] }
     }
 
+    /// Version, with apid's one-to-many routing: with `nodes` metadata each target answers in its
+    /// own message (hostname set), and a target that fails is a message with `metadata.error` while
+    /// the call itself succeeds. Maintenance mode does not route.
+    func version(request: ServerRequest<Google_Protobuf_Empty>, context: ServerContext) async throws -> ServerResponse<Machine_VersionResponse> {
+        try await allow(.read, "Version", context)
+        let targets = request.metadata[stringValues: "nodes"].map { $0 }
+        guard !targets.isEmpty, node.tls.mode == .configured else {
+            let own = await Self.versionMessage(node)
+            return ServerResponse(message: .with { $0.messages = [own] })
+        }
+        var messages: [Machine_Version] = []
+        for target in targets {
+            var message = Machine_Version()
+            if let peer = await node.directory.node(at: target), [.running, .maintenance].contains(await peer.stage) {
+                message = await Self.versionMessage(peer)
+            } else {
+                message.metadata.error = "rpc error: code = Unavailable desc = connection error: dial tcp \(target):50000: connect: connection refused"
+                message.metadata.status.code = 14
+                message.metadata.status.message = message.metadata.error
+            }
+            message.metadata.hostname = target
+            messages.append(message)
+        }
+        return ServerResponse(message: .with { $0.messages = messages })
+    }
+
+    /// Required by the simple protocol; the routing-aware overload above is the one gRPC calls.
     func version(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_VersionResponse {
         try await allow(.read, "Version", context)
+        let own = await Self.versionMessage(node)
+        return .with { $0.messages = [own] }
+    }
+
+    static func versionMessage(_ node: SimulatedTalosNode) async -> Machine_Version {
         let configured = await node.configured
         var version = Machine_Version()
         version.version.tag = node.spec.talosVersion
@@ -58,7 +90,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         version.platform.name = node.spec.platform
         version.platform.mode = node.spec.platform == "metal" ? "metal" : "cloud"
         version.features.rbac = configured
-        return .with { $0.messages = [version] }
+        return version
     }
 
     func hostname(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_HostnameResponse {

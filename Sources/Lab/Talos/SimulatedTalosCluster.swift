@@ -5,11 +5,12 @@ import ProvisionCore
 public final class SimulatedTalosCluster: Sendable {
     public let etcd = SimulatedEtcd()
     public let trustd = SimulatedTrustd()
+    public let directory = SimulatedDirectory()
     public let nodes: [SimulatedTalosNode]
 
     public init(specs: [SimulatedNodeSpec]) {
-        let etcd = self.etcd, trustd = self.trustd
-        nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd, trustd: trustd) }
+        let etcd = self.etcd, trustd = self.trustd, directory = self.directory
+        nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd, trustd: trustd, directory: directory) }
     }
 
     /// One node per inventory node, on the inventory's (loopback) addresses, with the inventory's

@@ -10,6 +10,7 @@ public actor SimulatedTalosNode {
     public nonisolated let spec: SimulatedNodeSpec
     nonisolated let etcd: SimulatedEtcd
     nonisolated let trustd: SimulatedTrustd
+    nonisolated let directory: SimulatedDirectory
     nonisolated let tls = NodeTLS()
 
     public private(set) var stage: MachineStatus.Stage = .unknown
@@ -26,10 +27,12 @@ public actor SimulatedTalosNode {
     /// Method names as they arrived, with the caller's roles: what tests inspect.
     public private(set) var calls: [(method: String, roles: [String])] = []
 
-    public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd, trustd: SimulatedTrustd = SimulatedTrustd()) {
+    public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd, trustd: SimulatedTrustd = SimulatedTrustd(),
+                directory: SimulatedDirectory = SimulatedDirectory()) {
         self.spec = spec
         self.etcd = etcd
         self.trustd = trustd
+        self.directory = directory
         installed = !spec.installsToDisk
         tls.setFlaps(spec.faults.contains(.apiFlaps))
     }
@@ -42,6 +45,7 @@ public actor SimulatedTalosNode {
 
     public func powerOn() async {
         guard !powered else { return }
+        await directory.register(self)
         powered = true
         await boot()
     }
