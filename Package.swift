@@ -96,6 +96,9 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // scripts/bench's Talos measurements (simulated nodes, real client and steps).
+        .executableTarget(name: "provision-bench", dependencies: ["Lab", "Steps", "TalosKit", "ProvisionCore"],
+                          path: "Benchmarks/TalosBench", swiftSettings: strict),
         .testTarget(name: "ProvisionCoreTests", dependencies: ["ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),

@@ -23,6 +23,8 @@ struct TalosLab {
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
         cluster = SimulatedTalosCluster(inventory: inventory)
+        // The shared bundle, so the secrets step finds one (an RSA-4096 key per test is seconds of CPU).
+        try PrivateFile.write(Array(try LabFixture.bundle.get().yaml.utf8), to: "\(state)/secrets.yaml")
     }
 
     static let playbook = """

@@ -13,7 +13,11 @@ public actor SimulatedTalosNode {
     nonisolated let directory: SimulatedDirectory
     nonisolated let tls = NodeTLS()
 
-    public private(set) var stage: MachineStatus.Stage = .unknown
+    public private(set) var stage: MachineStatus.Stage = .unknown {
+        didSet { if stage != oldValue { history.append(stage) } }
+    }
+    /// Every stage the node has been in, in order (tests check the sequence).
+    public private(set) var history: [MachineStatus.Stage] = []
     public private(set) var bootID = UUID().uuidString.lowercased()
     public private(set) var powered = false
     var config: AppliedConfig?

@@ -23,10 +23,14 @@ public final class TalosAccess: Sendable {
         var connections: [String: TalosConnection] = [:]
     }
 
-    public init(context: StepContext, port: Int = 50000) {
-        inventory = context.inventory
-        store = SecretsStore(inventory: context.inventory, stateDirectory: context.stateDirectory, credentials: context.credentials)
+    public init(inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, port: Int = 50000) {
+        self.inventory = inventory
+        store = SecretsStore(inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
         self.port = port
+    }
+
+    public convenience init(context: StepContext) {
+        self.init(inventory: context.inventory, stateDirectory: context.stateDirectory, credentials: context.credentials)
     }
 
     public static func from(_ context: StepContext) -> TalosAccess {

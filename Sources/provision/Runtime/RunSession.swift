@@ -82,9 +82,14 @@ struct RunSession {
         let bus = EventBus(redactor: redactor, sinks: sinks)
         let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
         await resolver.preload(inventory.credentialReferences.map(\.value))
+        // One Talos access per run: the bundle is decrypted once and each node keeps one connection.
+        let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver)
+        defer { talos.close() }
+        var services = Services()
+        services[TalosAccess.self] = talos
         let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
                                   credentials: resolver,
-                                  events: bus, dryRun: global.dryRun, arguments: arguments)
+                                  events: bus, dryRun: global.dryRun, arguments: arguments, services: services)
         let executor = Executor(graph: graph, catalog: loader.catalog, context: context, journal: journal, options: options)
         output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)")
 
