@@ -118,6 +118,7 @@ import TestSupport
         #expect(probe.status == 0, "\(probe.stderr)")
         #expect(probe.stdout.contains("\"mode\" : \"maintenance\"") || probe.stdout.contains("\"mode\":\"maintenance\""), "\(probe.stdout)")
         #expect(probe.stdout.contains("nvme0n1"))
+        #expect(probe.stdout.contains("\"stage\" : \"maintenance\"") || probe.stdout.contains("\"stage\":\"maintenance\""), "\(probe.stdout)")
         lab.signal(SIGINT)
         let finished = try await lab.finish(timeout: .seconds(30))
         #expect(finished.status == 0, "\(finished.stderr)")

@@ -21,6 +21,8 @@ public struct TalosProbe: Sendable {
         public var version: String?
         public var platform: String?
         public var hostname: String?
+        /// The machine stage (`MachineStatuses` resource), e.g. installing, running.
+        public var stage: String?
         public var disks: [Storage_Disk] = []
         public var etcdMembers: [Machine_EtcdMember]?
 
@@ -72,6 +74,7 @@ public struct TalosProbe: Sendable {
         let version = try await client.version()
         var result = Result(mode: mode, version: version.version.tag, platform: version.platform.name)
         result.hostname = try? await client.hostname()
+        result.stage = try? await client.machineStatus().stage.rawValue
         result.disks = (try? await client.disks()) ?? []
         if mode == .configured {
             do { result.etcdMembers = try await client.etcdMembers() } catch TalosError.unimplemented { result.etcdMembers = nil } catch {}

@@ -68,6 +68,7 @@ struct Probe: AsyncParsableCommand {
             object["version"] = result.version ?? NSNull()
             object["platform"] = result.platform ?? NSNull()
             object["hostname"] = result.hostname ?? NSNull()
+            object["stage"] = result.stage ?? NSNull()
             object["etcdMembers"] = result.etcdMembers.map { $0.map { ["id": $0.id, "hostname": $0.hostname, "learner": $0.isLearner] } } ?? NSNull()
             output.document(object)
             return
@@ -75,6 +76,7 @@ struct Probe: AsyncParsableCommand {
         var line = "\(target): \(result.mode.rawValue)"
         if let version = result.version { line += " (Talos \(version)\(result.platform.map { ", \($0)" } ?? ""))" }
         if let hostname = result.hostname { line += ", hostname \(hostname)" }
+        if let stage = result.stage { line += ", stage \(stage)" }
         output.result(line)
         if let reason = result.reason { output.result("  \(reason)") }
         if !result.disks.isEmpty {
