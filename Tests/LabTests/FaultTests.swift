@@ -111,6 +111,7 @@ import TestSupport
 }
 
 /// A listening TCP socket that never accepts: connections complete in the kernel and then hang.
+// @unchecked: the descriptor is set once in init and only closed by the test that owns it.
 final class BlackHole: @unchecked Sendable {
     let descriptor: Int32
     let port: Int
