@@ -65,7 +65,11 @@ let package = Package(
         // Small Kubernetes client.
         .target(name: "KubeKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
         // Machine providers: Proxmox, libvirt, bare metal, AWS.
-        .target(name: "Providers", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        .target(
+            name: "Providers",
+            dependencies: ["ProvisionCore", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         // The catalog of step kinds that playbooks name with `uses:`.
         .target(
             name: "Steps",
@@ -103,6 +107,7 @@ let package = Package(
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "ProvidersTests", dependencies: ["Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
