@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Inventory and playbook model, validation, step graph, executor, journal, lock, events.
@@ -67,7 +68,11 @@ let package = Package(
         // Machine providers: Proxmox, libvirt, bare metal, AWS.
         .target(
             name: "Providers",
-            dependencies: ["ProvisionCore", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "ProvisionCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
             swiftSettings: strict
         ),
         // The catalog of step kinds that playbooks name with `uses:`.
