@@ -1,0 +1,47 @@
+import Foundation
+import ProvisionCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Wake-on-LAN: the magic packet (6 x 0xFF, then the MAC 16 times, 102 bytes) sent over UDP to the
+/// inventory's broadcast address and port. The only way to power on a Mac mini; it either wakes or
+/// it does not, so the caller waits for the node's API with a clear timeout.
+public enum WakeOnLAN {
+    public static func packet(for mac: MACAddress) -> [UInt8] {
+        [UInt8](repeating: 0xFF, count: 6) + (0..<16).flatMap { _ in mac.bytes }
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Sends the packet `count` times (WoL is fire-and-forget over UDP; a repeat costs nothing).
+    public static func send(to mac: MACAddress, broadcast: IPv4Address, port: Int = 9, count: Int = 3) throws {
+        let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw Failure(description: "cannot open a UDP socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var enable: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &enable, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = broadcast.raw.bigEndian
+        let bytes = packet(for: mac)
+        for _ in 0..<max(1, count) {
+            let sent = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard sent == bytes.count else {
+                throw Failure(description: "sending the Wake-on-LAN packet to \(broadcast):\(port) failed: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// What to tell the user when the machine never showed up.
+    public static func timeoutMessage(node: String, address: String, waited: String) -> String {
+        "\(node) did not appear at \(address):50000 within \(waited): is it set to boot from USB/network, and is Wake-on-LAN enabled?"
+    }
+}
