@@ -40,6 +40,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libvirt's C API, for Unraid and the lab's hypervisor (test:///default).
+        .systemLibrary(name: "CLibvirt", path: "Sources/CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
         // zlib, for the gzip'd tar Talos' Kubeconfig call returns.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Talos machine API client, secrets bundle, PKI, machine configs, schematics.
@@ -69,7 +71,7 @@ let package = Package(
         .target(
             name: "Providers",
             dependencies: [
-                "ProvisionCore",
+                "ProvisionCore", "CLibvirt",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
