@@ -1,0 +1,133 @@
+import Foundation
+import NIOHTTP1
+
+/// The VM settings Talos needs on Proxmox (q35, OVMF with an EFI disk without pre-enrolled keys,
+/// cpu host, balloon off, virtio-scsi-pci, virtio NIC with our MAC on the bridge/VLAN, serial
+/// console), named and tagged so a re-run finds it.
+public struct ProxmoxVMSpec: Sendable {
+    public var name: String
+    public var cores: Int
+    public var memoryMiB: Int
+    public var storage: String
+    public var diskGiB: Int
+    public var mac: String
+    public var bridge: String = "vmbr0"
+    public var vlan: Int?
+    public var iso: String?
+    public var agent = false
+    public var tags: [String]
+
+    public init(name: String, cores: Int, memoryMiB: Int, storage: String, diskGiB: Int, mac: String, tags: [String]) {
+        self.name = name
+        self.cores = cores
+        self.memoryMiB = memoryMiB
+        self.storage = storage
+        self.diskGiB = diskGiB
+        self.mac = mac
+        self.tags = tags
+    }
+
+    func parameters(vmid: Int) -> [(String, String)] {
+        var net = "virtio=\(mac.uppercased()),bridge=\(bridge)"
+        if let vlan { net += ",tag=\(vlan)" }
+        var list: [(String, String)] = [
+            ("vmid", "\(vmid)"), ("name", name), ("machine", "q35"), ("bios", "ovmf"),
+            ("efidisk0", "\(storage):1,efitype=4m,pre-enrolled-keys=0"), ("cpu", "host"), ("cores", "\(cores)"),
+            ("memory", "\(memoryMiB)"), ("balloon", "0"), ("scsihw", "virtio-scsi-pci"),
+            ("scsi0", "\(storage):\(diskGiB),discard=on,ssd=1"), ("net0", net), ("serial0", "socket"), ("ostype", "l26"),
+            ("agent", agent ? "1" : "0"), ("tags", tags.joined(separator: ";")),
+        ]
+        if let iso {
+            list.append(("ide2", "\(iso),media=cdrom"))
+            list.append(("boot", "order=scsi0;ide2"))
+        } else {
+            list.append(("boot", "order=scsi0"))
+        }
+        return list
+    }
+}
+
+extension ProxmoxClient {
+    public struct VM: Sendable, Equatable {
+        public var vmid: Int
+        public var name: String
+        public var status: String
+        public var tags: [String]
+    }
+
+    /// Every VM the cluster knows, from /cluster/resources.
+    public func vms() async throws -> [VM] {
+        let list = try await call(.GET, "/cluster/resources", [("type", "vm")]) as? [[String: Any]] ?? []
+        return list.compactMap { item in
+            guard let vmid = (item["vmid"] as? Int) ?? (item["vmid"] as? String).flatMap(Int.init) else { return nil }
+            let tags = (item["tags"] as? String ?? "").split(whereSeparator: { $0 == ";" || $0 == "," }).map(String.init)
+            return VM(vmid: vmid, name: item["name"] as? String ?? "", status: item["status"] as? String ?? "unknown", tags: tags)
+        }
+    }
+
+    public func vm(named name: String) async throws -> VM? { try await vms().first { $0.name == name } }
+
+    /// The lowest free id in `range`, re-checked with `nextid?vmid=` (which answers 400 when taken).
+    public func freeID(in range: ClosedRange<Int>) async throws -> Int {
+        let used = Set(try await vms().map(\.vmid))
+        for candidate in range where !used.contains(candidate) {
+            do {
+                _ = try await call(.GET, "/cluster/nextid", [("vmid", "\(candidate)")])
+                return candidate
+            } catch let error as ProxmoxError where error.status == 400 {
+                continue
+            }
+        }
+        throw ProxmoxError(status: 0, message: "no free VM id in \(range.lowerBound)-\(range.upperBound)", parameters: [:], operation: "allocate a VM id")
+    }
+
+    /// Creates the VM unless one with its name exists. An id taken between the check and the create
+    /// ("already exists") moves on to the next free id; returns the VM id and whether it was created.
+    public func ensureVM(_ spec: ProxmoxVMSpec, idRange: ClosedRange<Int>) async throws -> (vmid: Int, created: Bool) {
+        if let existing = try await vm(named: spec.name) { return (existing.vmid, false) }
+        var attempts = 0
+        while true {
+            let vmid = try await freeID(in: idRange)
+            do {
+                try await task(.POST, "/nodes/\(node)/qemu", spec.parameters(vmid: vmid))
+                return (vmid, true)
+            } catch let error as ProxmoxError where error.alreadyExists && attempts < 5 {
+                attempts += 1
+                if let existing = try await vm(named: spec.name) { return (existing.vmid, false) }
+            }
+        }
+    }
+
+    public func config(_ vmid: Int) async throws -> [String: String] {
+        let object = try await call(.GET, "/nodes/\(node)/qemu/\(vmid)/config") as? [String: Any] ?? [:]
+        return object.mapValues { "\($0)" }
+    }
+
+    public func status(_ vmid: Int) async throws -> String {
+        let object = try await call(.GET, "/nodes/\(node)/qemu/\(vmid)/status/current") as? [String: Any] ?? [:]
+        return object["status"] as? String ?? "unknown"
+    }
+
+    public func start(_ vmid: Int) async throws {
+        guard try await status(vmid) != "running" else { return }
+        try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/start")
+    }
+
+    /// ACPI shutdown, then a hard stop if the guest ignores it for `timeout` seconds.
+    public func stop(_ vmid: Int, timeout: Int = 60) async throws {
+        do {
+            try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/shutdown", [("timeout", "\(timeout)"), ("forceStop", "1")])
+        } catch let error as ProxmoxError where error.notRunning {
+            return
+        }
+    }
+
+    /// Deletes with purge; a VM already gone counts as deleted.
+    public func delete(_ vmid: Int) async throws {
+        do {
+            try await task(.DELETE, "/nodes/\(node)/qemu/\(vmid)", [("purge", "1"), ("destroy-unreferenced-disks", "1")])
+        } catch let error as ProxmoxError where error.notFound {
+            return
+        }
+    }
+}

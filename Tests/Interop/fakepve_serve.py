@@ -1,0 +1,46 @@
+"""Starts fakepve (PyPI fakepve[crypto], a Proxmox VE API fake with PVE's real schema) for tests.
+
+    fakepve_serve.py --host 127.0.0.x --ready FILE [--faults JSON]
+
+The API token comes from the environment (PVE_TEST_TOKEN = 'root@pam!orch=SECRET'), never argv.
+FILE receives the server certificate's SHA-256 fingerprint (uppercase, colon-separated, as PVE shows
+it) once the server listens. --faults: a JSON list of fail() calls, e.g.
+[{"method": "POST", "suffix": "/nodes/pve1/qemu", "error": "...", "times": 1}].
+"""
+import argparse
+import asyncio
+import hashlib
+import json
+import os
+import ssl
+import tempfile
+
+from fakepve import FakePve
+from fakepve.certs import make_cert
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host", required=True)
+    parser.add_argument("--ready", required=True)
+    parser.add_argument("--faults", default="[]")
+    parser.add_argument("--shutdown-secs", type=float, default=None)
+    args = parser.parse_args()
+    pve = FakePve(host=args.host, port=8006)
+    pve.time_scale = 0
+    token_id, secret = os.environ["PVE_TEST_TOKEN"].split("=", 1)
+    pve.apitokens[token_id] = secret
+    for fault in json.loads(args.faults):
+        pve.fail(**fault)
+    directory = tempfile.mkdtemp(prefix="fakepve-")
+    certfile, keyfile, _ = make_cert(directory, hosts=(args.host,))
+    der = ssl.PEM_cert_to_DER_cert(open(certfile).read())
+    fingerprint = ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    await pve.start(certfile, keyfile)
+    with open(args.ready + ".tmp", "w") as out:
+        out.write(fingerprint)
+    os.rename(args.ready + ".tmp", args.ready)
+    await asyncio.Event().wait()
+
+
+asyncio.run(main())
