@@ -9,15 +9,13 @@ public enum StandardCatalog {
         catalog.register(LocalExec())
         catalog.register(TalosSecrets())
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
-                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset()] {
+                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), MachineEnsure(), MachineDelete()] {
             catalog.register(kind)
         }
         return catalog
     }
 
     static let declared: [StepKindInfo] = [
-        StepKindInfo(name: "machine.ensure", summary: "make the machine exist and power it on (VM create, Wake-on-LAN)", estimate: .seconds(60), scope: .node),
-        StepKindInfo(name: "machine.delete", summary: "stop and delete a VM (never bare metal)", estimate: .seconds(30), scope: .node),
         StepKindInfo(name: "talos.identity-check", summary: "refuse unless the node answering is the node the inventory names", estimate: .seconds(2), scope: .node, mutates: false),
         StepKindInfo(name: "talos.quorum-check", summary: "refuse if removing the node would break etcd quorum or the cluster is unhealthy", estimate: .seconds(3), scope: .node, mutates: false, parameters: ["force"]),
         StepKindInfo(name: "kube.cilium", summary: "install Cilium and wait for every node Ready", estimate: .seconds(120), scope: .cluster),

@@ -13,13 +13,14 @@ struct TalosLab {
     let cluster: SimulatedTalosCluster
     let state = temporaryDirectory()
 
-    init(faults: [String: String] = [:], nodes: Set<String>? = nil) throws {
+    init(faults: [String: String] = [:], nodes: Set<String>? = nil, adjust: (inout Inventory) -> Void = { _ in }) throws {
         var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
         if let nodes { inventory.nodes = inventory.nodes.filter { nodes.contains($0.name.value) } }
         for index in inventory.nodes.indices {
             inventory.nodes[index].address.value = IPv4Address(Loopback.address())!
         }
         inventory.lab?.timeScale.value = 0
+        adjust(&inventory)
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
         cluster = SimulatedTalosCluster(inventory: inventory)
@@ -41,7 +42,7 @@ struct TalosLab {
           - {id: kubeconfig, uses: talos.kubeconfig, needs: [etcd]}
         """
 
-    func run(_ playbookText: String = playbook) async throws -> RunSummary {
+    func run(_ playbookText: String = playbook, services: Services = Services()) async throws -> RunSummary {
         let catalog = StandardCatalog.make()
         let dir = temporaryDirectory()
         try playbookText.write(toFile: "\(dir)/book.yaml", atomically: true, encoding: .utf8)
@@ -50,7 +51,7 @@ struct TalosLab {
         let redactor = Redactor()
         let context = StepContext(inventory: inventory, stateDirectory: state, runID: UUID().uuidString,
                                   credentials: CredentialResolver(environment: [:], baseDirectory: inventory.directory, redactor: redactor),
-                                  events: EventBus(redactor: redactor, sinks: []))
+                                  events: EventBus(redactor: redactor, sinks: []), services: services)
         var options = ExecutorOptions()
         options.retry.maxAttempts = 3
         let journal = try Journal(path: "\(state)/journal.sqlite")

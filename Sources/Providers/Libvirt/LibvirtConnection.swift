@@ -148,7 +148,10 @@ public final class LibvirtConnection: @unchecked Sendable {
     /// Creates a volume in a pool unless one of that name exists; returns its path.
     public func ensureVolume(pool: String, name: String, bytes: Int64, format: String = "raw") throws -> String {
         try locked { connection in
-            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else { throw LibvirtError.last("find storage pool \(pool)") }
+            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else {
+                let error = LibvirtError.last("find storage pool \(pool)")
+                throw LibvirtError(code: error.code, message: "\(error.message); set the provider's storagePool to a pool that exists on \(uri)", operation: error.operation)
+            }
             defer { virStoragePoolFree(poolPointer) }
             var volume = virStorageVolLookupByName(poolPointer, name)
             if volume == nil {

@@ -87,6 +87,7 @@ struct RunSession {
         defer { talos.close() }
         var services = Services()
         services[TalosAccess.self] = talos
+        services[MachineProviders.self] = MachineProviders()
         let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
                                   credentials: resolver,
                                   events: bus, dryRun: global.dryRun, arguments: arguments, services: services)

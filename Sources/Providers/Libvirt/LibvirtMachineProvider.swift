@@ -1,0 +1,62 @@
+import Foundation
+import ProvisionCore
+
+/// Inventory nodes as libvirt domains (Unraid, or the lab's test driver): a volume in the provider's
+/// storage pool, the Talos domain XML, started. One connection per provider, shared by every call.
+public final class LibvirtMachineProvider: MachineProvider {
+    let provider: ProviderSpec
+    let connection: LibvirtConnection
+    /// How long an ACPI shutdown may take before the domain is powered off.
+    let shutdownTimeout: Duration
+
+    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60)) throws {
+        self.provider = provider
+        self.shutdownTimeout = shutdownTimeout
+        connection = try LibvirtConnection(uri: provider.endpoint?.value ?? provider.setting("uri") ?? "")
+    }
+
+    func name(_ node: NodeSpec) -> String { node.machine.id?.value ?? node.name.value }
+
+    public func observe(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
+        let name = name(node)
+        guard let state = try connection.state(of: name) else { return MachineState(power: .absent) }
+        let power: MachineState.Power = state == .running ? .running : (state == .shutOff || state == .crashed ? .stopped : .unknown)
+        return MachineState(power: power, id: name, address: node.address.value)
+    }
+
+    public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
+        let name = name(node)
+        if try connection.state(of: name) == nil {
+            let pool = provider.setting("storagePool") ?? "default"
+            let disk = try connection.ensureVolume(pool: pool, name: "\(name).raw", bytes: node.machine.diskSize?.value ?? 32 << 30)
+            guard let mac = node.machine.mac?.value.description else {
+                throw StepError.permanent("\(node.name.value) needs machine.mac for a libvirt VM (its address is found by MAC)")
+            }
+            var xml = TalosDomainXML(name: name, memoryMiB: Int((node.machine.memory?.value ?? 4 << 30) >> 20), vcpus: node.machine.cpus?.value ?? 2,
+                                     mac: mac, diskPath: disk, owner: "\(inventory.cluster.name.value)/\(node.name.value)")
+            xml.bridge = node.machine.bridge?.value ?? "br0"
+            try connection.define(name: name, xml: xml.xml)
+        }
+        if try connection.state(of: name) != .running { try connection.start(name) }
+        return try await observe(node, in: inventory)
+    }
+
+    public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
+        let name = name(node)
+        guard try connection.state(of: name) == .running else { return }
+        try connection.shutdown(name)
+        let deadline = ContinuousClock.now + shutdownTimeout
+        while ContinuousClock.now < deadline {
+            if try connection.state(of: name) != .running { return }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        try connection.destroy(name)
+    }
+
+    public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {
+        let name = name(node)
+        guard let state = try connection.state(of: name) else { return }
+        if state == .running { try connection.destroy(name) }
+        try connection.undefine(name)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import ProvisionCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Bare-metal Mac minis: powered on by Wake-on-LAN, "running" once the node's Talos API port
+/// answers. There is no delete: a reset is the only destructive verb for metal.
+public struct MetalMachineProvider: MachineProvider {
+    let provider: ProviderSpec
+
+    public init(provider: ProviderSpec) { self.provider = provider }
+
+    public var bootTimeout: Duration { provider.setting("bootTimeout").flatMap(DurationText.parse) ?? .seconds(600) }
+
+    public func observe(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
+        let address = node.address.value
+        let up = Self.answers(host: address.description, port: 50000)
+        return MachineState(power: up ? .running : .unknown, id: node.machine.mac?.value.description, address: address)
+    }
+
+    /// Sends the magic packet and waits for the Talos API port, with the message that says what to
+    /// check when it never comes.
+    public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
+        if try await observe(node, in: inventory).power == .running { return try await observe(node, in: inventory) }
+        guard let mac = node.machine.mac?.value, let broadcast = provider.setting("broadcast").flatMap(IPv4Address.init) else {
+            throw StepError.permanent("\(node.name.value): Wake-on-LAN needs machine.mac and the provider's broadcast address")
+        }
+        let port = provider.setting("port").flatMap(Int.init) ?? 9
+        let deadline = ContinuousClock.now + bootTimeout
+        var nextWake = ContinuousClock.now
+        while ContinuousClock.now < deadline {
+            if ContinuousClock.now >= nextWake {
+                do { try WakeOnLAN.send(to: mac, broadcast: broadcast, port: port) } catch { throw StepError.transient("\(error)") }
+                nextWake = ContinuousClock.now + .seconds(30)
+            }
+            let state = try await observe(node, in: inventory)
+            if state.power == .running { return state }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw StepError.permanent(WakeOnLAN.timeoutMessage(node: node.name.value, address: node.address.value.description,
+                                                           waited: DurationText.format(bootTimeout)))
+    }
+
+    public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
+        throw StepError.refused("\(node.name.value) is bare metal: provision cannot power it off (shut it down through Talos)")
+    }
+
+    public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {
+        throw StepError.refused("\(node.name.value) is bare metal and cannot be deleted; `provision safe-reset` is the only destructive verb for metal")
+    }
+
+    static func answers(host: String, port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+    }
+}

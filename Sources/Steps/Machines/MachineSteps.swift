@@ -1,0 +1,70 @@
+import Foundation
+import Providers
+import ProvisionCore
+
+/// `machine.ensure`: the node's machine exists and runs (VM created and started, metal woken and
+/// answering). Already running is satisfied, so a converged inventory makes no provider change.
+public struct MachineEnsure: StepKind {
+    public let info = StepKindInfo(name: "machine.ensure", summary: "make the machine exist and power it on (VM create, Wake-on-LAN)",
+                                   estimate: .seconds(60), scope: .node, defaultTimeout: .seconds(900))
+
+    public init() {}
+
+    /// Storage-heavy creates go one at a time per Proxmox storage / libvirt pool.
+    public func resources(for step: StepInstance, context: StepContext) -> [ResourceKey] {
+        guard let node = step.node.flatMap(context.inventory.node(named:)), let provider = context.inventory.provider(named: node.machine.provider.value) else { return [] }
+        switch provider.kind.value {
+        case .proxmox: return [ResourceKey("proxmox-storage", "\(provider.name.value)/\(node.machine.storage?.value ?? provider.setting("storage") ?? "local-lvm")")]
+        case .libvirt: return [ResourceKey("libvirt-pool", "\(provider.name.value)/\(provider.setting("storagePool") ?? "default")")]
+        default: return []
+        }
+    }
+
+    func node(_ step: StepInstance, _ context: StepContext) throws -> NodeSpec {
+        let name = try step.requireNode()
+        guard let node = context.inventory.node(named: name) else { throw StepError.permanent("node \(name) is not in the inventory") }
+        return node
+    }
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let node = try node(step, context)
+        let state = try await MachineProviders.from(context).provider(for: node, context: context).observe(node, in: context.inventory)
+        if state.power == .running { return .satisfied(Self.outputs(state)) }
+        return .pending("\(node.name.value) is \(state.power.rawValue)")
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let node = try node(step, context)
+        let provider = try await MachineProviders.from(context).provider(for: node, context: context)
+        let state = try await provider.ensureRunning(node, in: context.inventory)
+        context.log("\(node.name.value) is \(state.power.rawValue)\(state.id.map { " (\($0))" } ?? "")", step: step)
+        return Self.outputs(state)
+    }
+
+    static func outputs(_ state: MachineState) -> StepOutputs {
+        var outputs = ["power": state.power.rawValue]
+        if let id = state.id { outputs["id"] = id }
+        if let address = state.address { outputs["address"] = address.description }
+        return outputs
+    }
+}
+
+/// `machine.delete`: stops (gracefully first) and removes a VM. Bare metal refuses.
+public struct MachineDelete: StepKind {
+    public let info = StepKindInfo(name: "machine.delete", summary: "stop and delete a VM (never bare metal)",
+                                   estimate: .seconds(30), scope: .node, defaultTimeout: .seconds(600))
+
+    public init() {}
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let node = try MachineEnsure().node(step, context)
+        let state = try await MachineProviders.from(context).provider(for: node, context: context).observe(node, in: context.inventory)
+        return state.power == .absent ? .satisfied([:]) : .pending("\(node.name.value) exists (\(state.power.rawValue))")
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let node = try MachineEnsure().node(step, context)
+        try await MachineProviders.from(context).provider(for: node, context: context).delete(node, in: context.inventory)
+        return [:]
+    }
+}
