@@ -104,12 +104,20 @@ final class WakeListener: @unchecked Sendable {
             }
             listen(server, 16)
             servers.append(server)
+            // Accept and close, as a live Talos API would take the connection.
+            Thread.detachNewThread {
+                while true {
+                    let client = accept(server, nil, nil)
+                    if client < 0 { return }
+                    _ = Glibc.close(client)
+                }
+            }
         }
     }
 
     func close() {
         shutdown(descriptor, Int32(SHUT_RDWR))
         _ = Glibc.close(descriptor)
-        lock.withLock { for server in servers { _ = Glibc.close(server) } }
+        lock.withLock { for server in servers { shutdown(server, Int32(SHUT_RDWR)); _ = Glibc.close(server) } }
     }
 }

@@ -74,7 +74,8 @@ import TestSupport
         let started = ContinuousClock.now
         task.cancel()
         _ = await task.result
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // The command would run 30 s; a loaded 2-core machine can delay the kill by seconds.
+        #expect(ContinuousClock.now - started < .seconds(15))
         try await Task.sleep(for: .milliseconds(300))
         #expect(!FileManager.default.fileExists(atPath: dir + "/late"))
     }

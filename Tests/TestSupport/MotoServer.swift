@@ -27,23 +27,11 @@ public final class MotoServer: @unchecked Sendable {
         child = try await ChildProcess.launch(process)
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
-            if Self.accepts(host: host, port: port) { return }
+            if TCPProbe.answers(host: host, port: port) { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         await stop()
         throw PeerError("moto_server did not start on \(host):\(port) (moto[server] comes from scripts/bootstrap)")
-    }
-
-    static func accepts(host: String, port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        inet_pton(AF_INET, host, &address.sin_addr)
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 
     public func stop() async {

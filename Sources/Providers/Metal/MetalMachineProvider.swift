@@ -15,7 +15,7 @@ public struct MetalMachineProvider: MachineProvider {
 
     public func observe(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
         let address = node.address.value
-        let up = Self.answers(host: address.description, port: 50000)
+        let up = TCPProbe.answers(host: address.description, port: 50000)
         return MachineState(power: up ? .running : .unknown, id: node.machine.mac?.value.description, address: address)
     }
 
@@ -48,17 +48,5 @@ public struct MetalMachineProvider: MachineProvider {
 
     public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {
         throw StepError.refused("\(node.name.value) is bare metal and cannot be deleted; `provision safe-reset` is the only destructive verb for metal")
-    }
-
-    static func answers(host: String, port: Int) -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
     }
 }

@@ -51,11 +51,18 @@ public struct TalosProbe: Sendable {
                 let reason = Self.reason(error)
                 if Self.refused(reason) || Self.timedOut(reason) { return Result(mode: .unreachable, reason: reason) }
                 // Not our CA: either a node in maintenance (self-signed) or another cluster's node.
+                var fallback = ""
                 if var maintenance = try? TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil)) {
                     maintenance.timeout = timeout
-                    if let result = try? await details(maintenance, mode: .maintenance) { return result }
+                    do { return try await details(maintenance, mode: .maintenance) } catch { fallback = Self.reason(error) }
                 }
-                return Result(mode: Self.certificateRequired(reason) || Self.verifyFailed(reason) ? .wrongCluster : .tlsError, reason: reason)
+                // Another cluster's node is one that also demands a client certificate; a node that is
+                // merely slow or restarting must never be mistaken for one (that would refuse it for good).
+                if Self.certificateRequired(fallback) && (Self.certificateRequired(reason) || Self.verifyFailed(reason)) {
+                    return Result(mode: .wrongCluster, reason: reason)
+                }
+                if Self.refused(fallback) || Self.timedOut(fallback) { return Result(mode: .unreachable, reason: fallback) }
+                return Result(mode: .tlsError, reason: reason)
             }
         }
         do {
