@@ -106,7 +106,7 @@ let package = Package(
         .executableTarget(
             name: "provision",
             dependencies: [
-                "ProvisionCore", "TalosKit", "Steps", "Lab",
+                "ProvisionCore", "TalosKit", "Steps", "Lab", "Providers",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -5,7 +5,7 @@ import TestSupport
 @testable import Steps
 
 @Suite struct CatalogTests {
-    @Test(arguments: ["up", "safe-reset", "gpu-up", "gpu-down", "gpu-sweep"])
+    @Test(arguments: ["up", "safe-reset", "gpu-up", "gpu-down", "gpu-sweep", "machines-up", "machines-down"])
     func shippedPlaybooksParseAgainstTheCatalog(_ name: String) throws {
         let playbook = try PlaybookParser.load(path: "\(repositoryRoot)/playbooks/\(name).yaml", catalog: StandardCatalog.make())
         #expect(!playbook.steps.isEmpty)

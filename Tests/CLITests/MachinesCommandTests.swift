@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `provision machines` as users and scripts see it, on the demo lab (libvirt's test driver).
+@Suite struct MachinesCommandTests {
+    @Test func listShowsWhatEachProviderReports() async throws {
+        let result = try await CLI.run(["machines", "list", "demo", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
+        let machines = object?["machines"] as? [[String: Any]] ?? []
+        #expect(machines.count == 6)
+        let cp1 = machines.first { $0["node"] as? String == "cp1" }
+        #expect(cp1?["provider"] as? String == "lab-libvirt")
+        #expect(cp1?["state"] as? String == "absent", "a fresh test driver has no domains")
+        let mini = machines.first { $0["node"] as? String == "mini01" }
+        #expect(["unknown", "running"].contains(mini?["state"] as? String ?? ""))
+    }
+
+    @Test func upOneNodeCreatesItsVM() async throws {
+        let state = temporaryDirectory()
+        let result = try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state, "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let applied = CLI.events(result.stdout.split(separator: "\n").map(String.init), kind: "step.applied")
+        #expect(applied.map { $0["step"] as? String } == ["machine@cp1"])
+        #expect((applied.first?["outputs"] as? [String: String])?["power"] == "running")
+        let unknown = try await CLI.run(["machines", "up", "demo", "--node", "nope", "--state-dir", state])
+        #expect(unknown.status == 64)
+        #expect(unknown.stderr.contains("cp1, cp2"))
+    }
+
+    @Test func downRefusesMetalAndAsksForConfirmation() async throws {
+        let metal = try await CLI.run(["machines", "down", "demo", "--node", "mini01", "--yes"])
+        #expect(metal.status == 3)
+        #expect(metal.stderr.contains("bare metal"))
+        let unconfirmed = try await CLI.run(["machines", "down", "demo", "--node", "cp1"])
+        #expect(unconfirmed.status == 3)
+        #expect(unconfirmed.stderr.contains("--yes"))
+    }
+}
