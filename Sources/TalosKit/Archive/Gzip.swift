@@ -8,44 +8,42 @@ public enum Gzip {
         public let description: String
     }
 
+    /// windowBits 15 + 16 selects the gzip wrapper.
+    static let gzipWindow: Int32 = 31
+
     public static func compress(_ data: Data) throws -> Data {
         var stream = z_stream()
-        // windowBits 15 + 16 selects the gzip wrapper.
-        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard deflateInit2_(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, gzipWindow, 8, Z_DEFAULT_STRATEGY, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw Failure(description: "gzip: cannot initialise zlib")
         }
         defer { deflateEnd(&stream) }
-        var input = [UInt8](data)
-        var output = Data()
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inBuffer in
-            stream.next_in = inBuffer.baseAddress
-            stream.avail_in = uInt(inBuffer.count)
-            var status = Z_OK
-            repeat {
-                status = chunk.withUnsafeMutableBufferPointer { outBuffer in
-                    stream.next_out = outBuffer.baseAddress
-                    stream.avail_out = uInt(outBuffer.count)
-                    return deflate(&stream, Z_FINISH)
-                }
-                output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
-            } while status == Z_OK
-            return status
-        }
+        let (status, output) = pump(&stream, data, limit: Int.max) { deflate(&$0, Z_FINISH) }
         guard status == Z_STREAM_END else { throw Failure(description: "gzip: compression failed (\(status))") }
         return output
     }
 
     public static func decompress(_ data: Data, limit: Int = 64 << 20) throws -> Data {
         var stream = z_stream()
-        guard inflateInit2_(&stream, 31, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+        guard inflateInit2_(&stream, gzipWindow, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
             throw Failure(description: "gzip: cannot initialise zlib")
         }
         defer { inflateEnd(&stream) }
-        var input = [UInt8](data)
+        let (status, output) = pump(&stream, data, limit: limit) { inflate(&$0, Z_NO_FLUSH) }
+        switch status {
+        case Z_STREAM_END: return output
+        case Z_MEM_ERROR: throw Failure(description: "gzip: more than \(limit) bytes once decompressed")
+        case Z_OK, Z_BUF_ERROR: throw Failure(description: "gzip: the stream ends early (truncated)")
+        default: throw Failure(description: "gzip: not valid gzip data (\(status))")
+        }
+    }
+
+    /// Feeds `input` through `step` (deflate or inflate) in 64 KiB output chunks until zlib stops
+    /// asking for room; returns zlib's last status (Z_MEM_ERROR past `limit`) and the output.
+    static func pump(_ stream: inout z_stream, _ input: Data, limit: Int, _ step: (inout z_stream) -> Int32) -> (Int32, Data) {
+        var bytes = [UInt8](input)
         var output = Data()
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        let status: Int32 = input.withUnsafeMutableBufferPointer { inBuffer in
+        let status: Int32 = bytes.withUnsafeMutableBufferPointer { inBuffer in
             stream.next_in = inBuffer.baseAddress
             stream.avail_in = uInt(inBuffer.count)
             var status = Z_OK
@@ -53,18 +51,13 @@ public enum Gzip {
                 status = chunk.withUnsafeMutableBufferPointer { outBuffer in
                     stream.next_out = outBuffer.baseAddress
                     stream.avail_out = uInt(outBuffer.count)
-                    return inflate(&stream, Z_NO_FLUSH)
+                    return step(&stream)
                 }
                 output.append(contentsOf: chunk[0..<(chunk.count - Int(stream.avail_out))])
                 if output.count > limit { return Z_MEM_ERROR }
             } while status == Z_OK && (stream.avail_in > 0 || stream.avail_out == 0)
             return status
         }
-        switch status {
-        case Z_STREAM_END: return output
-        case Z_MEM_ERROR: throw Failure(description: "gzip: more than \(limit) bytes once decompressed")
-        case Z_OK, Z_BUF_ERROR: throw Failure(description: "gzip: the stream ends early (truncated)")
-        default: throw Failure(description: "gzip: not valid gzip data (\(status))")
-        }
+        return (status, output)
     }
 }

@@ -34,13 +34,7 @@ extension TalosClient {
 
     /// A fresh admin kubeconfig (control planes only).
     public func kubeconfig() async throws -> String {
-        let archive = try await machine { client in
-            try await client.kubeconfig(Google_Protobuf_Empty(), options: options) { response in
-                var bytes = Data()
-                for try await message in response.messages { bytes.append(message.bytes) }
-                return bytes
-            }
-        }
+        let archive = try await machine { try await $0.kubeconfig(Google_Protobuf_Empty(), options: options, onResponse: Self.collect) }
         return try KubeconfigArchive.extract(archive)
     }
 
@@ -49,13 +43,7 @@ extension TalosClient {
     public func etcdSnapshot(to file: URL) async throws -> Int {
         var snapshotOptions = options
         snapshotOptions.timeout = .seconds(300)
-        let data = try await machine { client in
-            try await client.etcdSnapshot(Machine_EtcdSnapshotRequest(), options: snapshotOptions) { response in
-                var bytes = Data()
-                for try await message in response.messages { bytes.append(message.bytes) }
-                return bytes
-            }
-        }
+        let data = try await machine { try await $0.etcdSnapshot(Machine_EtcdSnapshotRequest(), options: snapshotOptions, onResponse: Self.collect) }
         guard !data.isEmpty else { throw TalosError.other(code: "empty", message: "EtcdSnapshot returned no data") }
         try PrivateFile.write([UInt8](data), to: file.path)
         return data.count
@@ -65,14 +53,15 @@ extension TalosClient {
     public func bootID() async throws -> String {
         var request = Machine_ReadRequest()
         request.path = "/proc/sys/kernel/random/boot_id"
-        let data = try await machine { client in
-            try await client.read(request, options: options) { response in
-                var bytes = Data()
-                for try await message in response.messages { bytes.append(message.bytes) }
-                return bytes
-            }
-        }
+        let data = try await machine { try await $0.read(request, options: options, onResponse: Self.collect) }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Concatenates a stream of `common.Data` (Kubeconfig, EtcdSnapshot, Read): read until the end.
+    @Sendable static func collect(_ response: StreamingClientResponse<Common_Data>) async throws -> Data {
+        var bytes = Data()
+        for try await message in response.messages { bytes.append(message.bytes) }
+        return bytes
     }
 
     /// The machine's stage and readiness, from the COSI `MachineStatuses` resource.
