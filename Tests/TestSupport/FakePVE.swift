@@ -8,9 +8,8 @@ import Glibc
 /// started by Tests/Interop/fakepve_serve.py on a loopback address of its own, HTTPS on 8006 with a
 /// fresh certificate whose fingerprint `fingerprint` holds. The token secret goes by environment.
 public final class FakePVE: @unchecked Sendable {
-    // @unchecked: the Process is only touched by the test that owns this server.
-    let process = Process()
-    var child: ChildProcess?
+    // @unchecked: `fingerprint` is set once in init, before the instance is shared.
+    let server: BackgroundProcess
     public let host: String
     public let port = 8006
     public let tokenID = "root@pam!provision"
@@ -19,16 +18,11 @@ public final class FakePVE: @unchecked Sendable {
 
     /// `faults`: fakepve `fail()` calls as JSON objects (method, suffix, error or status+message, times).
     public init(faults: String = "[]") async throws {
-        host = Loopback.address()
+        let host = Loopback.address()
+        self.host = host
         let dir = temporaryDirectory()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults]
-        var environment = ProcessInfo.processInfo.environment
-        environment["PVE_TEST_TOKEN"] = "\(tokenID)=\(secret)"
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        child = try await ChildProcess.launch(process)
+        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults],
+                                             environment: ["PVE_TEST_TOKEN": "\(tokenID)=\(secret)"])
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: dir + "/ready", encoding: .utf8), !text.isEmpty {
@@ -41,8 +35,5 @@ public final class FakePVE: @unchecked Sendable {
         throw PeerError("fakepve did not start on \(host):8006 (fakepve[crypto] comes from scripts/bootstrap)")
     }
 
-    public func stop() async {
-        kill(process.processIdentifier, SIGKILL)
-        _ = await child?.exited()
-    }
+    public func stop() async { await server.stop() }
 }

@@ -7,9 +7,8 @@ import Glibc
 /// An independent Talos API peer: Tests/Interop/talos_peer.py, built on the talos-linux-api
 /// bindings' MachineServiceBase over grpclib and Python's TLS, with an Ed25519 certificate.
 public final class PythonPeer: @unchecked Sendable {
-    // @unchecked: the Process is only touched from the test that owns this peer.
-    let process = Process()
-    var child: ChildProcess?
+    // @unchecked: `port`, `log` and the server are set once in init, before the peer is shared.
+    var server: BackgroundProcess?
     public private(set) var port = 0
     var log = ""
 
@@ -36,13 +35,10 @@ public final class PythonPeer: @unchecked Sendable {
             """])
         guard keygen.status == 0 else { throw PeerError("openssl could not make the peer certificate: \(keygen.stderr)") }
         spkiPin = keygen.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "\(repositoryRoot)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
-                             "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? [])
         log = dir + "/calls.jsonl"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
-        process.standardOutput = FileHandle(forWritingAtPath: log)
-        child = try await ChildProcess.launch(process)
+        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
+                                              "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? []), stdout: log)
         let deadline = ContinuousClock.now + .seconds(20)
         while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: dir + "/ready") {
             try await Task.sleep(for: .milliseconds(50))
@@ -52,8 +48,5 @@ public final class PythonPeer: @unchecked Sendable {
         guard port > 0 else { throw PeerError("the Python Talos peer did not start (talos-linux-api and grpclib come from scripts/bootstrap)") }
     }
 
-    public func stop() async {
-        kill(process.processIdentifier, SIGKILL)
-        _ = await child?.exited()
-    }
+    public func stop() async { await server?.stop() }
 }
