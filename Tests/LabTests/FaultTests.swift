@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import ProvisionCore
 import Testing
 import TestSupport
 @testable import TalosKit
@@ -123,20 +124,8 @@ final class BlackHole: @unchecked Sendable {
     init(address: String) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         self.descriptor = descriptor
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        inet_pton(AF_INET, address, &addr.sin_addr)
-        let bound = withUnsafePointer(to: &addr) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0, listen(descriptor, 16) == 0 else { throw PeerError("cannot listen on \(address)") }
-        var actual = sockaddr_in()
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &actual) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: actual.sin_port))
+        guard IPv4Socket.bind(descriptor, host: address, port: 0), listen(descriptor, 16) == 0 else { throw PeerError("cannot listen on \(address)") }
+        port = IPv4Socket.localPort(descriptor)
     }
 
     func close() { _ = Glibc.close(descriptor) }

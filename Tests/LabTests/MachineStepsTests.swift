@@ -65,17 +65,8 @@ final class WakeListener: @unchecked Sendable {
     init() throws {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         descriptor = fd
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        _ = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-        }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        _ = IPv4Socket.bind(fd, host: "127.0.0.1", port: 0)
+        port = IPv4Socket.localPort(fd)
         Thread.detachNewThread { [self] in
             var buffer = [UInt8](repeating: 0, count: 512)
             while true {
@@ -95,13 +86,7 @@ final class WakeListener: @unchecked Sendable {
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var reuse: Int32 = 1
             setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = in_port_t(UInt16(50000).bigEndian)
-            inet_pton(AF_INET, host, &address.sin_addr)
-            _ = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            _ = IPv4Socket.bind(server, host: host, port: 50000)
             listen(server, 16)
             servers.append(server)
             // Accept and close, as a live Talos API would take the connection.

@@ -23,17 +23,12 @@ public enum WakeOnLAN {
         defer { close(fd) }
         var enable: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &enable, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = broadcast.raw.bigEndian
+        guard let address = IPv4Socket.address(broadcast.description, port: port) else {
+            throw Failure(description: "\(broadcast):\(port) is not an IPv4 address and port")
+        }
         let bytes = packet(for: mac)
         for _ in 0..<max(1, count) {
-            let sent = withUnsafePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    sendto(fd, bytes, bytes.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
-                }
-            }
+            let sent = IPv4Socket.withSockaddr(address) { sendto(fd, bytes, bytes.count, 0, $0, $1) }
             guard sent == bytes.count else {
                 throw Failure(description: "sending the Wake-on-LAN packet to \(broadcast):\(port) failed: \(String(cString: strerror(errno)))")
             }

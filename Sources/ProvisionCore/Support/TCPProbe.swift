@@ -12,13 +12,8 @@ public enum TCPProbe {
         guard fd >= 0 else { return false }
         defer { close(fd) }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { return false }
-        let result = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
+        guard let address = IPv4Socket.address(host, port: port) else { return false }
+        let result = IPv4Socket.withSockaddr(address) { connect(fd, $0, $1) }
         if result == 0 { return true }
         guard errno == EINPROGRESS else { return false }
         var descriptor = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
