@@ -96,7 +96,7 @@ import TestSupport
     }
 
     /// A server that accepts TCP and never speaks: the call must end at its deadline.
-    @Test func callsEndAtTheirDeadline() async throws {
+    @Test(.timeLimit(.minutes(1))) func callsEndAtTheirDeadline() async throws {
         let address = Loopback.address()
         let socket = try BlackHole(address: address)
         defer { socket.close() }
