@@ -119,7 +119,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
             dependencies: ["provision", "ProvisionCore", "TalosKit", "TestSupport"],
