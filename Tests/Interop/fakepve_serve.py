@@ -24,7 +24,6 @@ async def main():
     parser.add_argument("--host", required=True)
     parser.add_argument("--ready", required=True)
     parser.add_argument("--faults", default="[]")
-    parser.add_argument("--shutdown-secs", type=float, default=None)
     args = parser.parse_args()
     pve = FakePve(host=args.host, port=8006)
     pve.time_scale = 0

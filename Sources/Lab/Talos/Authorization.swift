@@ -22,14 +22,6 @@ enum Access {
         return roles
     }
 
-    /// Checks the caller may call; returns its roles for the call log.
-    @discardableResult
-    static func check(_ access: Access, _ context: ServerContext, maintenance: Bool) throws -> [String] {
-        let roles = roles(context)
-        try check(access, roles: roles, maintenance: maintenance)
-        return roles
-    }
-
     static func check(_ access: Access, roles: [String], maintenance: Bool) throws {
         let allowed: Bool
         if roles.contains("os:admin") {

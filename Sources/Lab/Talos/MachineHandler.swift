@@ -7,16 +7,8 @@ import TalosKit
 struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     let node: SimulatedTalosNode
 
-    func allow(_ access: Access, _ method: String, _ context: ServerContext) async throws {
-        let maintenance = !(await node.configured) || node.tls.mode == .maintenance
-        let roles = Access.roles(context)
-        // Recorded before the check, so tests can see refused calls too.
-        await node.record(method, roles: roles)
-        try Access.check(access, roles: roles, maintenance: maintenance)
-    }
-
     func applyConfiguration(request: Machine_ApplyConfigurationRequest, context: ServerContext) async throws -> Machine_ApplyConfigurationResponse {
-        try await allow(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
+        try await node.authorize(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
         var reply = Machine_ApplyConfiguration()
         reply.mode = try await node.apply(request)
         reply.modeDetails = "Applied configuration with a \(reply.mode) mode"
@@ -24,25 +16,25 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func bootstrap(request: Machine_BootstrapRequest, context: ServerContext) async throws -> Machine_BootstrapResponse {
-        try await allow(.admin, "Bootstrap", context)
+        try await node.authorize(.admin, "Bootstrap", context)
         try await node.bootstrap()
         return .with { $0.messages = [Machine_Bootstrap()] }
     }
 
     func reset(request: Machine_ResetRequest, context: ServerContext) async throws -> Machine_ResetResponse {
-        try await allow(.admin, "Reset", context)
+        try await node.authorize(.admin, "Reset", context)
         let actor = try await node.reset(request)
         return .with { $0.messages = [.with { $0.actorID = actor }] }
     }
 
     func reboot(request: Machine_RebootRequest, context: ServerContext) async throws -> Machine_RebootResponse {
-        try await allow(.operate, "Reboot", context)
+        try await node.authorize(.operate, "Reboot", context)
         let actor = try await node.requestReboot()
         return .with { $0.messages = [.with { $0.actorID = actor }] }
     }
 
     func shutdown(request: Machine_ShutdownRequest, context: ServerContext) async throws -> Machine_ShutdownResponse {
-        try await allow(.operate, "Shutdown", context)
+        try await node.authorize(.operate, "Shutdown", context)
         let actor = await node.requestShutdown()
         return .with { $0.messages = [.with { $0.actorID = actor }] }
     }
@@ -51,7 +43,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     /// own message (hostname set), and a target that fails is a message with `metadata.error` while
     /// the call itself succeeds. Maintenance mode does not route.
     func version(request: ServerRequest<Google_Protobuf_Empty>, context: ServerContext) async throws -> ServerResponse<Machine_VersionResponse> {
-        try await allow(.read, "Version", context)
+        try await node.authorize(.read, "Version", context)
         let targets = request.metadata[stringValues: "nodes"].map { $0 }
         guard !targets.isEmpty, node.tls.mode == .configured else {
             let own = await Self.versionMessage(node)
@@ -75,7 +67,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
 
     /// Required by the simple protocol; the routing-aware overload above is the one gRPC calls.
     func version(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_VersionResponse {
-        try await allow(.read, "Version", context)
+        try await node.authorize(.read, "Version", context)
         let own = await Self.versionMessage(node)
         return .with { $0.messages = [own] }
     }
@@ -94,19 +86,19 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func hostname(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_HostnameResponse {
-        try await allow(.read, "Hostname", context)
+        try await node.authorize(.read, "Hostname", context)
         let name = await node.hostname
         return .with { $0.messages = [.with { $0.hostname = name }] }
     }
 
     func serviceList(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_ServiceListResponse {
-        try await allow(.read, "ServiceList", context)
+        try await node.authorize(.read, "ServiceList", context)
         let services = await node.services()
         return .with { $0.messages = [.with { $0.services = services }] }
     }
 
     func etcdMemberList(request: Machine_EtcdMemberListRequest, context: ServerContext) async throws -> Machine_EtcdMemberListResponse {
-        try await allow(.read, "EtcdMemberList", context)
+        try await node.authorize(.read, "EtcdMemberList", context)
         try await node.requireControlPlane("EtcdMemberList")
         let members = try await node.etcd.members(via: node.spec.name).map { member in
             Machine_EtcdMember.with {
@@ -120,7 +112,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func etcdStatus(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdStatusResponse {
-        try await allow(.read, "EtcdStatus", context)
+        try await node.authorize(.read, "EtcdStatus", context)
         try await node.requireControlPlane("EtcdStatus")
         let status = try await node.etcd.status(node: node.spec.name)
         var memberStatus = Machine_EtcdMemberStatus()
@@ -135,34 +127,34 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func etcdLeaveCluster(request: Machine_EtcdLeaveClusterRequest, context: ServerContext) async throws -> Machine_EtcdLeaveClusterResponse {
-        try await allow(.admin, "EtcdLeaveCluster", context)
+        try await node.authorize(.admin, "EtcdLeaveCluster", context)
         try await node.leaveEtcd()
         return .with { $0.messages = [Machine_EtcdLeaveCluster()] }
     }
 
     func etcdForfeitLeadership(request: Machine_EtcdForfeitLeadershipRequest, context: ServerContext) async throws -> Machine_EtcdForfeitLeadershipResponse {
-        try await allow(.admin, "EtcdForfeitLeadership", context)
+        try await node.authorize(.admin, "EtcdForfeitLeadership", context)
         try await node.requireControlPlane("EtcdForfeitLeadership")
         let leader = try await node.etcd.forfeitLeadership(node: node.spec.name)
         return .with { $0.messages = [.with { $0.member = leader }] }
     }
 
     func etcdRemoveMemberByID(request: Machine_EtcdRemoveMemberByIDRequest, context: ServerContext) async throws -> Machine_EtcdRemoveMemberByIDResponse {
-        try await allow(.admin, "EtcdRemoveMemberByID", context)
+        try await node.authorize(.admin, "EtcdRemoveMemberByID", context)
         try await node.requireControlPlane("EtcdRemoveMemberByID")
         try await node.etcd.removeMember(id: request.memberID, via: node.spec.name)
         return .with { $0.messages = [Machine_EtcdRemoveMemberByID()] }
     }
 
     func etcdSnapshot(request: Machine_EtcdSnapshotRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
-        try await allow(.etcdBackup, "EtcdSnapshot", context)
+        try await node.authorize(.etcdBackup, "EtcdSnapshot", context)
         try await node.requireControlPlane("EtcdSnapshot")
         let data = try await node.etcd.snapshot(node: node.spec.name)
         try await response.write(.with { $0.bytes = data })
     }
 
     func kubeconfig(request: Google_Protobuf_Empty, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
-        try await allow(.admin, "Kubeconfig", context)
+        try await node.authorize(.admin, "Kubeconfig", context)
         let archive = try await node.kubeconfigArchive()
         try await response.write(.with { $0.bytes = archive })
     }
@@ -170,7 +162,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     /// The current machine stage as one event, then the stream ends (enough for a waiter to see
     /// where the node is; a long-lived stream would hold the API open across a reboot).
     func events(request: Machine_EventsRequest, response: RPCWriter<Machine_Event>, context: ServerContext) async throws {
-        try await allow(.read, "Events", context)
+        try await node.authorize(.read, "Events", context)
         let stage = await node.stage
         var status = Machine_MachineStatusEvent()
         status.stage = Machine_MachineStatusEvent.MachineStage(stage)
@@ -182,7 +174,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func read(request: Machine_ReadRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {
-        try await allow(.admin, "Read", context)
+        try await node.authorize(.admin, "Read", context)
         guard request.path == "/proc/sys/kernel/random/boot_id" else {
             throw RPCError(code: .notFound, message: "open \(request.path): no such file or directory")
         }

@@ -28,10 +28,6 @@ final class NodeTLS: Sendable {
 
     private let state = NIOLockedValueBox(State())
 
-    static let algorithms: [SignatureAlgorithm] = [
-        .ed25519, .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384,
-    ]
-
     var mode: Mode { state.withLockedValue { $0.mode } }
 
     func setFlaps(_ flaps: Bool) { state.withLockedValue { $0.flaps = flaps } }
@@ -93,14 +89,9 @@ final class NodeTLS: Sendable {
 
     static func serverContext(leaf: Certificate, key: SigningKey, requireClientCertificate: Bool) throws -> NIOSSLContext {
         let certificate = try NIOSSLCertificate(bytes: Array(try leaf.serializeAsPEM().pemString.utf8), format: .pem)
-        let pkcs8 = key.pem.replacingOccurrences(of: "ED25519 PRIVATE KEY", with: "PRIVATE KEY")
         var configuration = TLSConfiguration.makeServerConfiguration(
-            certificateChain: [.certificate(certificate)],
-            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(pkcs8.utf8), format: .pem)))
-        configuration.minimumTLSVersion = .tlsv12
-        configuration.applicationProtocols = ["h2"]
-        configuration.signingSignatureAlgorithms = algorithms
-        configuration.verifySignatureAlgorithms = algorithms
+            certificateChain: [.certificate(certificate)], privateKey: .privateKey(try TalosTLS.privateKey(pem: key.pem)))
+        TalosTLS.applyTalosDefaults(to: &configuration)
         // With a client CA the handshake demands a certificate (BoringSSL fails it when none comes);
         // our callback then does the chain and key-usage checks.
         configuration.certificateVerification = requireClientCertificate ? .noHostnameVerification : .none

@@ -160,7 +160,7 @@ public actor SimulatedTalosNode {
         serving = nil
     }
 
-    /// The address and port the API is bound to, once it is up (tests that use port 0).
+    /// Returns once the node's API server has been started (it is not started while booting).
     public func waitUntilListening(timeout: Duration = .seconds(10)) async throws {
         let deadline = ContinuousClock.now + timeout
         while server == nil {
@@ -171,7 +171,13 @@ public actor SimulatedTalosNode {
 
     // MARK: Operations the handlers call
 
-    func record(_ method: String, roles: [String]) { calls.append((method, roles)) }
+    /// Records the call with the caller's roles (refused calls too, so tests can see them), then
+    /// applies Talos' role rules. Every handler goes through here.
+    func authorize(_ access: Access, _ method: String, _ context: ServerContext) throws {
+        let roles = Access.roles(context)
+        calls.append((method, roles))
+        try Access.check(access, roles: roles, maintenance: config == nil || tls.mode == .maintenance)
+    }
 
     func apply(_ request: Machine_ApplyConfigurationRequest) async throws -> Machine_ApplyConfigurationRequest.Mode {
         if spec.faults.contains(.refusesApply) {

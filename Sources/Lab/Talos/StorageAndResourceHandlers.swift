@@ -8,8 +8,7 @@ struct StorageHandler: Storage_StorageService.SimpleServiceProtocol {
     let node: SimulatedTalosNode
 
     func disks(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Storage_DisksResponse {
-        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
-        await node.record("Disks", roles: roles)
+        try await node.authorize(.read, "Disks", context)
         let installDisk = await node.config?.installDisk
         let disks = node.spec.disks.map { disk in
             Storage_Disk.with {
@@ -33,8 +32,7 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     static let machineStatusType = "MachineStatuses.runtime.talos.dev"
 
     func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
-        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
-        await node.record("Get", roles: roles)
+        try await node.authorize(.read, "Get", context)
         guard request.namespace == "runtime", request.type == Self.machineStatusType, request.id == "machine" else {
             throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
         }
@@ -43,8 +41,7 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     }
 
     func list(request: Cosi_Resource_ListRequest, response: RPCWriter<Cosi_Resource_ListResponse>, context: ServerContext) async throws {
-        let roles = try Access.check(.read, context, maintenance: node.tls.mode == .maintenance)
-        await node.record("List", roles: roles)
+        try await node.authorize(.read, "List", context)
         guard request.namespace == "runtime", request.type == Self.machineStatusType else { return }
         let resource = await machineStatus()
         try await response.write(.with { $0.resource = resource })

@@ -22,7 +22,8 @@ public struct MetalMachineProvider: MachineProvider {
     /// Sends the magic packet and waits for the Talos API port, with the message that says what to
     /// check when it never comes.
     public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
-        if try await observe(node, in: inventory).power == .running { return try await observe(node, in: inventory) }
+        let current = try await observe(node, in: inventory)
+        if current.power == .running { return current }
         guard let mac = node.machine.mac?.value, let broadcast = provider.setting("broadcast").flatMap(IPv4Address.init) else {
             throw StepError.permanent("\(node.name.value): Wake-on-LAN needs machine.mac and the provider's broadcast address")
         }

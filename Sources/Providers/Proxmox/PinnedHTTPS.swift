@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -44,14 +45,15 @@ public struct PinnedHTTPS: Sendable {
         configuration.certificateVerification = .noHostnameVerification
         let context = try NIOSSLContext(configuration: configuration)
         let pin = fingerprint
-        let seen = NIOLockedPin()
+        // The fingerprint the server showed, kept for the error message.
+        let seen = NIOLockedValueBox<String?>(nil)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(10))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let tls = try NIOSSLClientHandler(context: context, serverHostname: nil) { certificates, promise in
                         let actual = certificates.first.flatMap(Self.fingerprint(of:))
-                        seen.set(actual)
+                        seen.withLockedValue { $0 = actual }
                         promise.succeed(actual == pin ? .certificateVerified : .failed)
                     }
                     try channel.pipeline.syncOperations.addHandler(tls)
@@ -106,19 +108,10 @@ public struct PinnedHTTPS: Sendable {
         } catch let failure as Failure {
             throw failure
         } catch {
-            if let actual = seen.value, actual != pin {
+            if let actual = seen.withLockedValue({ $0 }), actual != pin {
                 throw Failure(description: "the server at \(host):\(port) presented certificate \(actual), not the pinned \(pin); refusing it (update the inventory's fingerprint only if the server's certificate really changed)", pinMismatch: true)
             }
             throw Failure(description: "\(method) \(path) on \(host):\(port) failed: \(error)", pinMismatch: false)
         }
     }
-}
-
-/// The fingerprint the server showed, kept for the error message.
-final class NIOLockedPin: @unchecked Sendable {
-    // @unchecked: guarded by `lock`.
-    private let lock = NSLock()
-    private var stored: String?
-    func set(_ value: String?) { lock.withLock { stored = value } }
-    var value: String? { lock.withLock { stored } }
 }

@@ -20,12 +20,24 @@ public enum TalosTLS {
         .ed25519, .ecdsaSecp256R1Sha256, .ecdsaSecp384R1Sha384, .rsaPssRsaeSha256, .rsaPssRsaeSha384, .rsaPkcs1Sha256, .rsaPkcs1Sha384,
     ]
 
-    public static func context(_ mode: Mode) throws -> NIOSSLContext {
-        var configuration = TLSConfiguration.makeClientConfiguration()
+    /// What both ends of a Talos API connection need: TLS >= 1.2, ALPN h2, Ed25519 signatures.
+    public static func applyTalosDefaults(to configuration: inout TLSConfiguration) {
         configuration.minimumTLSVersion = .tlsv12
         configuration.applicationProtocols = ["h2"]
         configuration.signingSignatureAlgorithms = algorithms
         configuration.verifySignatureAlgorithms = algorithms
+    }
+
+    /// A Talos private key (`ED25519 PRIVATE KEY`, PKCS#8 inside) as BoringSSL reads it: it only
+    /// takes Ed25519 keys from PKCS#8 `PRIVATE KEY`, the same DER under the standard label.
+    public static func privateKey(pem: String) throws -> NIOSSLPrivateKey {
+        let pkcs8 = pem.replacingOccurrences(of: "ED25519 PRIVATE KEY", with: "PRIVATE KEY")
+        return try NIOSSLPrivateKey(bytes: Array(pkcs8.utf8), format: .pem)
+    }
+
+    public static func context(_ mode: Mode) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        applyTalosDefaults(to: &configuration)
         switch mode {
         case let .maintenance(pin):
             // With a pin, verification stays on so NIOSSL calls our callback, which then replaces chain
@@ -34,9 +46,7 @@ public enum TalosTLS {
         case let .configured(ca, certificate, key):
             configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(ca.utf8)))
             configuration.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }
-            // BoringSSL reads Ed25519 keys from PKCS#8 `PRIVATE KEY`; Talos labels the same DER differently.
-            let pkcs8 = key.replacingOccurrences(of: "ED25519 PRIVATE KEY", with: "PRIVATE KEY")
-            configuration.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(pkcs8.utf8), format: .pem))
+            configuration.privateKey = .privateKey(try privateKey(pem: key))
             // Node certificates name the node's addresses, and we dial addresses, not names; trust is
             // the cluster's own CA.
             configuration.certificateVerification = .noHostnameVerification
