@@ -9,18 +9,17 @@ import TestSupport
 /// The Talos step kinds, run by the real executor against simulated nodes: the demo inventory
 /// moved onto addresses of this test's own, the lab clock at 0 (instant).
 struct TalosLab {
-    let inventory: Inventory
+    var inventory: Inventory
     let cluster: SimulatedTalosCluster
     let state = temporaryDirectory()
 
-    init(faults: [String: String] = [:], nodes: Set<String>? = nil, adjust: (inout Inventory) -> Void = { _ in }) throws {
+    init(faults: [String: String] = [:], nodes: Set<String>? = nil) throws {
         var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
         if let nodes { inventory.nodes = inventory.nodes.filter { nodes.contains($0.name.value) } }
         for index in inventory.nodes.indices {
             inventory.nodes[index].address.value = IPv4Address(Loopback.address())!
         }
         inventory.lab?.timeScale.value = 0
-        adjust(&inventory)
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
         cluster = SimulatedTalosCluster(inventory: inventory)
