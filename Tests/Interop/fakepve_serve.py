@@ -1,11 +1,14 @@
 """Starts fakepve (PyPI fakepve[crypto], a Proxmox VE API fake with PVE's real schema) for tests.
 
-    fakepve_serve.py --host 127.0.0.x --ready FILE [--faults JSON]
+    fakepve_serve.py --host 127.0.0.x --ready FILE [--faults JSON] [--guest JSON]
 
-The API token comes from the environment (PVE_TEST_TOKEN = 'root@pam!orch=SECRET'), never argv.
+The API token comes from the environment (PVE_TEST_TOKEN = 'root@pam!orch=SECRET'), never argv, and
+so does root@pam's password for ticket sign-in (PVE_TEST_PASSWORD).
 FILE receives the server certificate's SHA-256 fingerprint (uppercase, colon-separated, as PVE shows
 it) once the server listens. --faults: a JSON list of fail() calls, e.g.
 [{"method": "POST", "suffix": "/nodes/pve1/qemu", "error": "...", "times": 1}].
+--guest: attributes every VM created over the API gets, e.g. {"shutdown_secs": 120} (a guest that
+ignores ACPI for two minutes) or {"agent": {}} (a running QEMU guest agent).
 """
 import argparse
 import asyncio
@@ -15,7 +18,7 @@ import os
 import ssl
 import tempfile
 
-from fakepve import FakePve
+from fakepve import FakePve, qemu
 from fakepve.certs import make_cert
 
 
@@ -24,8 +27,19 @@ async def main():
     parser.add_argument("--host", required=True)
     parser.add_argument("--ready", required=True)
     parser.add_argument("--faults", default="[]")
+    parser.add_argument("--guest", default="{}")
     args = parser.parse_args()
-    pve = FakePve(host=args.host, port=8006)
+    guest = json.loads(args.guest)
+    if guest:
+        base = qemu.FakeVm
+
+        class GuestVm(base):
+            def __init__(self, *a, **k):
+                super().__init__(*a, **k)
+                for key, value in guest.items():
+                    setattr(self, key, value)
+        qemu.FakeVm = GuestVm
+    pve = FakePve(host=args.host, port=8006, password=os.environ.get("PVE_TEST_PASSWORD", "secret"))
     pve.time_scale = 0
     token_id, secret = os.environ["PVE_TEST_TOKEN"].split("=", 1)
     pve.apitokens[token_id] = secret

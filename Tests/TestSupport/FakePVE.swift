@@ -14,15 +14,18 @@ public final class FakePVE: @unchecked Sendable {
     public let port = 8006
     public let tokenID = "root@pam!provision"
     public let secret = UUID().uuidString.lowercased()
+    /// root@pam's password, for ticket sign-in.
+    public let password = UUID().uuidString
     public private(set) var fingerprint = ""
 
     /// `faults`: fakepve `fail()` calls as JSON objects (method, suffix, error or status+message, times).
-    public init(faults: String = "[]") async throws {
+    /// `guest`: attributes of every VM created over the API (`shutdown_secs`, `agent`, ...).
+    public init(faults: String = "[]", guest: String = "{}") async throws {
         let host = Loopback.address()
         self.host = host
         let dir = temporaryDirectory()
-        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults],
-                                             environment: ["PVE_TEST_TOKEN": "\(tokenID)=\(secret)"])
+        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults, "--guest", guest],
+                                             environment: ["PVE_TEST_TOKEN": "\(tokenID)=\(secret)", "PVE_TEST_PASSWORD": password])
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: dir + "/ready", encoding: .utf8), !text.isEmpty {

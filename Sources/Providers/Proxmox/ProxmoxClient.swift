@@ -24,23 +24,36 @@ public struct ProxmoxError: ClassifiedError, CustomStringConvertible, Sendable {
         var text = "Proxmox \(operation): \(message.trimmingCharacters(in: .whitespacesAndNewlines))"
         if status > 0 { text += " (HTTP \(status))" }
         if !parameters.isEmpty { text += ": " + parameters.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: "; ") }
-        if status == 401 { text += "; check the API token id and secret the inventory references" }
+        if status == 401 { text += "; check the credentials the inventory references (tokenID + tokenSecret, or username + password)" }
         return text
     }
 }
 
-/// PVE's JSON API over a fingerprint-pinned connection with an API token
-/// (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`). The secret is only ever in that header.
+/// PVE's JSON API over a fingerprint-pinned connection, signed in with an API token
+/// (`Authorization: PVEAPIToken=USER@REALM!ID=SECRET`) or a ticket. Secrets are only ever in that
+/// header, the ticket cookie, or the sign-in body.
 public struct ProxmoxClient: Sendable {
     let transport: PinnedHTTPS
-    let authorization: String
+    let tokenHeader: String?
+    let session: ProxmoxTicketSession?
     public let node: String
     public var pollInterval: Duration = .milliseconds(500)
 
-    public init(host: String, port: Int = 8006, fingerprint: String, tokenID: String, secret: String, node: String) {
+    public init(host: String, port: Int = 8006, fingerprint: String, credentials: ProxmoxCredentials, node: String) {
         transport = PinnedHTTPS(host: host, port: port, fingerprint: fingerprint)
-        authorization = "PVEAPIToken=\(tokenID)=\(secret)"
+        switch credentials {
+        case let .token(id, secret):
+            tokenHeader = "PVEAPIToken=\(id)=\(secret)"
+            session = nil
+        case let .password(user, password):
+            tokenHeader = nil
+            session = ProxmoxTicketSession(user: user, password: password)
+        }
         self.node = node
+    }
+
+    public init(host: String, port: Int = 8006, fingerprint: String, tokenID: String, secret: String, node: String) {
+        self.init(host: host, port: port, fingerprint: fingerprint, credentials: .token(id: tokenID, secret: secret), node: node)
     }
 
     static func form(_ parameters: [(String, String)]) -> String {
@@ -49,12 +62,32 @@ public struct ProxmoxClient: Sendable {
         return parameters.map { "\($0.0)=\($0.1.addingPercentEncoding(withAllowedCharacters: allowed) ?? $0.1)" }.joined(separator: "&")
     }
 
-    /// One API call; returns the `data` member.
+    static func transportError(_ failure: PinnedHTTPS.Failure, operation: String) -> Error {
+        if failure.pinMismatch { return StepError.refused(failure.description) }
+        return ProxmoxError(status: 0, message: failure.description, parameters: [:], operation: operation)
+    }
+
+    func authHeaders(_ method: HTTPMethod) async throws -> [(String, String)] {
+        if let tokenHeader { return [("Authorization", tokenHeader)] }
+        guard let session else { return [] }
+        return try await session.headers(for: method) { user, password in try await login(user: user, password: password) }
+    }
+
+    /// One API call; returns the `data` member. A ticket refused with 401 is renewed once.
     public func call(_ method: HTTPMethod, _ path: String, _ parameters: [(String, String)] = []) async throws -> Any? {
+        do {
+            return try await attempt(method, path, parameters)
+        } catch let error as ProxmoxError where error.status == 401 && session != nil {
+            await session?.forget()
+            return try await attempt(method, path, parameters)
+        }
+    }
+
+    func attempt(_ method: HTTPMethod, _ path: String, _ parameters: [(String, String)]) async throws -> Any? {
         let operation = "\(method) \(path)"
         var uri = "/api2/json" + path
         var body: Data?
-        var headers = [("Authorization", authorization), ("Accept", "application/json")]
+        var headers = try await authHeaders(method) + [("Accept", "application/json")]
         if method == .GET || method == .DELETE {
             if !parameters.isEmpty { uri += "?" + Self.form(parameters) }
         } else {
@@ -63,8 +96,7 @@ public struct ProxmoxClient: Sendable {
         }
         let response: PinnedHTTPS.Response
         do { response = try await transport.send(method: method, path: uri, headers: headers, body: body) } catch let failure as PinnedHTTPS.Failure {
-            if failure.pinMismatch { throw StepError.refused(failure.description) }
-            throw ProxmoxError(status: 0, message: failure.description, parameters: [:], operation: operation)
+            throw Self.transportError(failure, operation: operation)
         }
         let object = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any]
         guard response.status == 200 else {

@@ -2,19 +2,26 @@ import Foundation
 import ProvisionCore
 
 /// Inventory nodes as Proxmox VMs, found by name, created from the inventory's settings with an id
-/// from the provider's range, stopped with ACPI then a hard stop, deleted with purge.
+/// from the provider's range and booted from media PVE downloads itself, stopped with ACPI then a
+/// hard stop, deleted with purge. The address comes from the guest agent when the image has one.
 public struct ProxmoxMachineProvider: MachineProvider {
+    /// The boot media for a node (from its image's schematic and Talos version); nil for none.
+    public typealias MediaResolver = @Sendable (NodeSpec, _ isoStorage: String) throws -> ProxmoxBootMedia?
+
     let provider: ProviderSpec
     let client: ProxmoxClient
+    let media: MediaResolver
+    let downloads = ProxmoxMediaCache()
 
-    public init(provider: ProviderSpec, secret: String) throws {
+    public init(provider: ProviderSpec, credentials: ProxmoxCredentials, media: @escaping MediaResolver) throws {
         guard let endpoint = provider.endpoint.flatMap({ URL(string: $0.value) }) ?? provider.setting("endpoint").flatMap(URL.init(string:)),
               let host = endpoint.host else {
             throw StepError.permanent("provider \(provider.name.value) has no usable endpoint")
         }
         self.provider = provider
+        self.media = media
         client = ProxmoxClient(host: host, port: endpoint.port ?? 8006, fingerprint: provider.setting("fingerprint") ?? "",
-                               tokenID: provider.setting("tokenID") ?? "root@pam!provision", secret: secret, node: provider.setting("node") ?? "pve1")
+                               credentials: credentials, node: provider.setting("node") ?? "pve1")
     }
 
     var idRange: ClosedRange<Int> {
@@ -24,7 +31,12 @@ public struct ProxmoxMachineProvider: MachineProvider {
 
     public func observe(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
         guard let vm = try await client.vm(named: node.name.value) else { return MachineState(power: .absent) }
-        return MachineState(power: vm.status == "running" ? .running : .stopped, id: "\(vm.vmid)", address: node.address.value,
+        var address = node.address.value
+        if vm.status == "running", let mac = node.machine.mac?.value.description,
+           let reported = try await client.agentAddress(vm.vmid, mac: mac) {
+            address = reported
+        }
+        return MachineState(power: vm.status == "running" ? .running : .stopped, id: "\(vm.vmid)", address: address,
                             tags: Dictionary(uniqueKeysWithValues: vm.tags.map { ($0, "") }))
     }
 
@@ -38,6 +50,10 @@ public struct ProxmoxMachineProvider: MachineProvider {
                                  tags: ["talos", inventory.cluster.name.value, node.role.value.rawValue])
         spec.bridge = node.machine.bridge?.value ?? "vmbr0"
         spec.vlan = node.machine.vlan?.value
+        if try await client.vm(named: node.name.value) == nil {
+            spec.media = try media(node, provider.setting("isoStorage") ?? "local")
+            if let media = spec.media { try await downloads.ensure(media, with: client) }
+        }
         let (vmid, _) = try await client.ensureVM(spec, idRange: idRange)
         try await client.start(vmid)
         return try await observe(node, in: inventory)

@@ -13,8 +13,8 @@ public struct ProxmoxVMSpec: Sendable {
     public var mac: String
     public var bridge: String = "vmbr0"
     public var vlan: Int?
-    public var iso: String?
-    public var agent = false
+    /// The ISO on a CD-ROM, or the disk image imported into scsi0; nil leaves an empty disk (PXE).
+    public var media: ProxmoxBootMedia?
     public var tags: [String]
 
     public init(name: String, cores: Int, memoryMiB: Int, storage: String, diskGiB: Int, mac: String, tags: [String]) {
@@ -34,14 +34,21 @@ public struct ProxmoxVMSpec: Sendable {
             ("vmid", "\(vmid)"), ("name", name), ("machine", "q35"), ("bios", "ovmf"),
             ("efidisk0", "\(storage):1,efitype=4m,pre-enrolled-keys=0"), ("cpu", "host"), ("cores", "\(cores)"),
             ("memory", "\(memoryMiB)"), ("balloon", "0"), ("scsihw", "virtio-scsi-pci"),
-            ("scsi0", "\(storage):\(diskGiB),discard=on,ssd=1"), ("net0", net), ("serial0", "socket"), ("ostype", "l26"),
-            ("agent", agent ? "1" : "0"), ("tags", tags.joined(separator: ";")),
+            ("net0", net), ("serial0", "socket"), ("ostype", "l26"),
+            ("agent", media?.agent == true ? "1" : "0"), ("tags", tags.joined(separator: ";")),
         ]
-        if let iso {
-            list.append(("ide2", "\(iso),media=cdrom"))
-            list.append(("boot", "order=scsi0;ide2"))
-        } else {
+        switch media?.kind {
+        case .import?:
+            // Size 0 is PVE's required syntax for an import; the disk is grown to diskGiB afterwards.
+            list.append(("scsi0", "\(storage):0,import-from=\(media!.volumeID),discard=on,ssd=1"))
             list.append(("boot", "order=scsi0"))
+        case .iso?:
+            list.append(("scsi0", "\(storage):\(diskGiB),discard=on,ssd=1"))
+            list.append(("ide2", "\(media!.volumeID),media=cdrom"))
+            list.append(("boot", "order=scsi0;ide2"))
+        case nil:
+            list.append(("scsi0", "\(storage):\(diskGiB),discard=on,ssd=1"))
+            list.append(("boot", "order=scsi0;net0"))
         }
         return list
     }
@@ -90,6 +97,7 @@ extension ProxmoxClient {
             let vmid = try await freeID(in: idRange)
             do {
                 try await task(.POST, "/nodes/\(node)/qemu", spec.parameters(vmid: vmid))
+                if spec.media?.kind == .import { try await grow(vmid, disk: "scsi0", toGiB: spec.diskGiB) }
                 return (vmid, true)
             } catch let error as ProxmoxError where error.alreadyExists && attempts < 5 {
                 attempts += 1
@@ -113,12 +121,21 @@ extension ProxmoxClient {
         try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/start")
     }
 
-    /// ACPI shutdown, then a hard stop if the guest ignores it for `timeout` seconds.
+    /// An imported disk has the image's size; grow it to what the inventory asks for.
+    func grow(_ vmid: Int, disk: String, toGiB size: Int) async throws {
+        let reply = try await call(.PUT, "/nodes/\(node)/qemu/\(vmid)/resize", [("disk", disk), ("size", "\(size)G")])
+        if let upid = reply as? String, upid.hasPrefix("UPID:") { try await wait(upid, operation: "resize \(disk) of VM \(vmid)") }
+    }
+
+    /// ACPI shutdown; if the guest ignores it for `timeout` seconds (Talos without ACPI handling, a
+    /// hung kernel), a hard stop. A VM that is not running is already stopped.
     public func stop(_ vmid: Int, timeout: Int = 60) async throws {
         do {
-            try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/shutdown", [("timeout", "\(timeout)"), ("forceStop", "1")])
+            try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/shutdown", [("timeout", "\(timeout)")])
         } catch let error as ProxmoxError where error.notRunning {
             return
+        } catch let error as ProxmoxError where error.message.contains("got timeout") {
+            try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/stop")
         }
     }
 

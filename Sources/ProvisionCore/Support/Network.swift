@@ -22,6 +22,8 @@ public struct IPv4Address: Sendable, Hashable, Comparable, CustomStringConvertib
     }
 
     public var isLoopback: Bool { raw >> 24 == 127 }
+    /// 169.254.0.0/16: what a NIC holds before DHCP answers, never a node's address.
+    public var isLinkLocal: Bool { raw >> 16 == 0xA9FE }
 
     public static func < (lhs: IPv4Address, rhs: IPv4Address) -> Bool { lhs.raw < rhs.raw }
 }

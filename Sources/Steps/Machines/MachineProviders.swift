@@ -25,10 +25,10 @@ public final class MachineProviders: Sendable {
         case .libvirt: provider = try LibvirtMachineProvider(provider: spec)
         case .metal: provider = MetalMachineProvider(provider: spec)
         case .proxmox:
-            guard let reference = spec.credentials["tokenSecret"]?.value else {
-                throw StepError.permanent("provider \(name): this build signs in to Proxmox with an API token (tokenSecret)")
+            let inventory = context.inventory
+            provider = try ProxmoxMachineProvider(provider: spec, credentials: try await Self.proxmoxCredentials(spec, context)) { node, storage in
+                try ProxmoxBootMediaResolver.media(for: node, in: inventory, storage: storage)
             }
-            provider = try ProxmoxMachineProvider(provider: spec, secret: try await context.credentials.resolve(reference))
         case .aws:
             throw StepError.permanent("\(node.name.value): AWS machines are GPU pool instances, launched by `provision gpu up`")
         }
@@ -37,5 +37,16 @@ public final class MachineProviders: Sendable {
             cache[name] = provider
             return provider
         }
+    }
+
+    /// An API token when the inventory names one, else a user and password for a ticket.
+    static func proxmoxCredentials(_ spec: ProviderSpec, _ context: StepContext) async throws -> ProxmoxCredentials {
+        if let reference = spec.credentials["tokenSecret"]?.value {
+            return .token(id: spec.setting("tokenID") ?? "root@pam!provision", secret: try await context.credentials.resolve(reference))
+        }
+        guard let reference = spec.credentials["password"]?.value else {
+            throw StepError.permanent("provider \(spec.name.value): set tokenSecret (an API token) or password")
+        }
+        return .password(user: spec.setting("username") ?? "root@pam", password: try await context.credentials.resolve(reference))
     }
 }

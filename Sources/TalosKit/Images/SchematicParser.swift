@@ -71,6 +71,8 @@ public struct ImageURLs: Sendable, Equatable {
     public var iso: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/metal-amd64.iso" }
     /// The disk image a VM or cloud imports: nocloud for Proxmox disk imports, aws for AMI imports.
     public var diskImage: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/\(platform)-amd64.raw.xz" }
+    /// The uncompressed qcow2 the factory serves, for hypervisors that import disks (Proxmox `import`).
+    public var importableDisk: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/\(platform)-amd64.qcow2" }
     public var installer: String { "\(Self.factory)/\(platform)-installer/\(schematicID):\(version)" }
     public var pxe: String { "https://pxe.\(Self.factory)/pxe/\(schematicID)/\(version)/metal-amd64" }
 }
