@@ -123,7 +123,7 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(
             name: "CLITests",
-            dependencies: ["provision", "ProvisionCore", "TalosKit", "TestSupport"],
+            dependencies: ["provision", "ProvisionCore", "TalosKit", "Providers", "TestSupport"],
             swiftSettings: strict
         ),
     ]
