@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ProvisionCore
 
 /// The five EC2 Query API calls provision needs, signed with our SigV4 signer. The endpoint is
 /// overridable so the same code talks to AWS, moto and the lab.
@@ -22,6 +23,7 @@ public struct EC2Client: Sendable {
 
     /// One signed POST; the reply's XML, or the EC2 error it carries.
     public func call(_ action: String, _ parameters: [(String, String)]) async throws -> XMLTree {
+        try NetworkPolicy.check(host: endpoint.host ?? "", for: "EC2 API")
         let body = Self.formEncode([("Action", action), ("Version", Self.apiVersion)] + parameters)
         let host = endpoint.port.map { "\(endpoint.host ?? ""):\($0)" } ?? (endpoint.host ?? "")
         var signed = SigV4Signer.Request(method: "POST", path: endpoint.path.isEmpty ? "/" : endpoint.path,

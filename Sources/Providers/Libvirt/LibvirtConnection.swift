@@ -35,6 +35,10 @@ public final class LibvirtConnection: @unchecked Sendable {
     public init(uri: String) throws {
         // libvirt prints every error to stderr by default; we report them ourselves.
         virSetErrorFunc(nil) { _, _ in }
+        // qemu:///system and test:/// are local sockets or in-process; a host means the network.
+        if let host = URLComponents(string: uri)?.host, !host.isEmpty {
+            try NetworkPolicy.check(host: host, for: "libvirt \(uri)")
+        }
         guard let pointer = virConnectOpen(uri) else { throw LibvirtError.last("connect to \(uri)") }
         self.pointer = pointer
         self.uri = uri

@@ -18,6 +18,7 @@ public enum WakeOnLAN {
 
     /// Sends the packet `count` times (WoL is fire-and-forget over UDP; a repeat costs nothing).
     public static func send(to mac: MACAddress, broadcast: IPv4Address, port: Int = 9, count: Int = 3) throws {
+        try NetworkPolicy.check(host: broadcast.description, for: "Wake-on-LAN broadcast")
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot open a UDP socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOSSL
+import ProvisionCore
 
 /// HTTPS/1.1 to a server trusted only by the SHA-256 fingerprint of its certificate (DER), as PVE's
 /// own client pins it: no "accept any", no hostname check, and the pin is checked inside the handshake
@@ -39,6 +40,7 @@ public struct PinnedHTTPS: Sendable {
     }
 
     public func send(method: HTTPMethod, path: String, headers: [(String, String)], body: Data?) async throws -> Response {
+        try NetworkPolicy.check(host: host, for: "Proxmox API")
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         // Verification stays on so NIOSSL calls our callback, which replaces chain checking with the pin.

@@ -8,6 +8,7 @@ import Glibc
 /// seconds, and a concurrency-pool thread must never sit in one).
 public enum TCPProbe {
     public static func answers(host: String, port: Int, timeout: Duration = .milliseconds(500)) -> Bool {
+        guard NetworkPolicy.current.permits(host: host) else { return false }
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }

@@ -19,6 +19,7 @@ public struct TalosApplyConfig: StepKind {
         case .maintenance: return .pending("\(node) is in maintenance mode, waiting for its config")
         case .wrongCluster, .configuredUnverified: throw StepError.refused("\(node) is configured by another cluster; not applying")
         case .unreachable, .tlsError: throw TalosError.unreachable(host: node, reason: result.reason ?? "no reply")
+        case .notAllowed: throw StepError.refused(result.reason ?? "\(node): address not allowed")
         }
     }
 

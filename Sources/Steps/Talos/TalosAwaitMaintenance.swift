@@ -21,6 +21,7 @@ public struct TalosAwaitMaintenance: StepKind {
         case .wrongCluster, .configuredUnverified:
             throw StepError.refused("\(node) at \(try access.address(of: node)) is configured by another cluster (its certificate is not from our OS CA); reset it by hand or fix the address")
         case .unreachable, .tlsError: return .pending("\(node) is not answering yet: \(result.reason ?? "no reply")")
+        case .notAllowed: throw StepError.refused(result.reason ?? "\(node): address not allowed")
         }
     }
 

@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import NIOCore
 import NIOSSL
+import ProvisionCore
 
 /// One long-lived gRPC channel to a node, shared by every call made through it, so a step that polls
 /// pays the TLS handshake once. gRPC reconnects by itself when the node restarts its API; the backoff
@@ -14,6 +15,7 @@ public final class TalosConnection: Sendable {
     private let runner: Task<Void, Never>
 
     public init(host: String, port: Int = 50000, mode: TalosTLS.Mode) throws {
+        try NetworkPolicy.check(host: host, for: "Talos API")
         self.host = host
         self.port = port
         let context = try TalosTLS.context(mode)

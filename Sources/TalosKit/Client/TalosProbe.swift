@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 import GRPCCore
 
 /// Finds out, explicitly, which state a node's Talos API is in. Used to report and to choose the
@@ -13,6 +14,8 @@ public struct TalosProbe: Sendable {
         case configuredUnverified = "configured-unverified"
         case unreachable
         case tlsError = "tls-error"
+        /// The network policy forbids this address (a lab or test run); nothing was sent.
+        case notAllowed = "not-allowed"
     }
 
     public struct Result: Sendable {
@@ -26,7 +29,7 @@ public struct TalosProbe: Sendable {
         public var disks: [Storage_Disk] = []
         public var etcdMembers: [Machine_EtcdMember]?
 
-        public var reachable: Bool { mode != .unreachable && mode != .tlsError }
+        public var reachable: Bool { ![.unreachable, .tlsError, .notAllowed].contains(mode) }
     }
 
     public var host: String
@@ -42,6 +45,7 @@ public struct TalosProbe: Sendable {
     }
 
     public func run() async -> Result {
+        do { try NetworkPolicy.check(host: host, for: "Talos API") } catch { return Result(mode: .notAllowed, reason: error.description) }
         if let credentials {
             do {
                 var client = try TalosClient(host: host, port: port, mode: .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key))

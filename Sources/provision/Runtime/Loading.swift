@@ -25,6 +25,8 @@ struct Loader {
     func inventory(path: String) throws(Exit) -> Inventory {
         let (inventory, warnings) = try checked { () throws(InputError) in try InventoryParser.load(path: path) }
         if !warnings.isEmpty, !output.json { output.diagnostics(warnings) }
+        // A lab inventory runs against simulators on loopback: nothing it does may reach a real network.
+        if inventory.lab != nil { NetworkPolicy.restrict(to: .loopback) }
         return inventory
     }
 
