@@ -34,6 +34,7 @@ let package = Package(
         .target(
             name: "ProvisionCore",
             dependencies: [
+                "CZlib",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -42,7 +43,7 @@ let package = Package(
         ),
         // libvirt's C API, for Unraid and the lab's hypervisor (test:///default).
         .systemLibrary(name: "CLibvirt", path: "Sources/CLibvirt", pkgConfig: "libvirt", providers: [.apt(["libvirt-dev"])]),
-        // zlib, for the gzip'd tar Talos' Kubeconfig call returns.
+        // zlib: the gzip'd tar Talos' Kubeconfig call returns, and gzip'd EC2 user data.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", providers: [.apt(["zlib1g-dev"])]),
         // Talos machine API client, secrets bundle, PKI, machine configs, schematics.
         .target(
@@ -101,6 +102,8 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

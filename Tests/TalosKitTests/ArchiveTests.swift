@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 import Testing
 import TestSupport
 @testable import TalosKit

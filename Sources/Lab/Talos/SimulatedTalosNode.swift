@@ -54,6 +54,20 @@ public actor SimulatedTalosNode {
         await boot()
     }
 
+    /// A cloud instance's first boot: Talos reads its config from user data and goes straight to
+    /// running. User data that is not a valid config leaves it in maintenance, as Talos does; the
+    /// reason is returned (what the instance's console would show).
+    @discardableResult
+    public func powerOn(userData: String) async -> String? {
+        var problem: String?
+        do { config = try AppliedConfig.parse(userData, talosVersion: spec.talosVersion) } catch {
+            problem = "user data is not a Talos machine config: \(error)"
+        }
+        installed = true
+        await powerOn()
+        return problem
+    }
+
     /// Pulls the plug: no graceful anything.
     public func powerOff() async {
         powered = false

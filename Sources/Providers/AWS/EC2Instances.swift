@@ -37,6 +37,8 @@ public struct EC2LaunchSpec: Sendable {
     public var securityGroupIDs: [String] = []
     public var userData: String?
     public var spot = false
+    /// `one-time` (the default: nothing relaunches) or `persistent` (AWS relaunches until the request is cancelled).
+    public var spotType = "one-time"
     public var clientToken: String
     public var tags: [String: String]
 
@@ -55,8 +57,9 @@ public struct EC2LaunchSpec: Sendable {
         for (index, group) in securityGroupIDs.enumerated() { list.append(("SecurityGroupId.\(index + 1)", group)) }
         if let userData { list.append(("UserData", userData)) }
         if spot {
-            list += [("InstanceMarketOptions.MarketType", "spot"), ("InstanceMarketOptions.SpotOptions.SpotInstanceType", "one-time"),
-                     ("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", "terminate")]
+            // A persistent request can only stop or hibernate its instance on interruption.
+            list += [("InstanceMarketOptions.MarketType", "spot"), ("InstanceMarketOptions.SpotOptions.SpotInstanceType", spotType),
+                     ("InstanceMarketOptions.SpotOptions.InstanceInterruptionBehavior", spotType == "persistent" ? "stop" : "terminate")]
         }
         // Tag the instance and its volumes at launch: no window in which a billing instance is untagged.
         for (specIndex, resource) in ["instance", "volume"].enumerated() {

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 
 /// The payload of Talos' Kubeconfig call: a gzip'd tar with one file, `kubeconfig`. Talos closes
 /// the gzip stream without closing the tar writer, so there is no padding after the data and no
