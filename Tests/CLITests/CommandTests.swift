@@ -106,19 +106,47 @@ import TestSupport
         #expect(result.stderr.contains("INVENTORY/cp2"))
     }
 
-    /// The demo lab's nodes answer independent clients on their loopback addresses, then stop on Ctrl-C.
+    /// The demo lab's nodes answer independent clients on their loopback addresses, a Mac mini only
+    /// once our Wake-on-LAN packet woke it, the EC2 endpoint answers boto3 with the lab's key pair
+    /// only, and everything stops on Ctrl-C.
     @Test func labServeKeepsTheDemoNodesUpForOtherClients() async throws {
         let lab = try CLI.Running(["lab", "serve", "demo"], cwd: repositoryRoot, environment: [:])
-        let up = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.filter { $0.contains(":50000") }.count == 6 }
+        let up = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.contains { $0.hasPrefix("ec2  ") } }
         #expect(up, "\(lab.lines)")
+        #expect(lab.lines.filter { $0.contains(":50000") }.count == 6)
         #expect(lab.lines.contains { $0.hasPrefix("cp1  127.0.0.11:50000") })
+        #expect(lab.lines.contains { $0.hasPrefix("mini01") && $0.contains("off until woken") })
         let python = try await Subprocess.run(["python3", "\(repositoryRoot)/Tests/Interop/talos_client.py", "--host", "127.0.0.11", "version", "hostname"])
         #expect(python.stdout.contains("\"tag\": \"v1.13"), "\(python.stdout) \(python.stderr)")
+
+        let asleep = try await CLI.run(["probe", "127.0.0.61", "--json"])
+        #expect(asleep.stdout.contains("unreachable"), "a Mac mini is off until woken: \(asleep.stdout)")
+        let wake = try await CLI.run(["machines", "up", "demo", "--node", "mini01", "--state-dir", temporaryDirectory()])
+        #expect(wake.status == 0, "\(wake.stderr)")
         let probe = try await CLI.run(["probe", "127.0.0.61", "--json"])
         #expect(probe.status == 0, "\(probe.stderr)")
         #expect(probe.stdout.contains("\"mode\" : \"maintenance\"") || probe.stdout.contains("\"mode\":\"maintenance\""), "\(probe.stdout)")
         #expect(probe.stdout.contains("nvme0n1"))
-        #expect(probe.stdout.contains("\"stage\" : \"maintenance\"") || probe.stdout.contains("\"stage\":\"maintenance\""), "\(probe.stdout)")
+        #expect(try await CLI.run(["probe", "127.0.0.62", "--json"]).stdout.contains("unreachable"), "only the named mini woke")
+
+        let describe = """
+            import boto3, botocore, sys
+            ec2 = boto3.client("ec2", endpoint_url="http://127.0.0.1:45000/", region_name="us-east-1")
+            try:
+                print(len(ec2.describe_instances()["Reservations"]))
+            except botocore.exceptions.ClientError as error:
+                print(error.response["Error"]["Code"])
+            """
+        func boto3(secret: String) async throws -> String {
+            var environment = ProcessInfo.processInfo.environment
+            environment["AWS_ACCESS_KEY_ID"] = try String(contentsOfFile: "\(repositoryRoot)/lab/aws-access-key-id", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            environment["AWS_SECRET_ACCESS_KEY"] = secret
+            return try await Subprocess.run(["python3", "-c", describe], environment: environment).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let secret = try String(contentsOfFile: "\(repositoryRoot)/lab/aws-secret-access-key", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await boto3(secret: secret) == "0", "the lab's EC2 endpoint answers its own key pair")
+        #expect(try await boto3(secret: "wrong") == "SignatureDoesNotMatch")
+
         lab.signal(SIGINT)
         let finished = try await lab.finish(timeout: .seconds(30))
         #expect(finished.status == 0, "\(finished.stderr)")

@@ -1,18 +1,19 @@
 import Foundation
+import ProvisionCore
 import Testing
 import TestSupport
 
 /// `provision machines` as users and scripts see it, on the demo lab (libvirt's test driver).
 @Suite struct MachinesCommandTests {
     @Test func listShowsWhatEachProviderReports() async throws {
-        let result = try await CLI.run(["machines", "list", "demo", "--json"])
+        let result = try await CLI.run(["machines", "list", "demo", "--json", "--state-dir", temporaryDirectory()])
         #expect(result.status == 0, "\(result.stderr)")
         let object = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any]
         let machines = object?["machines"] as? [[String: Any]] ?? []
         #expect(machines.count == 6)
         let cp1 = machines.first { $0["node"] as? String == "cp1" }
         #expect(cp1?["provider"] as? String == "lab-libvirt")
-        #expect(cp1?["state"] as? String == "absent", "a fresh test driver has no domains")
+        #expect(cp1?["state"] as? String == "absent", "a fresh lab hypervisor has no domains")
         let mini = machines.first { $0["node"] as? String == "mini01" }
         #expect(["unknown", "running"].contains(mini?["state"] as? String ?? ""))
     }
@@ -36,5 +37,31 @@ import TestSupport
         let unconfirmed = try await CLI.run(["machines", "down", "demo", "--node", "cp1"])
         #expect(unconfirmed.status == 3)
         #expect(unconfirmed.stderr.contains("--yes"))
+    }
+
+    @Test func theLabHypervisorOutlivesEachInvocation() async throws {
+        let state = temporaryDirectory()
+        func states() async throws -> [String: String] {
+            let list = try await CLI.run(["machines", "list", "demo", "--json", "--state-dir", state])
+            let object = try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any]
+            let rows = object?["machines"] as? [[String: Any]] ?? []
+            return Dictionary(uniqueKeysWithValues: rows.map { ($0["node"] as? String ?? "", $0["state"] as? String ?? "") })
+        }
+        let up = try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state])
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(try await states()["cp1"] == "running", "a later process sees the VM the first one made")
+        #expect(try await states()["cp2"] == "absent")
+
+        // virsh, libvirt's own client, reads the same file: our format is the test driver's.
+        let file = "\(state)/lab/libvirt-lab-libvirt.xml"
+        let virsh = try await Subprocess.run(["virsh", "-c", "test://\(file)", "list", "--all", "--name"])
+        #expect(virsh.status == 0, "\(virsh.stderr)")
+        #expect(virsh.stdout.split(separator: "\n").map(String.init) == ["cp1"], "\(virsh.stdout)")
+        let volumes = try await Subprocess.run(["virsh", "-c", "test://\(file)", "vol-list", "default-pool"])
+        #expect(volumes.stdout.contains("cp1.raw"), "\(volumes.stdout)")
+
+        let down = try await CLI.run(["machines", "down", "demo", "--node", "cp1", "--yes", "--state-dir", state])
+        #expect(down.status == 0, "\(down.stderr)")
+        #expect(try await states()["cp1"] == "absent")
     }
 }

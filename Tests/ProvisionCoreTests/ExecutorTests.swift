@@ -5,7 +5,8 @@ import Testing
 @Suite struct ExecutorTests {
     @Test func globalConcurrencyBoundIsNeverExceeded() async throws {
         let h = Harness()
-        let specs = (0..<20).map { (id: "s\($0)", deps: [String](), params: ["work": "30ms"]) }
+        // Work long enough that a loaded 2-core machine still starts the next step before one ends.
+        let specs = (0..<20).map { (id: "s\($0)", deps: [String](), params: ["work": "100ms"]) }
         let summary = try await h.run(graph(specs), kinds: [TestStep(recorder: h.recorder)], options: .fast(concurrency: 3))
         #expect(summary.succeeded)
         #expect(summary.changed == 20)
@@ -16,7 +17,7 @@ import Testing
 
     @Test func perResourceBoundSerialisesStepsOnOneResource() async throws {
         let h = Harness()
-        let specs = (0..<6).map { (id: "s\($0)", deps: [String](), params: ["work": "20ms", "resource": $0 < 4 ? "storage-a" : "storage-b"]) }
+        let specs = (0..<6).map { (id: "s\($0)", deps: [String](), params: ["work": "150ms", "resource": $0 < 4 ? "storage-a" : "storage-b"]) }
         let summary = try await h.run(graph(specs), kinds: [TestStep(recorder: h.recorder)], options: .fast(concurrency: 8))
         #expect(summary.succeeded)
         let peaks = h.recorder.state.withLock { $0.maxByResource }

@@ -8,11 +8,21 @@ public final class LibvirtMachineProvider: MachineProvider {
     let connection: LibvirtConnection
     /// How long an ACPI shutdown may take before the domain is powered off.
     let shutdownTimeout: Duration
+    /// The lab's test-driver file, written after every change so the hypervisor outlives the process.
+    let persisted: TestDriverState?
 
-    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60)) throws {
+    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil) throws {
         self.provider = provider
         self.shutdownTimeout = shutdownTimeout
-        connection = try LibvirtConnection(uri: provider.endpoint?.value ?? provider.setting("uri") ?? "")
+        self.persisted = persisted
+        connection = try LibvirtConnection(uri: try persisted?.prepare() ?? provider.endpoint?.value ?? provider.setting("uri") ?? "")
+    }
+
+    /// Saves the lab's hypervisor state after a change, even a partial one (a define whose start failed).
+    func saveState() {
+        do { try persisted?.save(connection) } catch {
+            FileHandle.standardError.write(Data("lab: cannot save the simulated hypervisor to \(persisted?.path ?? ""): \(error)\n".utf8))
+        }
     }
 
     func name(_ node: NodeSpec) -> String { node.machine.id?.value ?? node.name.value }
@@ -26,6 +36,7 @@ public final class LibvirtMachineProvider: MachineProvider {
 
     public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
         let name = name(node)
+        defer { saveState() }
         if try connection.state(of: name) == nil {
             let pool = provider.setting("storagePool") ?? "default"
             let disk = try connection.ensureVolume(pool: pool, name: "\(name).raw", bytes: node.machine.diskSize?.value ?? 32 << 30)
@@ -44,6 +55,7 @@ public final class LibvirtMachineProvider: MachineProvider {
     public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
         let name = name(node)
         guard try connection.state(of: name) == .running else { return }
+        defer { saveState() }
         try connection.shutdown(name)
         let deadline = ContinuousClock.now + shutdownTimeout
         while ContinuousClock.now < deadline {
@@ -56,6 +68,7 @@ public final class LibvirtMachineProvider: MachineProvider {
     public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {
         let name = name(node)
         guard let state = try connection.state(of: name) else { return }
+        defer { saveState() }
         if state == .running { try connection.destroy(name) }
         try connection.undefine(name)
     }

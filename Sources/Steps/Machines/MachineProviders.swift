@@ -22,7 +22,12 @@ public final class MachineProviders: Sendable {
         }
         let provider: any MachineProvider
         switch spec.kind.value {
-        case .libvirt: provider = try LibvirtMachineProvider(provider: spec)
+        case .libvirt:
+            // A lab's test-driver hypervisor lives in the state directory, so it outlives this process.
+            let uri = spec.setting("uri") ?? ""
+            let persisted = context.inventory.lab != nil && uri.hasPrefix("test:///")
+                ? TestDriverState(path: "\(context.stateDirectory)/lab/libvirt-\(name).xml") : nil
+            provider = try LibvirtMachineProvider(provider: spec, persisted: persisted)
         case .metal: provider = MetalMachineProvider(provider: spec)
         case .proxmox:
             let inventory = context.inventory

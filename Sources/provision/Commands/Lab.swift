@@ -14,12 +14,16 @@ struct Lab: AsyncParsableCommand {
             discussion: """
                 Starts one simulated Talos node per inventory node, each on its own loopback address at
                 port 50000, with Talos' TLS behaviour: maintenance mode (self-signed, no client
-                certificate) until a config is applied, then mTLS from the cluster's OS CA. Stops on
-                Ctrl-C. The nodes start fresh each time (in maintenance).
+                certificate) until a config is applied, then mTLS from the cluster's OS CA. VMs boot at
+                once; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's
+                listener (`provision machines up demo` sends it). The aws provider's endpoint serves
+                EC2's Query API; its instances boot as Talos workers from their user data. Stops on
+                Ctrl-C. Everything starts fresh each time.
 
                 Examples:
                   provision lab serve demo
                   provision probe 127.0.0.11                    (in another terminal)
+                  provision machines up demo --node mini01      (wakes a Mac mini)
                   talosctl --nodes 127.0.0.11 version --insecure
                 """)
 
@@ -36,25 +40,38 @@ struct Lab: AsyncParsableCommand {
                     output.failure("inventory \(inv.name) has no `lab:` block; only lab inventories (like demo) can be served", key: "lab.not-a-lab")
                     throw Exit(status: .badInput)
                 }
-                let cluster = SimulatedTalosCluster(inventory: inv)
-                await cluster.powerOnAll()
+                let redactor = Redactor()
+                let services: LabServices
+                do {
+                    services = try await LabServices.start(inv, credentials: CredentialResolver(baseDirectory: inv.directory, redactor: redactor))
+                } catch {
+                    output.failure(redactor.redact("\(error)"), key: "lab.start")
+                    throw Exit(status: .failed)
+                }
+                let cluster = services.cluster
                 for node in cluster.nodes {
                     let note = node.spec.faults.isEmpty ? "" : "  faults: " + node.spec.faults.map(\.rawValue).sorted().joined(separator: ", ")
+                    guard await node.powered else {
+                        output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))  off until woken by Wake-on-LAN\(note)")
+                        continue
+                    }
                     if !node.spec.faults.contains(.neverBoots) {
                         do { try await node.waitUntilListening(timeout: .seconds(30)) } catch {
                             output.failure("\(node.spec.name) could not listen on \(node.spec.address):\(node.spec.port): \(error)", key: "lab.bind")
-                            await cluster.shutdown()
+                            await services.stop()
                             throw Exit(status: .failed)
                         }
                     }
                     output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))\(note)")
                 }
-                output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes up (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
+                for listener in services.wakeOnLAN { output.result("wake-on-lan  udp \(listener)") }
+                if let endpoint = services.ec2Endpoint { output.result("ec2  \(endpoint)") }
+                output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
                 let signals = SignalWatcher { serving.cancel() }
                 await serving.value
                 signals.stop()
-                await cluster.shutdown()
+                await services.stop()
                 output.note("lab \(inv.name) stopped")
             }
         }

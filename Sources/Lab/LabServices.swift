@@ -1,0 +1,96 @@
+import Foundation
+import Providers
+import ProvisionCore
+
+/// Everything a lab inventory simulates, on the addresses its providers name: the Talos nodes (VMs
+/// powered on, Mac minis off until a Wake-on-LAN packet reaches the metal provider's listener) and
+/// the EC2 endpoint of its aws provider, whose instances join as Talos workers.
+public final class LabServices: Sendable {
+    public let cluster: SimulatedTalosCluster
+    public let ec2: SimulatedEC2?
+    public let ec2Endpoint: String?
+    public let wakeOnLAN: [String]
+    let ec2Server: LabEC2Server?
+    let listeners: [LabWakeOnLAN]
+
+    public struct Failure: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public static func start(_ inventory: Inventory, credentials: CredentialResolver) async throws -> LabServices {
+        let cluster = SimulatedTalosCluster(inventory: inventory)
+        var listeners: [LabWakeOnLAN] = []
+        var described: [String] = []
+        do {
+            for provider in inventory.providers where provider.kind.value == .metal {
+                let host = provider.setting("broadcast") ?? "127.0.0.1", port = Int(provider.setting("port") ?? "9") ?? 9
+                var machines: [MACAddress: SimulatedTalosNode] = [:]
+                for node in inventory.nodes where node.machine.provider.value == provider.name.value {
+                    if let mac = node.machine.mac?.value, let simulated = cluster.node(node.name.value) { machines[mac] = simulated }
+                }
+                listeners.append(try LabWakeOnLAN(host: host, port: port, machines: machines))
+                described.append("\(host):\(port) (\(machines.count) Mac minis)")
+            }
+            let (ec2, server, endpoint) = try await startEC2(inventory, cluster: cluster, credentials: credentials)
+            for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
+                await cluster.node(node.name.value)?.powerOn()
+            }
+            return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners)
+        } catch {
+            for listener in listeners { listener.close() }
+            throw error
+        }
+    }
+
+    private init(cluster: SimulatedTalosCluster, ec2: SimulatedEC2?, ec2Endpoint: String?, wakeOnLAN: [String],
+                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN]) {
+        self.cluster = cluster
+        self.ec2 = ec2
+        self.ec2Endpoint = ec2Endpoint
+        self.wakeOnLAN = wakeOnLAN
+        self.ec2Server = ec2Server
+        self.listeners = listeners
+    }
+
+    static func startEC2(_ inventory: Inventory, cluster: SimulatedTalosCluster,
+                         credentials: CredentialResolver) async throws -> (SimulatedEC2?, LabEC2Server?, String?) {
+        guard let provider = inventory.providers.first(where: { $0.kind.value == .aws }),
+              let endpoint = provider.setting("endpoint").flatMap(URL.init(string:)), let host = endpoint.host else { return (nil, nil, nil) }
+        guard let keyRef = provider.credentials["accessKeyID"]?.value, let secretRef = provider.credentials["secretAccessKey"]?.value else {
+            throw Failure(description: "provider \(provider.name.value) needs accessKeyID and secretAccessKey: the lab's EC2 endpoint checks signatures with them")
+        }
+        let pair = AWSCredentials(accessKeyID: try await credentials.resolve(keyRef), secretAccessKey: try await credentials.resolve(secretRef))
+        let ec2 = SimulatedEC2(cluster: cluster, addresses: instanceAddresses(inventory), talosVersion: inventory.cluster.talosVersion.value,
+                               timeScale: inventory.lab?.timeScale.value ?? 1)
+        let server: LabEC2Server
+        do {
+            server = try await LabEC2Server(host: host, port: endpoint.port ?? 80, ec2: ec2, credentials: pair, region: provider.setting("region") ?? "us-east-1")
+        } catch {
+            throw Failure(description: "the lab's EC2 endpoint cannot listen on \(host):\(endpoint.port ?? 80): \(error); is another `provision lab serve` running?")
+        }
+        return (ec2, server, "http://\(host):\(server.port)/")
+    }
+
+    /// Where instances live: free host addresses of the node network from .100 up, never a node's,
+    /// the VIP or the gateway.
+    static func instanceAddresses(_ inventory: Inventory, count: Int = 20) -> [String] {
+        let network = inventory.cluster.nodeCIDR.value
+        var used = Set(inventory.nodes.map(\.address.value))
+        used.insert(inventory.cluster.gateway.value)
+        if let vip = inventory.cluster.vip?.value { used.insert(vip) }
+        var addresses: [String] = []
+        var candidate = network.network.raw + 100
+        while addresses.count < count, candidate < network.broadcast.raw {
+            let address = IPv4Address(raw: candidate)
+            if !used.contains(address) { addresses.append(address.description) }
+            candidate += 1
+        }
+        return addresses
+    }
+
+    public func stop() async {
+        for listener in listeners { listener.close() }
+        await ec2Server?.close()
+        await cluster.shutdown()
+    }
+}

@@ -1,0 +1,65 @@
+import Foundation
+import ProvisionCore
+
+/// libvirt's test driver keeps its state in memory; given `test:///FILE` it starts from that file.
+/// So a lab's hypervisor outlives one `provision` process by writing its domains, pools and volumes
+/// back to the file after every change (atomically, so a kill mid-write leaves the previous state).
+public struct TestDriverState: Sendable {
+    public let path: String
+
+    public init(path: String) { self.path = path }
+
+    public var uri: String { "test://" + path }
+
+    /// What a fresh lab hypervisor holds: like `test:///default`, a 100 GiB pool and a network.
+    static let initial = """
+        <node>
+          <network>
+            <name>default</name>
+            <bridge name='virbr0'/>
+          </network>
+          <pool type='dir'>
+            <name>default-pool</name>
+            <capacity unit='GiB'>100</capacity>
+            <allocation unit='GiB'>0</allocation>
+            <target><path>/default-pool</path></target>
+          </pool>
+        </node>
+
+        """
+
+    /// Creates the file with the initial state unless it exists; returns the URI to open.
+    public func prepare() throws -> String {
+        if !FileManager.default.fileExists(atPath: path) {
+            try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+            try PrivateFile.write(Array(Self.initial.utf8), to: path)
+        }
+        return uri
+    }
+
+    /// Writes what the connection holds now. Running domains start running when the file is loaded;
+    /// every other domain carries the test driver's `runstate` (5 = shut off).
+    public func save(_ connection: LibvirtConnection) throws {
+        var document = "<node>\n"
+        for network in try connection.allNetworks() { document += network + "\n" }
+        for (xml, volumes) in try connection.allPools() {
+            document += xml.replacingOccurrences(of: "</pool>", with: volumes.joined(separator: "\n") + "\n</pool>") + "\n"
+        }
+        for (xml, state) in try connection.allDomains() {
+            var domain = xml.replacingFirst("<domain ", with: "<domain xmlns:test='http://libvirt.org/schemas/domain/test/1.0' ")
+            if state != .running {
+                domain = domain.replacingOccurrences(of: "</domain>", with: "  <test:runstate>\(LibvirtConnection.DomainState.shutOff.rawValue)</test:runstate>\n</domain>")
+            }
+            document += domain + "\n"
+        }
+        document += "</node>\n"
+        try PrivateFile.write(Array(document.utf8), to: path)
+    }
+}
+
+extension String {
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = range(of: target) else { return self }
+        return replacingCharacters(in: range, with: replacement)
+    }
+}
