@@ -50,7 +50,7 @@ import TestSupport
     }
 
     @Test func slowInstallIsStillInstallingWhenANormalOneIsDone() async throws {
-        let lab = try LabFixture(nodes: ["cp1", "cp2"], platform: "metal", timeScale: 0.005, faults: ["cp2": [.slowInstall]])
+        let lab = try LabFixture(nodes: ["cp1", "cp2"], platform: "metal", timeScale: 0.02, faults: ["cp2": [.slowInstall]])
         await lab.cluster.powerOnAll()
         for name in ["cp1", "cp2"] {
             let client = try lab.client(name, .maintenance(spkiPin: nil))

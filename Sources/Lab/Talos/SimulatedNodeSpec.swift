@@ -50,7 +50,7 @@ public struct SimulatedDisk: Sendable {
 public enum SimulatedFault: String, Sendable, CaseIterable {
     /// The API never comes up: connections are refused forever.
     case neverBoots = "never-boots"
-    /// Installation takes twenty times as long.
+    /// Installation takes a hundred times as long (a dying disk, a slow USB stick).
     case slowInstall = "slow-install"
     /// Every other new connection is dropped before TLS completes.
     case apiFlaps = "api-flaps"

@@ -225,7 +225,7 @@ public actor SimulatedTalosNode {
 
     private func install(_ mark: Int) async {
         stage = .installing
-        let seconds = SimulatedTiming.install * (spec.faults.contains(.slowInstall) ? 20 : 1)
+        let seconds = SimulatedTiming.install * (spec.faults.contains(.slowInstall) ? 100 : 1)
         guard await pause(seconds, mark) else { return }
         installed = true
         await reboot()
