@@ -66,8 +66,19 @@ let package = Package(
             resources: [.copy("Schemas/v1.12.json"), .copy("Schemas/v1.13.json")],
             swiftSettings: strict
         ),
-        // Small Kubernetes client.
-        .target(name: "KubeKit", dependencies: ["ProvisionCore"], swiftSettings: strict),
+        // Small Kubernetes client: kubeconfig, discovery, server-side apply, waits, drain.
+        .target(
+            name: "KubeKit",
+            dependencies: [
+                "ProvisionCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: strict
+        ),
         // Machine providers: Proxmox, libvirt, bare metal, AWS.
         .target(
             name: "Providers",

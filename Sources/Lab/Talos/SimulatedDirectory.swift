@@ -7,4 +7,7 @@ public actor SimulatedDirectory {
     func register(_ node: SimulatedTalosNode) { nodes[node.spec.address] = node }
 
     func node(at address: String) -> SimulatedTalosNode? { nodes[address] }
+
+    /// Every node that has ever powered on (VMs, Mac minis, EC2 instances), by address.
+    var all: [SimulatedTalosNode] { nodes.keys.sorted().compactMap { nodes[$0] } }
 }

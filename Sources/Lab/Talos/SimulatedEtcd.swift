@@ -37,6 +37,9 @@ public actor SimulatedEtcd {
     /// The number of distinct etcd clusters with members: more than one means a split brain.
     public var clusterCount: Int { clusters.values.filter { !$0.members.isEmpty }.count }
 
+    /// Whether some etcd cluster can serve writes: what kube-apiserver needs to answer at all.
+    public var hasQuorum: Bool { clusters.values.contains { !$0.members.isEmpty && hasQuorum($0) } }
+
     func bootstrap(node: String, hostname: String, address: String) throws -> Member {
         guard clusterOf[node] == nil else { throw RPCError(code: .alreadyExists, message: "etcd data directory is not empty") }
         let member = Member(id: Self.memberID(), node: node, hostname: hostname, address: address)

@@ -42,6 +42,13 @@ public actor SimulatedTalosNode {
     }
 
     public var configured: Bool { config != nil }
+
+    /// What this machine's kubelet would register: its hostname and role, and whether it runs now.
+    /// Nil until a config makes it a cluster member.
+    var kubelet: (hostname: String, controlPlane: Bool, running: Bool)? {
+        guard let config else { return nil }
+        return (hostname, config.controlPlane, stage == .running)
+    }
     public var isControlPlane: Bool { config?.controlPlane ?? false }
     var hostname: String { config?.hostname ?? "talos-" + spec.address.replacingOccurrences(of: ".", with: "-") }
 

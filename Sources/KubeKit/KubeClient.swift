@@ -1,0 +1,85 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOSSL
+import ProvisionCore
+
+/// An API server's refusal: its `Status` reason and message, classified for retries (conflicts on
+/// optimistic concurrency, throttling, 5xx and transport failures are transient).
+public struct KubeError: ClassifiedError, CustomStringConvertible, Sendable {
+    public let status: Int
+    public let reason: String
+    public let message: String
+    public let operation: String
+
+    public var isTransient: Bool { status == 0 || status == 429 || status >= 500 }
+    public var notFound: Bool { status == 404 }
+    public var conflict: Bool { status == 409 }
+    public var description: String {
+        let code = status == 0 ? "" : " (HTTP \(status)\(reason.isEmpty ? "" : " \(reason)"))"
+        return "Kubernetes \(operation): \(message)\(code)"
+    }
+}
+
+/// HTTPS to one API server with the kubeconfig's CA and client certificate. The server certificate
+/// is verified against the cluster CA, hostname or IP SAN included. Call `shutdown()` when done.
+public final class KubeClient: Sendable {
+    let http: HTTPClient
+    public let config: Kubeconfig
+    public let discovery: Discovery
+    public var timeout: TimeAmount { .seconds(30) }
+
+    public init(config: Kubeconfig) throws {
+        try NetworkPolicy.check(host: config.server.host ?? "", for: "Kubernetes API")
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(config.caPEM.utf8)))
+        if let certificate = config.certificatePEM, let key = config.keyPEM {
+            tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.utf8), format: .pem))
+        }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.config = config
+        discovery = Discovery()
+    }
+
+    public func shutdown() async { try? await http.shutdown() }
+
+    /// One call; the reply's JSON (or `.null` for an empty body). Non-2xx replies throw `KubeError`.
+    public func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
+                     contentType: String = "application/json") async throws -> JSON {
+        let (status, reply) = try await raw(method, path, query: query, body: body, contentType: contentType)
+        guard (200..<300).contains(status) else {
+            throw KubeError(status: status, reason: reply["reason"]?.string ?? "", message: reply["message"]?.string ?? "HTTP \(status)",
+                            operation: "\(method) \(path)")
+        }
+        return reply
+    }
+
+    /// One call without judging the status (eviction answers 429 on purpose).
+    public func raw(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
+                    contentType: String = "application/json") async throws -> (Int, JSON) {
+        var components = URLComponents()
+        components.path = path
+        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        let url = config.server.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (components.string ?? path)
+        var request = HTTPClientRequest(url: url)
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "provision")
+        if let token = config.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let body {
+            request.headers.add(name: "Content-Type", value: contentType)
+            request.body = .bytes(ByteBuffer(bytes: body.data()))
+        }
+        let response: HTTPClientResponse
+        do { response = try await http.execute(request, timeout: timeout) } catch {
+            throw KubeError(status: 0, reason: "", message: "\(config.server.absoluteString) did not answer: \(error)", operation: "\(method) \(path)")
+        }
+        let data = Data(try await response.body.collect(upTo: 64 << 20).readableBytesView)
+        let reply = data.isEmpty ? JSON.null : ((try? JSON.parse(data)) ?? .string(String(decoding: data, as: UTF8.self)))
+        return (Int(response.status.code), reply)
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import KubeKit
+
+/// The lab cluster's Kubernetes API: HTTPS at the cluster endpoint (the VIP on loopback), client
+/// certificates from the cluster's Kubernetes CA, discovery, the objects the steps touch with
+/// server-side apply, and the control loops that make nodes, rollouts and stores progress. It
+/// answers 503 until etcd has quorum, as a real control plane does before bootstrap.
+public final class LabKubeAPI: Sendable {
+    let server: LabHTTPServer
+    let store: KubeStore
+    let loop: Task<Void, Never>
+    public var port: Int { server.port }
+
+    public init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
+                kubernetesVersion: String, talosVersion: String, timeScale: Double) async throws {
+        let store = KubeStore()
+        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            await store.controllerWrite(KubeResourceCatalog.builtIn[0], .object([
+                "apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": .string(namespace)]),
+                "status": .object(["phase": "Active"]),
+            ]))
+        }
+        let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)")
+        let tls = try KubeAPITLS(caPEM: caPEM, caKeyPEM: caKeyPEM, addresses: [host])
+        let etcd = cluster.etcd
+        server = try await LabHTTPServer(host: host, port: port, security: { try tls.secure($0) }) { request in
+            guard await etcd.hasQuorum else {
+                return router.reply(APIFailure(code: 503, reason: "ServiceUnavailable", message: "etcd has no quorum yet: bootstrap a control plane").status, 503)
+            }
+            return await router.respond(request)
+        }
+        let controller = KubeController(store: store, directory: cluster.directory, kubernetesVersion: kubernetesVersion,
+                                        talosVersion: talosVersion, timeScale: timeScale)
+        self.store = store
+        loop = Task {
+            while !Task.isCancelled {
+                await controller.tick()
+                try? await Task.sleep(for: .milliseconds(timeScale == 0 ? 10 : 50))
+            }
+        }
+    }
+
+    public func stop() async {
+        loop.cancel()
+        await server.close()
+    }
+
+    /// An object as stored, for tests that look behind the API.
+    public func object(group: String, plural: String, namespace: String?, name: String) async -> JSON? {
+        await store.objects[ObjectKey(group: group, plural: plural, namespace: namespace, name: name)]
+    }
+}

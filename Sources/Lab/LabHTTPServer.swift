@@ -1,0 +1,105 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// A request as the lab's HTTP endpoints see it: head, whole body, and the TLS client's identity
+/// (certificate subject) when the endpoint checks one.
+struct LabHTTPRequest: Sendable {
+    var method: HTTPMethod
+    var uri: String
+    var headers: HTTPHeaders
+    var body: Data
+    var client: ClientIdentity?
+
+    var path: String { String(uri.split(separator: "?", maxSplits: 1).first ?? "/") }
+    var query: String { uri.split(separator: "?", maxSplits: 1).dropFirst().first.map(String.init) ?? "" }
+}
+
+/// The verified client certificate's subject: CN is the user, O the groups (Kubernetes' convention).
+struct ClientIdentity: Sendable, Equatable {
+    var user: String
+    var groups: [String]
+}
+
+struct LabHTTPResponse: Sendable {
+    var status: Int
+    var contentType: String
+    var body: Data
+}
+
+/// HTTP/1.1 on a loopback address for the lab's endpoints (EC2, Kubernetes), optionally behind a
+/// TLS handler the caller adds per connection; each request is answered by an async responder.
+final class LabHTTPServer: Sendable {
+    typealias Responder = @Sendable (LabHTTPRequest) async -> LabHTTPResponse
+    /// Adds TLS to a new connection and returns where the handshake leaves the client's identity.
+    typealias Security = @Sendable (any Channel) throws -> NIOLockedValueBox<ClientIdentity?>
+
+    let channel: any Channel
+    let port: Int
+
+    init(host: String, port: Int, security: Security? = nil, respond: @escaping Responder) async throws {
+        channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let identity = try security?(channel) ?? NIOLockedValueBox(nil)
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(LabHTTPHandler(identity: identity, respond: respond))
+                }
+            }
+            .bind(host: host, port: port).get()
+        self.port = channel.localAddress?.port ?? port
+    }
+
+    func close() async { try? await channel.close() }
+}
+
+/// Collects one request, answers it, keeps the connection for the next (clients reuse connections).
+final class LabHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
+    // @unchecked: mutable state is touched only on the channel's event loop.
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let identity: NIOLockedValueBox<ClientIdentity?>
+    let respond: LabHTTPServer.Responder
+    private var head: HTTPRequestHead?
+    private var body = Data()
+
+    init(identity: NIOLockedValueBox<ClientIdentity?>, respond: @escaping LabHTTPServer.Responder) {
+        self.identity = identity
+        self.respond = respond
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case let .head(request):
+            head = request
+            body = Data()
+        case var .body(buffer):
+            body.append(contentsOf: buffer.readBytes(length: buffer.readableBytes) ?? [])
+        case .end:
+            guard let head else { return }
+            let request = LabHTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body,
+                                         client: identity.withLockedValue { $0 })
+            let respond = self.respond, loop = context.eventLoop, bound = NIOLoopBound(context, eventLoop: loop)
+            Task {
+                let response = await respond(request)
+                loop.execute { Self.write(bound.value, response, keepAlive: head.isKeepAlive) }
+            }
+        }
+    }
+
+    static func write(_ context: ChannelHandlerContext, _ response: LabHTTPResponse, keepAlive: Bool) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: response.contentType)
+        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
+        if !keepAlive { done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
+    }
+}
