@@ -133,6 +133,7 @@ let package = Package(
         .testTarget(name: "StepsTests", dependencies: ["Steps", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .target(name: "TestSupport", dependencies: ["ProvisionCore"], path: "Tests/TestSupport", swiftSettings: strict),
         .testTarget(name: "TalosKitTests", dependencies: ["TalosKit", "ProvisionCore", "TestSupport"], swiftSettings: strict),
+        .testTarget(name: "KubeKitTests", dependencies: ["KubeKit"], swiftSettings: strict),
         .testTarget(name: "ProvidersTests", dependencies: ["Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Steps", "TalosKit", "Providers", "ProvisionCore", "TestSupport"], swiftSettings: strict),
         .testTarget(

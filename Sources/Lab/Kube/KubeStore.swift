@@ -28,7 +28,7 @@ struct ObjectKey: Hashable, Sendable {
 /// ownership and conflicts, delete; resource versions, generations and managedFields as the real
 /// server keeps them; admission through whatever validating webhooks are registered.
 actor KubeStore {
-    struct Ownership: Sendable {
+    struct Ownership: Sendable, Equatable {
         var operation: String
         var apiVersion: String
         var fields: Set<FieldPath>
@@ -235,16 +235,6 @@ actor KubeStore {
 
     private func write(_ resource: ServedResource, _ id: ObjectKey, _ object: JSON, previous: JSON?, manager: String, operation: String,
                        owned: Set<FieldPath>, replaceOwned: Bool = false) -> JSON {
-        revision += 1
-        var stored = previous == nil ? Self.fresh(object, revision: revision) : object
-        if let previous {
-            for field in ["uid", "creationTimestamp", "generation"] {
-                if let value = previous[path: "metadata.\(field)"] { stored.set("metadata.\(field)", value) }
-            }
-            let specChanged = FieldPaths.changed(previous, stored).contains { $0.first != "metadata" && $0.first != "status" }
-            if specChanged { stored.set("metadata.generation", .int((previous[path: "metadata.generation"]?.int ?? 1) + 1)) }
-        }
-        stored.set("metadata.resourceVersion", .string("\(revision)"))
         var managers = owners[id] ?? [:]
         if !owned.isEmpty || replaceOwned {
             if operation == "Update" { for other in managers.keys where other != manager { managers[other]?.fields.subtract(owned) } }
@@ -254,6 +244,19 @@ actor KubeStore {
             managers[manager] = mine
         }
         managers = managers.filter { !$0.value.fields.isEmpty }
+        var stored = object
+        if let previous {
+            for field in ["uid", "creationTimestamp", "generation", "resourceVersion", "managedFields"] {
+                if let value = previous[path: "metadata.\(field)"] { stored.set("metadata.\(field)", value) }
+            }
+            // A write that changes nothing (a re-apply) keeps the resource version, as the real server does.
+            if stored == previous && managers == owners[id] ?? [:] { return stamped(previous, resource) }
+            let specChanged = FieldPaths.changed(previous, stored).contains { $0.first != "metadata" && $0.first != "status" }
+            if specChanged { stored.set("metadata.generation", .int((previous[path: "metadata.generation"]?.int ?? 1) + 1)) }
+        }
+        revision += 1
+        if previous == nil { stored = Self.fresh(stored, revision: revision) }
+        stored.set("metadata.resourceVersion", .string("\(revision)"))
         owners[id] = managers
         let now = Self.timestamp(Date())
         stored.set("metadata.managedFields", .array(managers.sorted { $0.key < $1.key }.map { name, ownership in
