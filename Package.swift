@@ -98,6 +98,7 @@ let package = Package(
         .target(
             name: "Steps",
             dependencies: ["ProvisionCore", "TalosKit", "KubeKit", "Providers"],
+            resources: [.copy("Manifests")],
             swiftSettings: strict
         ),
         // The digital twin: simulated nodes and APIs.

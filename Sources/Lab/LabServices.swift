@@ -12,6 +12,9 @@ public final class LabServices: Sendable {
     public let wakeOnLAN: [String]
     let ec2Server: LabEC2Server?
     let listeners: [LabWakeOnLAN]
+    /// Starts the Kubernetes API once a control plane holds the cluster's CA (as kube-apiserver
+    /// starts with the first control plane's config), and holds it.
+    let kubeAPI: KubeAPIStarter
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -35,7 +38,9 @@ public final class LabServices: Sendable {
             for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
                 await cluster.node(node.name.value)?.powerOn()
             }
-            return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners)
+            let kube = KubeAPIStarter(inventory: inventory, cluster: cluster)
+            await kube.start()
+            return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners, kubeAPI: kube)
         } catch {
             for listener in listeners { listener.close() }
             throw error
@@ -43,13 +48,14 @@ public final class LabServices: Sendable {
     }
 
     private init(cluster: SimulatedTalosCluster, ec2: SimulatedEC2?, ec2Endpoint: String?, wakeOnLAN: [String],
-                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN]) {
+                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter) {
         self.cluster = cluster
         self.ec2 = ec2
         self.ec2Endpoint = ec2Endpoint
         self.wakeOnLAN = wakeOnLAN
         self.ec2Server = ec2Server
         self.listeners = listeners
+        self.kubeAPI = kubeAPI
     }
 
     static func startEC2(_ inventory: Inventory, cluster: SimulatedTalosCluster,
@@ -89,8 +95,52 @@ public final class LabServices: Sendable {
     }
 
     public func stop() async {
+        await kubeAPI.stop()
         for listener in listeners { listener.close() }
         await ec2Server?.close()
         await cluster.shutdown()
+    }
+}
+
+/// Watches for the first control plane with the cluster's Kubernetes CA and then serves the lab's
+/// Kubernetes API at the cluster endpoint.
+actor KubeAPIStarter {
+    let inventory: Inventory
+    let cluster: SimulatedTalosCluster
+    private var watcher: Task<Void, Never>?
+    private(set) var api: LabKubeAPI?
+
+    init(inventory: Inventory, cluster: SimulatedTalosCluster) {
+        self.inventory = inventory
+        self.cluster = cluster
+    }
+
+    func start() {
+        guard let endpoint = URL(string: inventory.cluster.endpoint.value), let host = endpoint.host else { return }
+        let port = endpoint.port ?? 6443
+        watcher = Task {
+            while !Task.isCancelled {
+                for node in cluster.nodes {
+                    guard let ca = await node.kubernetesCA else { continue }
+                    do {
+                        let api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
+                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value,
+                                                       talosVersion: inventory.cluster.talosVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1)
+                        self.started(api)
+                    } catch {
+                        FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))
+                    }
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+    }
+
+    private func started(_ api: LabKubeAPI) { self.api = api }
+
+    func stop() async {
+        watcher?.cancel()
+        await api?.stop()
     }
 }

@@ -9,7 +9,8 @@ public enum StandardCatalog {
         catalog.register(LocalExec())
         catalog.register(TalosSecrets())
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
-                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), MachineEnsure(), MachineDelete()] {
+                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), MachineEnsure(), MachineDelete(),
+                                   KubeCilium(), KubeFoundation(), KubeVerify()] {
             catalog.register(kind)
         }
         return catalog
@@ -18,9 +19,6 @@ public enum StandardCatalog {
     static let declared: [StepKindInfo] = [
         StepKindInfo(name: "talos.identity-check", summary: "refuse unless the node answering is the node the inventory names", estimate: .seconds(2), scope: .node, mutates: false),
         StepKindInfo(name: "talos.quorum-check", summary: "refuse if removing the node would break etcd quorum or the cluster is unhealthy", estimate: .seconds(3), scope: .node, mutates: false, parameters: ["force"]),
-        StepKindInfo(name: "kube.cilium", summary: "install Cilium and wait for every node Ready", estimate: .seconds(120), scope: .cluster),
-        StepKindInfo(name: "kube.foundation", summary: "install the secrets foundation (1Password Connect + External Secrets, or SOPS/age)", estimate: .seconds(90), scope: .cluster),
-        StepKindInfo(name: "kube.verify", summary: "check nodes Ready, etcd members and foundation health", estimate: .seconds(10), scope: .cluster, mutates: false),
         StepKindInfo(name: "kube.cordon", summary: "cordon and drain a node, respecting PodDisruptionBudgets", estimate: .seconds(60), scope: .node),
         StepKindInfo(name: "kube.delete-node", summary: "delete the Node object", estimate: .seconds(3), scope: .node),
         StepKindInfo(name: "kube.uncordon", summary: "make the node schedulable again", estimate: .seconds(3), scope: .node),

@@ -72,14 +72,18 @@ import TestSupport
         #expect(with.stdout.contains("reset@cp2"))
     }
 
-    @Test func upDemoSaysWhichStepKindsAreMissingAndTouchesNothing() async throws {
+    /// The newcomer's first command: the whole demo, in this process, from an empty state directory.
+    @Test(.timeLimit(.minutes(3))) func upDemoBuildsTheSimulatedClusterEndToEnd() async throws {
         let state = FileManager.default.temporaryDirectory.path + "/up-demo-\(UUID())"
-        let result = try await CLI.run(["up", "demo", "--state-dir", state])
-        #expect(result.status == 1)
-        #expect(result.stderr.contains("step kind kube.cilium is not available in this build"))
-        #expect(!result.stderr.contains("talos.apply-config is not available") && !result.stderr.contains("machine.ensure is not available"), "the Talos and machine step kinds are built")
-        #expect(result.stderr.contains("nothing was changed"))
-        #expect(!FileManager.default.fileExists(atPath: state), "no state directory, lock or journal before the check")
+        let result = try await DemoLabLock.exclusive { try await CLI.run(["up", "demo", "--state-dir", state, "--json"], timeout: .seconds(150)) }
+        #expect(result.status == 0, "\(result.stderr)")
+        let lines = result.stdout.split(separator: "\n").map(String.init)
+        let applied = Set(CLI.events(lines, kind: "step.applied").compactMap { $0["step"] as? String })
+        for step in ["bootstrap", "kubeconfig", "cilium", "foundation", "apply-config@mini01", "machine@mini01", "machine@cp1"] {
+            #expect(applied.contains(step), "\(step) ran: \(applied.sorted())")
+        }
+        #expect(CLI.events(lines, kind: "step.failed").isEmpty)
+        #expect(FileManager.default.fileExists(atPath: state + "/kubeconfig"))
     }
 
     @Test func gpuTTLAboveMaxLifetimeIsBadInput() async throws {
@@ -110,6 +114,10 @@ import TestSupport
     /// once our Wake-on-LAN packet woke it, the EC2 endpoint answers boto3 with the lab's key pair
     /// only, and everything stops on Ctrl-C.
     @Test func labServeKeepsTheDemoNodesUpForOtherClients() async throws {
+        try await DemoLabLock.exclusive { try await labServe() }
+    }
+
+    func labServe() async throws {
         let lab = try CLI.Running(["lab", "serve", "demo"], cwd: repositoryRoot, environment: [:])
         let up = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.contains { $0.hasPrefix("ec2  ") } }
         #expect(up, "\(lab.lines)")

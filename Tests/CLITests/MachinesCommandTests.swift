@@ -20,7 +20,7 @@ import TestSupport
 
     @Test func upOneNodeCreatesItsVM() async throws {
         let state = temporaryDirectory()
-        let result = try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state, "--json"])
+        let result = try await DemoLabLock.exclusive { try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state, "--json"]) }
         #expect(result.status == 0, "\(result.stderr)")
         let applied = CLI.events(result.stdout.split(separator: "\n").map(String.init), kind: "step.applied")
         #expect(applied.map { $0["step"] as? String } == ["machine@cp1"])
@@ -47,7 +47,7 @@ import TestSupport
             let rows = object?["machines"] as? [[String: Any]] ?? []
             return Dictionary(uniqueKeysWithValues: rows.map { ($0["node"] as? String ?? "", $0["state"] as? String ?? "") })
         }
-        let up = try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state])
+        let up = try await DemoLabLock.exclusive { try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state]) }
         #expect(up.status == 0, "\(up.stderr)")
         #expect(try await states()["cp1"] == "running", "a later process sees the VM the first one made")
         #expect(try await states()["cp2"] == "absent")
@@ -60,7 +60,7 @@ import TestSupport
         let volumes = try await Subprocess.run(["virsh", "-c", "test://\(file)", "vol-list", "default-pool"])
         #expect(volumes.stdout.contains("cp1.raw"), "\(volumes.stdout)")
 
-        let down = try await CLI.run(["machines", "down", "demo", "--node", "cp1", "--yes", "--state-dir", state])
+        let down = try await DemoLabLock.exclusive { try await CLI.run(["machines", "down", "demo", "--node", "cp1", "--yes", "--state-dir", state]) }
         #expect(down.status == 0, "\(down.stderr)")
         #expect(try await states()["cp1"] == "absent")
     }

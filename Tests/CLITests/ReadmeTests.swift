@@ -45,7 +45,7 @@ import TestSupport
         // One state directory for the whole block, as a user's commands would share one.
         let state = FileManager.default.temporaryDirectory.path + "/readme-\(UUID())"
         for command in commands {
-            let result = try await CLI.run(command.arguments + ["--state-dir", state])
+            let result = try await DemoLabLock.exclusive { try await CLI.run(command.arguments + ["--state-dir", state], timeout: .seconds(150)) }
             #expect(result.status == command.exit, "README line `\(command.line)` exited \(result.status):\n\(result.stderr)")
         }
     }

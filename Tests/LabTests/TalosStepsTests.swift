@@ -19,6 +19,10 @@ struct TalosLab {
         for index in inventory.nodes.indices {
             inventory.nodes[index].address.value = IPv4Address(Loopback.address())!
         }
+        // The cluster endpoint (the VIP the Kubernetes API answers on) moves to an address of its own too.
+        let vip = Loopback.address()
+        inventory.cluster.vip?.value = IPv4Address(vip)!
+        inventory.cluster.endpoint.value = "https://\(vip):6443"
         inventory.lab?.timeScale.value = 0
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
@@ -41,7 +45,7 @@ struct TalosLab {
           - {id: kubeconfig, uses: talos.kubeconfig, needs: [etcd]}
         """
 
-    func run(_ playbookText: String = playbook, services: Services = Services()) async throws -> RunSummary {
+    func run(_ playbookText: String = playbook, services: Services = Services(), sinks: [any EventSink] = []) async throws -> RunSummary {
         let catalog = StandardCatalog.make()
         let dir = temporaryDirectory()
         try playbookText.write(toFile: "\(dir)/book.yaml", atomically: true, encoding: .utf8)
@@ -50,7 +54,7 @@ struct TalosLab {
         let redactor = Redactor()
         let context = StepContext(inventory: inventory, stateDirectory: state, runID: UUID().uuidString,
                                   credentials: CredentialResolver(environment: [:], baseDirectory: inventory.directory, redactor: redactor),
-                                  events: EventBus(redactor: redactor, sinks: []), services: services)
+                                  events: EventBus(redactor: redactor, sinks: sinks), services: services)
         var options = ExecutorOptions()
         options.retry.maxAttempts = 3
         let journal = try Journal(path: "\(state)/journal.sqlite")

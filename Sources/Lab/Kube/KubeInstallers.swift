@@ -10,7 +10,7 @@ enum KubeInstallers {
         guard let installer = containers.first(where: { ($0["image"]?.string ?? "").contains("cilium-cli") }) else { return }
         let arguments = (installer["command"]?.array ?? []) + (installer["args"]?.array ?? [])
         let words = arguments.compactMap(\.string)
-        guard words.contains("install") else { return }
+        guard words.contains("install") || words.contains("upgrade") else { return }
         let settings = words.enumerated().compactMap { index, word -> String? in
             word == "--set" && index + 1 < words.count ? words[index + 1] : (word.hasPrefix("--set=") ? String(word.dropFirst(6)) : nil)
         }

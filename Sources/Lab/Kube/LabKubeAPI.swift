@@ -9,6 +9,7 @@ public final class LabKubeAPI: Sendable {
     let server: LabHTTPServer
     let store: KubeStore
     let loop: Task<Void, Never>
+    let audit = KubeAudit()
     public var port: Int { server.port }
 
     public init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
@@ -22,12 +23,16 @@ public final class LabKubeAPI: Sendable {
         }
         let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)")
         let tls = try KubeAPITLS(caPEM: caPEM, caKeyPEM: caKeyPEM, addresses: [host])
-        let etcd = cluster.etcd
+        let etcd = cluster.etcd, audit = self.audit
         server = try await LabHTTPServer(host: host, port: port, security: { try tls.secure($0) }) { request in
-            guard await etcd.hasQuorum else {
-                return router.reply(APIFailure(code: 503, reason: "ServiceUnavailable", message: "etcd has no quorum yet: bootstrap a control plane").status, 503)
+            let response: LabHTTPResponse
+            if await etcd.hasQuorum {
+                response = await router.respond(request)
+            } else {
+                response = router.reply(APIFailure(code: 503, reason: "ServiceUnavailable", message: "etcd has no quorum yet: bootstrap a control plane").status, 503)
             }
-            return await router.respond(request)
+            await audit.record(request.method.rawValue, request.path, response.status)
+            return response
         }
         let controller = KubeController(store: store, directory: cluster.directory, kubernetesVersion: kubernetesVersion,
                                         talosVersion: talosVersion, timeScale: timeScale)
@@ -45,8 +50,17 @@ public final class LabKubeAPI: Sendable {
         await server.close()
     }
 
+    /// Every request answered, in order: method, path and status (what an audit log shows).
+    public var requests: [(method: String, path: String, status: Int)] { get async { await audit.entries } }
+
     /// An object as stored, for tests that look behind the API.
     public func object(group: String, plural: String, namespace: String?, name: String) async -> JSON? {
         await store.objects[ObjectKey(group: group, plural: plural, namespace: namespace, name: name)]
     }
+}
+
+actor KubeAudit {
+    private(set) var entries: [(method: String, path: String, status: Int)] = []
+
+    func record(_ method: String, _ path: String, _ status: Int) { entries.append((method, path, status)) }
 }

@@ -43,6 +43,9 @@ public actor SimulatedTalosNode {
 
     public var configured: Bool { config != nil }
 
+    /// The cluster's Kubernetes CA as a configured control plane holds it: what its API server serves with.
+    var kubernetesCA: (certificate: String, key: String)? { config?.controlPlane == true ? config?.kubernetesCA : nil }
+
     /// What this machine's kubelet would register: its hostname and role, and whether it runs now.
     /// Nil until a config makes it a cluster member.
     var kubelet: (hostname: String, controlPlane: Bool, running: Bool)? {

@@ -82,12 +82,16 @@ struct RunSession {
         let bus = EventBus(redactor: redactor, sinks: sinks)
         let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
         await resolver.preload(inventory.credentialReferences.map(\.value))
+        let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
+        let lab = global.dryRun || !touchesLab ? nil : try await InProcessLab.start(inventory, credentials: resolver, output: output)
         // One Talos access per run: the bundle is decrypted once and each node keeps one connection.
         let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver)
         defer { talos.close() }
         var services = Services()
         services[TalosAccess.self] = talos
         services[MachineProviders.self] = MachineProviders()
+        let kube = KubeAccess(stateDirectory: stateDir)
+        services[KubeAccess.self] = kube
         let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
                                   credentials: resolver,
                                   events: bus, dryRun: global.dryRun, arguments: arguments, services: services)
@@ -98,6 +102,8 @@ struct RunSession {
         let signals = SignalWatcher { task.cancel() }
         let result = await task.result
         signals.stop()
+        await kube.close()
+        await lab?.stop()
         switch result {
         case let .success(summary):
             if summary.interrupted { throw Exit(status: .interrupted) }

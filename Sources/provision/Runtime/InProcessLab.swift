@@ -1,0 +1,41 @@
+import Foundation
+import Lab
+import ProvisionCore
+
+/// A lab inventory's simulators for one command: started in this process unless a `provision lab
+/// serve` already answers on the lab's addresses (then that one is used), stopped when the command
+/// ends.
+enum InProcessLab {
+    static func start(_ inventory: Inventory, credentials: CredentialResolver, output: Output) async throws(Exit) -> LabServices? {
+        guard inventory.lab != nil else { return nil }
+        if let served = externalLab(inventory) {
+            output.note("lab \(inventory.name): using the lab already serving at \(served)")
+            return nil
+        }
+        do {
+            let services = try await LabServices.start(inventory, credentials: credentials)
+            output.note("lab \(inventory.name): simulated machines, Talos nodes, Kubernetes API and EC2 running in this process")
+            return services
+        } catch {
+            output.failure("the lab could not start: \(error)", key: "lab.start")
+            throw Exit(status: .failed)
+        }
+    }
+
+    /// Step kinds that talk to machines, Talos, Kubernetes or EC2 (a local.exec playbook needs no lab).
+    static func needsLab(_ kind: String) -> Bool {
+        kind.hasPrefix("machine.") || kind.hasPrefix("kube.") || kind.hasPrefix("gpu.") || (kind.hasPrefix("talos.") && kind != "talos.secrets")
+    }
+
+    /// The address of a lab endpoint that already answers (another process serves the lab).
+    static func externalLab(_ inventory: Inventory) -> String? {
+        var candidates: [(String, Int)] = []
+        for provider in inventory.providers where provider.kind.value == .aws {
+            if let url = provider.setting("endpoint").flatMap(URL.init(string:)), let host = url.host { candidates.append((host, url.port ?? 80)) }
+        }
+        for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
+            candidates.append((node.address.value.description, 50000))
+        }
+        return candidates.first { TCPProbe.answers(host: $0.0, port: $0.1, timeout: .milliseconds(200)) }.map { "\($0.0):\($0.1)" }
+    }
+}
