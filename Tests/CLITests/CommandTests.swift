@@ -84,6 +84,15 @@ import TestSupport
         }
         #expect(CLI.events(lines, kind: "step.failed").isEmpty)
         #expect(FileManager.default.fileExists(atPath: state + "/kubeconfig"))
+        let token = try String(contentsOfFile: repositoryRoot + "/lab/onepassword-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let uuid = "labdemo00000000000000000000000"
+        for needle in [token, Data(token.utf8).base64EncodedString(), uuid] {
+            #expect(!result.stdout.contains(needle) && !result.stderr.contains(needle), "a foundation secret reached the output")
+            for case let file as String in FileManager.default.enumerator(atPath: state)! where file.hasPrefix("logs/") || file.hasPrefix("journal") {
+                let text = String(decoding: FileManager.default.contents(atPath: state + "/" + file) ?? Data(), as: UTF8.self)
+                #expect(!text.contains(needle), "\(file) holds a foundation secret")
+            }
+        }
     }
 
     @Test func gpuTTLAboveMaxLifetimeIsBadInput() async throws {

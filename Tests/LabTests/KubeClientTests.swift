@@ -135,4 +135,45 @@ import TestSupport
         let secret = try await kube.apply(["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "x", "namespace": "default"], "stringData": ["k": "v"]])
         #expect(secret[path: "data.k"] == "dg==", "stringData is stored base64 in data, as the API server does")
     }
+
+    @Test(.timeLimit(.minutes(2))) func drainRespectsPodDisruptionBudgets() async throws {
+        let lab = try await KubeLab(nodes: ["cp1", "w1"])
+        defer { Task { await lab.stop() } }
+        let kube = try KubeClient(config: lab.kubeconfig)
+        defer { Task { await kube.shutdown() } }
+        try await kube.apply(["apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": ["name": "cilium", "namespace": "kube-system"],
+                              "spec": ["selector": ["matchLabels": ["k8s-app": "cilium"]],
+                                       "template": ["metadata": ["labels": ["k8s-app": "cilium"]], "spec": ["containers": [["name": "agent", "image": "cilium"]]]]]])
+        try await kube.apply(["apiVersion": "apps/v1", "kind": "Deployment", "metadata": ["name": "web", "namespace": "default"],
+                              "spec": ["replicas": 2, "selector": ["matchLabels": ["app": "web"]],
+                                       "template": ["metadata": ["labels": ["app": "web"]], "spec": ["containers": [["name": "web", "image": "nginx"]]]]]])
+        try await kube.wait(for: "web to roll out", timeout: .seconds(30), interval: .milliseconds(20)) {
+            try await kube.rolloutPending("Deployment", name: "web", namespace: "default")
+        }
+        #expect(try await kube.list("v1", "Pod", fieldSelector: "spec.nodeName=w1").count == 2, "workers first")
+        try await kube.apply(["apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": ["name": "web", "namespace": "default"],
+                              "spec": ["minAvailable": 2, "selector": ["matchLabels": ["app": "web"]]]])
+        try await Task.sleep(for: .milliseconds(100))
+        do {
+            try await kube.drain("w1", timeout: .seconds(1), interval: .milliseconds(50))
+            Issue.record("a drain went through a budget that allows no disruption")
+        } catch let timeout as KubeWaitTimeout {
+            #expect(timeout.pending.contains("disruption budget"), "\(timeout)")
+        }
+        #expect(try await kube.list("v1", "Pod", fieldSelector: "spec.nodeName=w1").count == 2, "nothing was evicted")
+        let cordoned = try await lab.kubectl(["get", "node", "w1"])
+        #expect(cordoned.stdout.contains("SchedulingDisabled"), "\(cordoned.stdout)")
+
+        try await kube.apply(["apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": ["name": "web", "namespace": "default"],
+                              "spec": ["minAvailable": 1, "selector": ["matchLabels": ["app": "web"]]]])
+        let evicted = try await kube.drain("w1", timeout: .seconds(30), interval: .milliseconds(50))
+        #expect(evicted.count == 2, "\(evicted)")
+        #expect(try await kube.list("v1", "Pod", fieldSelector: "spec.nodeName=w1").isEmpty)
+        #expect(try await kube.list("v1", "Pod", labelSelector: "app=web").count == 2, "replaced on another node, one at a time")
+        // The machine goes away, then its Node object (a running kubelet would register it again).
+        await lab.fixture.node("w1").powerOff()
+        #expect(try await kube.deleteNode("w1"))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(try await kube.get("v1", "Node", name: "w1") == nil)
+    }
 }

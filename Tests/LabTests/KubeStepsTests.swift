@@ -54,12 +54,15 @@ import TestSupport
     @Test(.timeLimit(.minutes(3))) func ciliumThenFoundationThenVerifyAndASecondRunChangesNothing() async throws {
         let cluster = try await Cluster()
         defer { Task { await cluster.stop() } }
+        let kube = try KubeClient(config: try Kubeconfig.load(path: "\(cluster.lab.state)/kubeconfig"))
+        defer { Task { await kube.shutdown() } }
+        try await kube.wait(for: "nodes to register", timeout: .seconds(30), interval: .milliseconds(20)) {
+            try await kube.list("v1", "Node").count == 2 ? nil : "registering"
+        }
+        #expect(try await kube.notReadyNodes(["cp1", "w1"]).count == 2, "NotReady before Cilium")
         let first = try await cluster.run()
         #expect(first.succeeded, "\(first.errors)")
         #expect(first.outcomes["cilium"] == .applied && first.outcomes["foundation"] == .applied, "\(first.outcomes)")
-
-        let kube = try KubeClient(config: try Kubeconfig.load(path: "\(cluster.lab.state)/kubeconfig"))
-        defer { Task { await kube.shutdown() } }
         #expect(try await kube.notReadyNodes(["cp1", "w1"]).isEmpty, "Cilium turned the NotReady nodes Ready")
         let installer = try await kube.list("batch/v1", "Job", namespace: "kube-system").first
         let command = installer?[path: "spec.template.spec.containers"]?.array?.first?["command"]?.array?.compactMap(\.string) ?? []
@@ -138,6 +141,58 @@ import TestSupport
         }
         #expect(searched >= 3, "the trace log, the journal and its WAL were searched")
         #expect(FileManager.default.fileExists(atPath: trace.path))
+    }
+
+    @Test(.timeLimit(.minutes(3))) func theStoreWaitsForTheWebhookAndIsNeverSentEarly() async throws {
+        let cluster = try await Cluster()
+        defer { Task { await cluster.stop() } }
+        // No CNI: no node is Ready, so ESO's webhook never gets endpoints.
+        let run = try await cluster.run(Self.foundationOnly.replacingOccurrences(of: "timeout: 120s", with: "timeout: 2s"))
+        #expect(!run.succeeded)
+        let writes = await cluster.api.requests.filter { $0.path.hasPrefix("/apis/external-secrets.io/") && $0.method != "GET" }
+        #expect(writes.isEmpty, "the store was never sent while the webhook had no endpoints: \(writes)")
+        #expect(await cluster.api.requests.contains { $0.path.hasSuffix("deployments/external-secrets-webhook") }, "it waited on the webhook")
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aSinglyEncodedCredentialsSecretTurnsTheStoreNotReadyAndARerunRepairsIt() async throws {
+        let cluster = try await Cluster()
+        defer { Task { await cluster.stop() } }
+        #expect(try await cluster.run().succeeded)
+        let kube = try KubeClient(config: try Kubeconfig.load(path: "\(cluster.lab.state)/kubeconfig"))
+        defer { Task { await kube.shutdown() } }
+        let credentials = try String(contentsOfFile: "\(repositoryRoot)/lab/onepassword-credentials.json", encoding: .utf8)
+        try await kube.apply(["apiVersion": "v1", "kind": "Secret", "metadata": ["name": "onepassword-connect-credentials", "namespace": "external-secrets"],
+                              "data": ["1password-credentials.json": .string(Data(credentials.utf8).base64EncodedString())]], fieldManager: "someone", force: true)
+        try await kube.wait(for: "the store to notice", timeout: .seconds(20), interval: .milliseconds(20)) {
+            let store = try await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: "onepassword")
+            return store?.condition("Ready") == "False" ? nil : "still Ready"
+        }
+        let store = try await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: "onepassword")
+        #expect(store?[path: "status.conditions"]?.array?.first?["message"]?.string?.contains("encoded once") == true, "\(String(describing: store))")
+        let repair = try await cluster.run(Self.foundationOnly)
+        #expect(repair.outcomes["foundation"] == .applied, "\(repair.outcomes) \(repair.errors)")
+        #expect(try await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: "onepassword")?.condition("Ready") == "True")
+    }
+
+    @Test(.timeLimit(.minutes(3))) func sopsAgeStoresTheAgeKeyInTheGitOpsNamespace() async throws {
+        let key = temporaryDirectory() + "/age.key"
+        let made = try await Subprocess.run(["age-keygen", "-o", key])
+        #expect(made.status == 0, "\(made.stderr)")
+        let cluster = try await Cluster { lab in
+            let at = lab.inventory.foundation.kind.location
+            lab.inventory.foundation = FoundationSpec(kind: Located(.sopsAge, at: at), credentials: ["key": Located(.file(key), at: at)],
+                                                      namespace: Located("flux-system", at: at), vault: nil, externalSecretsVersion: nil, connectVersion: nil)
+        }
+        defer { Task { await cluster.stop() } }
+        let run = try await cluster.run(Self.foundationOnly)
+        #expect(run.succeeded, "\(run.errors)")
+        let kube = try KubeClient(config: try Kubeconfig.load(path: "\(cluster.lab.state)/kubeconfig"))
+        defer { Task { await kube.shutdown() } }
+        let secret = try await kube.get("v1", "Secret", name: "sops-age", namespace: "flux-system")
+        let stored = secret?[path: "data"]?["age.agekey"]?.string.flatMap { Data(base64Encoded: $0) }.map { String(decoding: $0, as: UTF8.self) }
+        let written = try String(contentsOfFile: key, encoding: .utf8)
+        #expect(stored.map { $0 + "\n" } == written, "the identity file as age-keygen wrote it (the reference drops the final newline)")
+        #expect(try await cluster.run(Self.foundationOnly).outcomes["foundation"] == .satisfied)
     }
 
     static let foundationOnly = """

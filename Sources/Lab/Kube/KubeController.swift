@@ -136,7 +136,8 @@ actor KubeController {
             let crdsReady = !needsCRDs || crdsEstablished.filter { $0[path: "spec.group"]?.string == "external-secrets.io" }
                 .allSatisfy { $0.condition("Established") == "True" } && !crdsEstablished.isEmpty
             let done = !readyNodes.isEmpty && crdsReady && settled(deployment, after: Self.rollout)
-            let count = done ? wanted : 0
+            let count = done ? min(wanted, await schedulePods(deployment, wanted: wanted, keepOn: nodes.filter { $0.condition("Ready") == "True" },
+                                                              placeOn: readyNodes)) : 0
             for field in ["replicas", "readyReplicas", "availableReplicas", "updatedReplicas"] { deployment.set("status.\(field)", .int(count)) }
             deployment.set("status.observedGeneration", .int(done ? deployment[path: "metadata.generation"]?.int ?? 1 : 0))
             deployment.set("status.conditions", .array([.object(["type": "Available", "status": .string(done ? "True" : "False"),
@@ -150,6 +151,39 @@ actor KubeController {
             await store.controllerWrite(resource("Job"), job)
             await KubeInstallers.completed(job, store: store)
         }
+    }
+
+    /// Keeps `wanted` running pods of a Deployment, as its ReplicaSet would: pods stay on Ready nodes
+    /// (cordoned too), and missing ones (evicted, or their node gone) are placed on schedulable
+    /// nodes, workers first.
+    func schedulePods(_ deployment: JSON, wanted: Int, keepOn: [JSON], placeOn nodes: [JSON]) async -> Int {
+        let pods = resource("Pod"), namespace = deployment.namespace ?? "default"
+        let owner = "deployment-\(deployment.name)"
+        let nodeNames = Set(keepOn.map(\.name))
+        var mine = (try? await store.list(pods, namespace: namespace, labelSelector: "provision.lab/owner=\(owner)"))?["items"]?.array ?? []
+        for pod in mine where !nodeNames.contains(pod[path: "spec.nodeName"]?.string ?? "") {
+            _ = try? await store.delete(pods, namespace: namespace, name: pod.name)
+        }
+        mine = mine.filter { nodeNames.contains($0[path: "spec.nodeName"]?.string ?? "") }
+        let workers = nodes.filter { $0[path: "metadata.labels"]?["node-role.kubernetes.io/control-plane"] == nil }
+        let targets = workers.isEmpty ? nodes : workers
+        var index = mine.count
+        while mine.count < wanted, !targets.isEmpty {
+            podCounter += 1
+            var labels = (deployment[path: "spec.template.metadata.labels"]?.object ?? [:])
+            labels["provision.lab/owner"] = .string(owner)
+            let pod: JSON = [
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": ["name": .string("\(deployment.name)-\(String(podCounter, radix: 16))"), "namespace": .string(namespace), "labels": .object(labels),
+                             "ownerReferences": [["apiVersion": "apps/v1", "kind": "ReplicaSet", "name": .string("\(deployment.name)-lab")]]],
+                "spec": ["nodeName": .string(targets[index % targets.count].name), "containers": deployment[path: "spec.template.spec.containers"] ?? []],
+                "status": ["phase": "Running", "conditions": [["type": "Ready", "status": "True"]], "podIP": .string("10.244.1.\(podCounter % 250)")],
+            ]
+            await store.controllerWrite(pods, pod)
+            mine.append(pod)
+            index += 1
+        }
+        return mine.count
     }
 
     static func labels(_ workload: JSON) -> [String: String] {
@@ -189,11 +223,12 @@ actor KubeController {
     }
 
     func budgets() async {
-        let deployments = await store.all(group: "apps", plural: "deployments")
         for var budget in await store.all(group: "policy", plural: "poddisruptionbudgets") {
             let selector = budget[path: "spec.selector.matchLabels"]?.object?.compactMapValues(\.string) ?? [:]
-            let healthy = deployments.filter { $0.namespace == budget.namespace && Self.selects(selector, $0) }
-                .reduce(0) { total, deployment in total + (deployment[path: "status.availableReplicas"]?.int ?? 0) }
+            let healthy = await store.all(group: "", plural: "pods").filter { pod in
+                pod.namespace == budget.namespace && pod[path: "status.phase"]?.string == "Running"
+                    && selector.allSatisfy { pod[path: "metadata.labels"]?[$0.key]?.string == $0.value }
+            }.count
             let minimum = budget[path: "spec.minAvailable"]?.int ?? max(0, healthy - (budget[path: "spec.maxUnavailable"]?.int ?? 1))
             budget.set("status.currentHealthy", .int(healthy))
             budget.set("status.desiredHealthy", .int(minimum))
