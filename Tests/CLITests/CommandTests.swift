@@ -164,6 +164,17 @@ import TestSupport
         #expect(try await boto3(secret: secret) == "0", "the lab's EC2 endpoint answers its own key pair")
         #expect(try await boto3(secret: "wrong") == "SignatureDoesNotMatch")
 
+        // `up demo` uses the lab that is serving, which keeps running after it: kubectl agrees.
+        let state = temporaryDirectory()
+        let built = try await CLI.run(["up", "demo", "--state-dir", state], timeout: .seconds(150))
+        #expect(built.status == 0, "\(built.stderr)")
+        #expect(built.stderr.contains("using the lab already serving"))
+        var environment = ProcessInfo.processInfo.environment
+        environment["KUBECONFIG"] = state + "/kubeconfig"
+        let nodes = try await Subprocess.run(["kubectl", "get", "nodes", "--no-headers"], environment: environment)
+        let rows = nodes.stdout.split(separator: "\n")
+        #expect(rows.count == 6 && rows.allSatisfy { $0.contains(" Ready ") }, "\(nodes.stdout) \(nodes.stderr)")
+
         lab.signal(SIGINT)
         let finished = try await lab.finish(timeout: .seconds(30))
         #expect(finished.status == 0, "\(finished.stderr)")

@@ -17,13 +17,17 @@ struct Lab: AsyncParsableCommand {
                 certificate) until a config is applied, then mTLS from the cluster's OS CA. VMs boot at
                 once; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's
                 listener (`provision machines up demo` sends it). The aws provider's endpoint serves
-                EC2's Query API; its instances boot as Talos workers from their user data. Stops on
-                Ctrl-C. Everything starts fresh each time.
+                EC2's Query API; its instances boot as Talos workers from their user data. The
+                Kubernetes API answers at the cluster endpoint once a control plane is configured.
+                Commands run against a lab inventory use this lab while it serves (otherwise they
+                start one in their own process). Stops on Ctrl-C. Everything starts fresh each time.
 
                 Examples:
                   provision lab serve demo
                   provision probe 127.0.0.11                    (in another terminal)
                   provision machines up demo --node mini01      (wakes a Mac mini)
+                  provision up demo                             (builds the cluster on this lab)
+                  kubectl --kubeconfig inventories/.provision/demo/kubeconfig get nodes
                   talosctl --nodes 127.0.0.11 version --insecure
                 """)
 
@@ -66,6 +70,7 @@ struct Lab: AsyncParsableCommand {
                 }
                 for listener in services.wakeOnLAN { output.result("wake-on-lan  udp \(listener)") }
                 if let endpoint = services.ec2Endpoint { output.result("ec2  \(endpoint)") }
+                output.result("kubernetes  \(inv.cluster.endpoint.value)  (once a control plane is configured and etcd bootstrapped)")
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
                 let signals = SignalWatcher { serving.cancel() }
