@@ -124,8 +124,7 @@ actor KubeAPIStarter {
                     guard let ca = await node.kubernetesCA else { continue }
                     do {
                         let api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
-                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value,
-                                                       talosVersion: inventory.cluster.talosVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1)
+                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1)
                         self.started(api)
                     } catch {
                         FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))

@@ -17,11 +17,12 @@ struct KubeLab {
     init(nodes: [String] = ["cp1", "w1"], timeScale: Double = 0) async throws {
         fixture = try LabFixture(nodes: nodes, timeScale: timeScale)
         try await fixture.configure(nodes)
-        _ = try await fixture.client(nodes[0], try fixture.admin).bootstrap()
+        let first = try fixture.client(nodes[0], try fixture.admin)
+        try await eventually { _ = try await first.bootstrap() }
         host = Loopback.address()
         let ca = (certificate: Self.pem(fixture.bundle.k8s.crt), key: Self.pem(fixture.bundle.k8s.key))
         api = try await LabKubeAPI(host: host, port: 6443, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: fixture.cluster,
-                                   kubernetesVersion: "v1.34.2", talosVersion: "v1.13.2", timeScale: timeScale)
+                                   kubernetesVersion: "v1.34.2", timeScale: timeScale)
         let text = try SimulatedKubeconfig.make(clusterName: "demo", endpoint: "https://\(host):6443", ca: ca)
         kubeconfigPath = temporaryDirectory() + "/kubeconfig"
         try PrivateFile.write(Array(text.utf8), to: kubeconfigPath)

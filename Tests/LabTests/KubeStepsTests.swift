@@ -32,7 +32,7 @@ import TestSupport
             let bundle = try LabFixture.bundle.get()
             let endpoint = try #require(URL(string: lab.inventory.cluster.endpoint.value))
             api = try await LabKubeAPI(host: endpoint.host!, port: endpoint.port!, caPEM: KubeLab.pem(bundle.k8s.crt), caKeyPEM: KubeLab.pem(bundle.k8s.key),
-                                       cluster: lab.cluster, kubernetesVersion: "v1.34.2", talosVersion: "v1.13.2", timeScale: 0)
+                                       cluster: lab.cluster, kubernetesVersion: "v1.34.2", timeScale: 0)
             var services = Services()
             services[KubeAccess.self] = KubeAccess(stateDirectory: lab.state)
             self.services = services

@@ -10,7 +10,6 @@ actor KubeController {
     let store: KubeStore
     let directory: SimulatedDirectory
     let kubernetesVersion: String
-    let talosVersion: String
     let timeScale: Double
     /// When each object was first seen at its current generation (uid/generation), for rollout delays.
     private var seen: [String: ContinuousClock.Instant] = [:]
@@ -20,11 +19,10 @@ actor KubeController {
     static let crdEstablish = 1.0
     static let job = 10.0
 
-    init(store: KubeStore, directory: SimulatedDirectory, kubernetesVersion: String, talosVersion: String, timeScale: Double) {
+    init(store: KubeStore, directory: SimulatedDirectory, kubernetesVersion: String, timeScale: Double) {
         self.store = store
         self.directory = directory
         self.kubernetesVersion = kubernetesVersion
-        self.talosVersion = talosVersion
         self.timeScale = timeScale
     }
 

@@ -55,7 +55,7 @@ actor KubeStore {
     }
 
     func list(_ resource: ServedResource, namespace: String?, labelSelector: String? = nil, fieldSelector: String? = nil) throws(APIFailure) -> JSON {
-        let labels = try Selector(labelSelector ?? ""), fields = try Selector(fieldSelector ?? "")
+        let labels = try ObjectSelector(labelSelector ?? ""), fields = try ObjectSelector(fieldSelector ?? "")
         let items = objects.filter { $0.key.group == resource.group && $0.key.plural == resource.plural && (namespace == nil || $0.key.namespace == namespace) }
             .sorted { ($0.key.namespace ?? "", $0.key.name) < ($1.key.namespace ?? "", $1.key.name) }
             .map { stamped($0.value, resource) }
@@ -156,7 +156,7 @@ actor KubeStore {
         var stored = object
         revision += 1
         stored.set("metadata.resourceVersion", .string("\(revision)"))
-        if objects[id] == nil { stored = Self.fresh(stored, revision: revision) }
+        if objects[id] == nil { stored = Self.fresh(stored) }
         objects[id] = stored
         if resource.kind == "CustomResourceDefinition", object.condition("Established") == "True" { register(crd: object) }
     }
@@ -255,7 +255,7 @@ actor KubeStore {
             if specChanged { stored.set("metadata.generation", .int((previous[path: "metadata.generation"]?.int ?? 1) + 1)) }
         }
         revision += 1
-        if previous == nil { stored = Self.fresh(stored, revision: revision) }
+        if previous == nil { stored = Self.fresh(stored) }
         stored.set("metadata.resourceVersion", .string("\(revision)"))
         owners[id] = managers
         let now = Self.timestamp(Date())
@@ -274,7 +274,7 @@ actor KubeStore {
         return object
     }
 
-    static func fresh(_ object: JSON, revision: Int) -> JSON {
+    static func fresh(_ object: JSON) -> JSON {
         var object = object
         object.set("metadata.uid", .string(UUID().uuidString.lowercased()))
         object.set("metadata.creationTimestamp", .string(timestamp(Date())))

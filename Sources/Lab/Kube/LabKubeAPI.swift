@@ -13,7 +13,7 @@ public final class LabKubeAPI: Sendable {
     public var port: Int { server.port }
 
     public init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
-                kubernetesVersion: String, talosVersion: String, timeScale: Double) async throws {
+                kubernetesVersion: String, timeScale: Double) async throws {
         let store = KubeStore()
         for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             await store.controllerWrite(KubeResourceCatalog.builtIn[0], .object([
@@ -34,8 +34,7 @@ public final class LabKubeAPI: Sendable {
             await audit.record(request.method.rawValue, request.path, response.status)
             return response
         }
-        let controller = KubeController(store: store, directory: cluster.directory, kubernetesVersion: kubernetesVersion,
-                                        talosVersion: talosVersion, timeScale: timeScale)
+        let controller = KubeController(store: store, directory: cluster.directory, kubernetesVersion: kubernetesVersion, timeScale: timeScale)
         self.store = store
         loop = Task {
             while !Task.isCancelled {

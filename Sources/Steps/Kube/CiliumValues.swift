@@ -6,12 +6,10 @@ import ProvisionCore
 /// through KubePrism (localhost:7445) or the cluster endpoint, Talos' cgroup mount and capability
 /// set, Hubble on or off, and XDP acceleration only when every machine's hardware class allows it
 /// (Mac minis do not). The inventory's `cni.values` come last and win.
-struct CiliumValues: Sendable, Equatable {
+struct CiliumValues: Sendable {
     var settings: [(String, String)]
     /// Why XDP is off, for the step log; nil when it is on.
     var xdpOff: String?
-
-    static func == (lhs: CiliumValues, rhs: CiliumValues) -> Bool { lhs.flags == rhs.flags }
 
     init(_ inventory: Inventory) {
         let cluster = inventory.cluster

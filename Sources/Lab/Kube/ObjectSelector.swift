@@ -3,7 +3,7 @@ import KubeKit
 
 /// Label and field selectors as the API server parses them: `a=b`, `a==b`, `a!=b`, `a`, `!a`,
 /// `a in (x,y)`, `a notin (x,y)`, comma-separated, all must hold.
-struct Selector: Sendable {
+struct ObjectSelector: Sendable {
     enum Requirement: Sendable {
         case equals(String, String), notEquals(String, String), exists(String), absent(String)
         case within(String, Set<String>), notWithin(String, Set<String>)
