@@ -20,8 +20,11 @@ public final class LabServices: Sendable {
         public let description: String
     }
 
-    public static func start(_ inventory: Inventory, credentials: CredentialResolver) async throws -> LabServices {
+    /// `twin`: where the lab's state is kept between commands (`<state>/lab/twin.json`); a lab
+    /// restored from it comes back as it was left, a new one starts with VMs on and metal off.
+    public static func start(_ inventory: Inventory, credentials: CredentialResolver, twin: String? = nil) async throws -> LabServices {
         let cluster = SimulatedTalosCluster(inventory: inventory)
+        let saved = twin.flatMap(TwinSnapshot.load)
         var listeners: [LabWakeOnLAN] = []
         var described: [String] = []
         do {
@@ -35,10 +38,16 @@ public final class LabServices: Sendable {
                 described.append("\(host):\(port) (\(machines.count) Mac minis)")
             }
             let (ec2, server, endpoint) = try await startEC2(inventory, cluster: cluster, credentials: credentials)
-            for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
-                await cluster.node(node.name.value)?.powerOn()
+            if let saved {
+                await cluster.etcd.restore(saved.etcd)
+                for state in saved.nodes { await cluster.node(state.name)?.restore(state) }
+                if let instances = saved.ec2 { await ec2?.restore(instances) }
+            } else {
+                for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
+                    await cluster.node(node.name.value)?.powerOn()
+                }
             }
-            let kube = KubeAPIStarter(inventory: inventory, cluster: cluster)
+            let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)
             await kube.start()
             return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners, kubeAPI: kube)
         } catch {
@@ -94,6 +103,18 @@ public final class LabServices: Sendable {
         return addresses
     }
 
+    /// Writes the lab's state (0600, atomically) so the next command finds it as it was.
+    public func save(to path: String) async throws {
+        var snapshot = TwinSnapshot()
+        for node in cluster.nodes { snapshot.nodes.append(await node.snapshot()) }
+        snapshot.etcd = await cluster.etcd.snapshot()
+        snapshot.kube = await kubeAPI.snapshot()
+        snapshot.ec2 = await ec2?.snapshot()
+        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try PrivateFile.write(Array(try snapshot.data()), to: path)
+    }
+
     public func stop() async {
         await kubeAPI.stop()
         for listener in listeners { listener.close() }
@@ -107,12 +128,21 @@ public final class LabServices: Sendable {
 actor KubeAPIStarter {
     let inventory: Inventory
     let cluster: SimulatedTalosCluster
+    /// The objects of the last run, served again once the API is up.
+    var saved: TwinSnapshot.KubeState?
     private var watcher: Task<Void, Never>?
     private(set) var api: LabKubeAPI?
 
-    init(inventory: Inventory, cluster: SimulatedTalosCluster) {
+    init(inventory: Inventory, cluster: SimulatedTalosCluster, saved: TwinSnapshot.KubeState?) {
         self.inventory = inventory
         self.cluster = cluster
+        self.saved = saved
+    }
+
+    /// The API's objects, or the saved ones while it is not up yet (so a save never loses them).
+    func snapshot() async -> TwinSnapshot.KubeState? {
+        if let api { return await api.snapshot() }
+        return saved
     }
 
     func start() {
@@ -124,7 +154,8 @@ actor KubeAPIStarter {
                     guard let ca = await node.kubernetesCA else { continue }
                     do {
                         let api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
-                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1)
+                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1,
+                                                       restoring: self.saved)
                         self.started(api)
                     } catch {
                         FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))

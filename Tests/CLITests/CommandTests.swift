@@ -84,6 +84,16 @@ import TestSupport
         }
         #expect(CLI.events(lines, kind: "step.failed").isEmpty)
         #expect(FileManager.default.fileExists(atPath: state + "/kubeconfig"))
+
+        // The lab outlives the command: a second run finds everything in place and changes nothing.
+        let again = try await DemoLabLock.exclusive { try await CLI.run(["up", "demo", "--state-dir", state, "--json"], timeout: .seconds(150)) }
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(CLI.events(again.stdout.split(separator: "\n").map(String.init), kind: "step.applied").isEmpty, "no mutating step on a converged lab")
+
+        // `lab reset` forgets the twin; the next run builds it again.
+        let reset = try await CLI.run(["lab", "reset", "demo", "--state-dir", state])
+        #expect(reset.status == 0, "\(reset.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/lab"))
         let token = try String(contentsOfFile: repositoryRoot + "/lab/onepassword-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         let uuid = "labdemo00000000000000000000000"
         for needle in [token, Data(token.utf8).base64EncodedString(), uuid] {
@@ -127,7 +137,8 @@ import TestSupport
     }
 
     func labServe() async throws {
-        let lab = try CLI.Running(["lab", "serve", "demo"], cwd: repositoryRoot, environment: [:])
+        let state = temporaryDirectory()
+        let lab = try CLI.Running(["lab", "serve", "demo", "--state-dir", state], cwd: repositoryRoot, environment: [:])
         let up = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.contains { $0.hasPrefix("ec2  ") } }
         #expect(up, "\(lab.lines)")
         #expect(lab.lines.filter { $0.contains(":50000") }.count == 6)
@@ -165,7 +176,6 @@ import TestSupport
         #expect(try await boto3(secret: "wrong") == "SignatureDoesNotMatch")
 
         // `up demo` uses the lab that is serving, which keeps running after it: kubectl agrees.
-        let state = temporaryDirectory()
         let built = try await CLI.run(["up", "demo", "--state-dir", state], timeout: .seconds(150))
         #expect(built.status == 0, "\(built.stderr)")
         #expect(built.stderr.contains("using the lab already serving"))

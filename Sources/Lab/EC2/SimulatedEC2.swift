@@ -373,3 +373,43 @@ public actor SimulatedEC2 {
         prefix + "-" + (0..<17).map { _ in String("0123456789abcdef".randomElement()!) }.joined()
     }
 }
+
+extension SimulatedEC2 {
+    func snapshot() -> TwinSnapshot.EC2State {
+        TwinSnapshot.EC2State(instances: order.compactMap { instances[$0] }.map { i in
+            .init(id: i.id, reservationID: i.reservationID, imageID: i.launch.imageID, type: i.launch.type, subnetID: i.launch.subnetID,
+                  groups: i.launch.groups, userData: i.launch.userData, tags: i.tags.map { [$0.0, $0.1] },
+                  volumeTags: i.volumeTags.map { [$0.0, $0.1] }, spotType: i.launch.spotType, httpTokens: i.launch.httpTokens,
+                  clientToken: i.launch.clientToken, state: i.state.rawValue, address: i.address, launched: i.launched,
+                  volumeID: i.volumeID, interfaceID: i.interfaceID, mac: i.mac, spotRequestID: i.spotRequestID)
+        }, spotRequests: spotRequests.values.sorted { $0.id < $1.id }.map { .init(id: $0.id, type: $0.type, state: $0.state, instanceID: $0.instanceID) })
+    }
+
+    /// Instances come back as they were; live ones boot again from their user data.
+    func restore(_ state: TwinSnapshot.EC2State) async {
+        for saved in state.instances {
+            let launch = Launch(imageID: saved.imageID, type: saved.type, subnetID: saved.subnetID, groups: saved.groups, userData: saved.userData,
+                                tags: saved.tags.map { ($0[0], $0[1]) }, volumeTags: saved.volumeTags.map { ($0[0], $0[1]) },
+                                spotType: saved.spotType, httpTokens: saved.httpTokens, clientToken: saved.clientToken)
+            var spec = SimulatedNodeSpec(name: saved.id, address: saved.address)
+            spec.platform = "aws"
+            spec.talosVersion = talosVersion
+            spec.timeScale = timeScale
+            let node = SimulatedTalosNode(spec: spec, etcd: cluster.etcd, trustd: cluster.trustd, directory: cluster.directory)
+            var stateValue = State(rawValue: saved.state) ?? .terminated
+            if stateValue == .shuttingDown { stateValue = .terminated }
+            instances[saved.id] = Instance(id: saved.id, reservationID: saved.reservationID, launch: launch, state: stateValue, address: saved.address,
+                                           launched: saved.launched, tags: launch.tags, volumeID: saved.volumeID, volumeTags: launch.volumeTags,
+                                           interfaceID: saved.interfaceID, mac: saved.mac, spotRequestID: saved.spotRequestID, node: node)
+            order.append(saved.id)
+            if stateValue != .terminated {
+                pool.removeAll { $0 == saved.address }
+                if let userData = saved.userData { instances[saved.id]?.consoleProblem = await node.powerOn(userData: userData) } else { await node.powerOn() }
+            }
+        }
+        for request in state.spotRequests {
+            guard let launch = instances[request.instanceID]?.launch else { continue }
+            spotRequests[request.id] = SpotRequest(id: request.id, type: request.type, state: request.state, instanceID: request.instanceID, launch: launch)
+        }
+    }
+}

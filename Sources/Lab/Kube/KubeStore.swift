@@ -34,9 +34,9 @@ actor KubeStore {
         var fields: Set<FieldPath>
     }
 
-    private(set) var objects: [ObjectKey: JSON] = [:]
-    private var owners: [ObjectKey: [String: Ownership]] = [:]
-    private var revision = 1000
+    var objects: [ObjectKey: JSON] = [:]
+    var owners: [ObjectKey: [String: Ownership]] = [:]
+    var revision = 1000
     private var crdResources: [ServedResource] = []
 
     // MARK: Discovery
@@ -167,7 +167,7 @@ actor KubeStore {
         ObjectKey(group: resource.group, plural: resource.plural, namespace: resource.namespaced ? namespace : nil, name: name)
     }
 
-    private func register(crd: JSON) {
+    func register(crd: JSON) {
         for served in KubeResourceCatalog.resources(of: crd) where !crdResources.contains(served) {
             crdResources.removeAll { $0.group == served.group && $0.version == served.version && $0.plural == served.plural }
             crdResources.append(served)
@@ -296,5 +296,25 @@ actor KubeStore {
             if value == .null { members[key] = nil } else { members[key] = merge(members[key] ?? .null, value) }
         }
         return .object(members)
+    }
+}
+
+extension KubeStore {
+    /// Every object with its field owners: what etcd would hold for the API server.
+    func snapshot() -> TwinSnapshot.KubeState {
+        TwinSnapshot.KubeState(objects: objects.sorted { "\($0.key)" < "\($1.key)" }.map { key, object in
+            .init(group: key.group, plural: key.plural, namespace: key.namespace, name: key.name, object: object,
+                  owners: (owners[key] ?? [:]).mapValues { .init(operation: $0.operation, apiVersion: $0.apiVersion, fields: $0.fields.map { $0 }) })
+        }, revision: revision)
+    }
+
+    func restore(_ state: TwinSnapshot.KubeState) {
+        for item in state.objects {
+            let key = ObjectKey(group: item.group, plural: item.plural, namespace: item.namespace, name: item.name)
+            objects[key] = item.object
+            owners[key] = item.owners.mapValues { Ownership(operation: $0.operation, apiVersion: $0.apiVersion, fields: Set($0.fields)) }
+            if item.plural == "customresourcedefinitions", item.object.condition("Established") == "True" { register(crd: item.object) }
+        }
+        revision = max(revision, state.revision)
     }
 }

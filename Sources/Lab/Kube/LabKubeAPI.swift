@@ -12,9 +12,16 @@ public final class LabKubeAPI: Sendable {
     let audit = KubeAudit()
     public var port: Int { server.port }
 
-    public init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
-                kubernetesVersion: String, timeScale: Double) async throws {
+    public convenience init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
+                            kubernetesVersion: String, timeScale: Double) async throws {
+        try await self.init(host: host, port: port, caPEM: caPEM, caKeyPEM: caKeyPEM, cluster: cluster,
+                            kubernetesVersion: kubernetesVersion, timeScale: timeScale, restoring: nil)
+    }
+
+    init(host: String, port: Int, caPEM: String, caKeyPEM: String, cluster: SimulatedTalosCluster,
+         kubernetesVersion: String, timeScale: Double, restoring saved: TwinSnapshot.KubeState?) async throws {
         let store = KubeStore()
+        if let saved { await store.restore(saved) }
         for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             await store.controllerWrite(KubeResourceCatalog.builtIn[0], .object([
                 "apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": .string(namespace)]),
@@ -48,6 +55,8 @@ public final class LabKubeAPI: Sendable {
         loop.cancel()
         await server.close()
     }
+
+    func snapshot() async -> TwinSnapshot.KubeState { await store.snapshot() }
 
     /// Every request answered, in order: method, path and status (what an audit log shows).
     public var requests: [(method: String, path: String, status: Int)] { get async { await audit.entries } }

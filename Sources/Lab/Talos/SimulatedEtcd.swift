@@ -18,9 +18,9 @@ public actor SimulatedEtcd {
         var revision: Int
     }
 
-    private var clusters: [Int: Cluster] = [:]
-    private var nextCluster = 1
-    private var clusterOf: [String: Int] = [:]
+    var clusters: [Int: Cluster] = [:]
+    var nextCluster = 1
+    var clusterOf: [String: Int] = [:]
     private var running: Set<String> = []
     private var unhealthy: Set<String> = []
 
@@ -134,4 +134,25 @@ public actor SimulatedEtcd {
     }
 
     private static func memberID() -> UInt64 { UInt64.random(in: 1...UInt64.max) }
+}
+
+extension SimulatedEtcd {
+    /// Membership as a real etcd keeps it on disk; which members run is the nodes' business.
+    func snapshot() -> TwinSnapshot.EtcdState {
+        TwinSnapshot.EtcdState(clusters: clusters.sorted { $0.key < $1.key }.map { key, cluster in
+            .init(key: key, members: cluster.members.map { .init(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address) },
+                  leader: cluster.leader, revision: cluster.revision)
+        }, nextCluster: nextCluster)
+    }
+
+    func restore(_ state: TwinSnapshot.EtcdState) {
+        clusters = [:]
+        clusterOf = [:]
+        for cluster in state.clusters {
+            clusters[cluster.key] = Cluster(members: cluster.members.map { Member(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address) },
+                                            leader: cluster.leader, revision: cluster.revision)
+            for member in cluster.members { clusterOf[member.node] = cluster.key }
+        }
+        nextCluster = state.nextCluster
+    }
 }

@@ -78,6 +78,26 @@ public actor SimulatedTalosNode {
         return problem
     }
 
+    /// What survives the lab's process: power and the applied config (Talos keeps it on disk).
+    func snapshot() -> TwinSnapshot.NodeState {
+        TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, bootID: bootID)
+    }
+
+    /// Brings the machine back as it was left: it never went down, so a configured machine is
+    /// running with the same boot ID, and one in maintenance is in maintenance.
+    func restore(_ state: TwinSnapshot.NodeState) async {
+        if let text = state.config, let parsed = try? AppliedConfig.parse(text, talosVersion: spec.talosVersion) {
+            config = parsed
+            installed = true
+        }
+        guard state.powered, !spec.faults.contains(.neverBoots) else { return }
+        await directory.register(self)
+        powered = true
+        epoch += 1
+        if let bootID = state.bootID { self.bootID = bootID }
+        await finishBoot(epoch, resumed: true)
+    }
+
     /// Pulls the plug: no graceful anything.
     public func powerOff() async {
         powered = false
@@ -103,8 +123,8 @@ public actor SimulatedTalosNode {
         Task { await self.finishBoot(mark) }
     }
 
-    private func finishBoot(_ mark: Int) async {
-        guard await pause(SimulatedTiming.boot, mark) else { return }
+    private func finishBoot(_ mark: Int, resumed: Bool = false) async {
+        if !resumed { guard await pause(SimulatedTiming.boot, mark) else { return } }
         if let config {
             await enterRunning(config, mark)
         } else {

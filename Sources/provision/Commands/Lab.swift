@@ -6,7 +6,7 @@ import ProvisionCore
 struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
-        subcommands: [Serve.self])
+        subcommands: [Serve.self, Reset.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -45,9 +45,10 @@ struct Lab: AsyncParsableCommand {
                     throw Exit(status: .badInput)
                 }
                 let redactor = Redactor()
+                let twin = InProcessLab.twinPath(Loader(output: output).stateDirectory(global, inventory: inv))
                 let services: LabServices
                 do {
-                    services = try await LabServices.start(inv, credentials: CredentialResolver(baseDirectory: inv.directory, redactor: redactor))
+                    services = try await LabServices.start(inv, credentials: CredentialResolver(baseDirectory: inv.directory, redactor: redactor), twin: twin)
                 } catch {
                     output.failure(redactor.redact("\(error)"), key: "lab.start")
                     throw Exit(status: .failed)
@@ -74,10 +75,59 @@ struct Lab: AsyncParsableCommand {
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
                 let signals = SignalWatcher { serving.cancel() }
+                // Saved every second while serving, and on the way out, so the lab outlives this process.
+                let saving = Task {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(1))
+                        try? await services.save(to: twin)
+                    }
+                }
                 await serving.value
                 signals.stop()
+                saving.cancel()
+                do { try await services.save(to: twin) } catch { output.warning("the lab could not be saved to \(twin): \(error)") }
                 await services.stop()
                 output.note("lab \(inv.name) stopped")
+            }
+        }
+    }
+
+    struct Reset: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Forget a lab inventory's simulated machines, cluster and instances.",
+            discussion: """
+                Removes the lab's saved state (its hypervisor, Talos machines, etcd, Kubernetes objects
+                and EC2 instances); the next command starts a fresh lab. The secrets bundle, journal and
+                logs stay.
+
+                Example:
+                  provision lab reset demo
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A lab inventory, e.g. demo.") var inventory: String
+
+        func run() async throws {
+            try await runCommand { () throws(Exit) in
+                let output = Output(json: global.json)
+                let loader = Loader(output: output)
+                let inv = try loader.inventory(inventory)
+                guard inv.lab != nil else {
+                    output.failure("inventory \(inv.name) has no `lab:` block; only a lab can be reset this way", key: "lab.not-a-lab")
+                    throw Exit(status: .badInput)
+                }
+                let directory = loader.stateDirectory(global, inventory: inv) + "/lab"
+                if InProcessLab.externalLab(inv) != nil {
+                    output.failure("the lab is being served (`provision lab serve \(inv.name)`); stop it first", key: "lab.serving")
+                    throw Exit(status: .refused)
+                }
+                do {
+                    if FileManager.default.fileExists(atPath: directory) { try FileManager.default.removeItem(atPath: directory) }
+                } catch {
+                    output.failure("cannot remove \(directory): \(error.localizedDescription)", key: "lab.reset")
+                    throw Exit(status: .failed)
+                }
+                output.result("lab \(inv.name) reset: the next command starts a fresh lab")
             }
         }
     }

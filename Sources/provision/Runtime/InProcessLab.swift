@@ -2,20 +2,47 @@ import Foundation
 import Lab
 import ProvisionCore
 
-/// A lab inventory's simulators for one command: started in this process unless a `provision lab
-/// serve` already answers on the lab's addresses (then that one is used), stopped when the command
-/// ends.
-enum InProcessLab {
-    static func start(_ inventory: Inventory, credentials: CredentialResolver, output: Output) async throws(Exit) -> LabServices? {
+/// A lab inventory's simulators for one command: started in this process from the lab's saved state
+/// unless a `provision lab serve` already answers on the lab's addresses (then that one is used),
+/// saved after every finished step (so even `kill -9` loses at most the step in flight) and when
+/// the command ends.
+final class InProcessLab: EventSink, Sendable {
+    let services: LabServices
+    let saver: TwinSaver
+
+    init(services: LabServices, path: String) {
+        self.services = services
+        saver = TwinSaver(services: services, path: path)
+    }
+
+    static func twinPath(_ stateDirectory: String) -> String { "\(stateDirectory)/lab/twin.json" }
+
+    func receive(_ event: Event) {
+        guard [.stepApplied, .stepFailed].contains(event.kind) else { return }
+        let saver = self.saver
+        Task { await saver.save() }
+    }
+
+    func flush() {}
+
+    func finish() async {
+        await saver.saveAndWait()
+        await services.stop()
+    }
+
+    static func start(_ inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, output: Output) async throws(Exit) -> InProcessLab? {
         guard inventory.lab != nil else { return nil }
         if let served = externalLab(inventory) {
             output.note("lab \(inventory.name): using the lab already serving at \(served)")
             return nil
         }
+        let path = twinPath(stateDirectory)
         do {
-            let services = try await LabServices.start(inventory, credentials: credentials)
-            output.note("lab \(inventory.name): simulated machines, Talos nodes, Kubernetes API and EC2 running in this process")
-            return services
+            let restoring = FileManager.default.fileExists(atPath: path)
+            let services = try await LabServices.start(inventory, credentials: credentials, twin: path)
+            output.note("lab \(inventory.name): simulated machines, Talos nodes, Kubernetes API and EC2 running in this process"
+                        + (restoring ? ", as the last command left them" : ""))
+            return InProcessLab(services: services, path: path)
         } catch {
             output.failure("the lab could not start: \(error)", key: "lab.start")
             throw Exit(status: .failed)
@@ -37,5 +64,36 @@ enum InProcessLab {
             candidates.append((node.address.value.description, 50000))
         }
         return candidates.first { TCPProbe.answers(host: $0.0, port: $0.1, timeout: .milliseconds(200)) }.map { "\($0.0):\($0.1)" }
+    }
+}
+
+/// One save at a time; a request while one runs means one more save after it.
+actor TwinSaver {
+    let services: LabServices
+    let path: String
+    private var running = false
+    private var again = false
+
+    init(services: LabServices, path: String) {
+        self.services = services
+        self.path = path
+    }
+
+    func save() async {
+        if running { again = true; return }
+        running = true
+        repeat {
+            again = false
+            do { try await services.save(to: path) } catch {
+                FileHandle.standardError.write(Data("lab: cannot save the lab to \(path): \(error)\n".utf8))
+            }
+        } while again
+        running = false
+    }
+
+    /// A save that has finished when this returns (the command is about to exit).
+    func saveAndWait() async {
+        while running { try? await Task.sleep(for: .milliseconds(10)) }
+        await save()
     }
 }

@@ -72,6 +72,10 @@ struct RunSession {
             throw Exit(status: .failed)
         }
 
+        let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
+        await resolver.preload(inventory.credentialReferences.map(\.value))
+        let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
+        let lab = global.dryRun || !touchesLab ? nil : try await InProcessLab.start(inventory, stateDirectory: stateDir, credentials: resolver, output: output)
         var sinks: [any EventSink] = []
         if global.json {
             sinks.append(JSONLinesSink())
@@ -79,11 +83,8 @@ struct RunSession {
             sinks.append(ConsoleSink(live: isatty(STDERR_FILENO) == 1, verbose: global.verbose, total: selected.count))
         }
         if let trace = try? TraceLogSink(directory: stateDir + "/logs", runID: runID) { sinks.append(trace) }
+        if let lab { sinks.append(lab) }
         let bus = EventBus(redactor: redactor, sinks: sinks)
-        let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
-        await resolver.preload(inventory.credentialReferences.map(\.value))
-        let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
-        let lab = global.dryRun || !touchesLab ? nil : try await InProcessLab.start(inventory, credentials: resolver, output: output)
         // One Talos access per run: the bundle is decrypted once and each node keeps one connection.
         let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver)
         defer { talos.close() }
@@ -103,7 +104,7 @@ struct RunSession {
         let result = await task.result
         signals.stop()
         await kube.close()
-        await lab?.stop()
+        await lab?.finish()
         switch result {
         case let .success(summary):
             if summary.interrupted { throw Exit(status: .interrupted) }
