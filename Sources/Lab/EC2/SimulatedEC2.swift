@@ -404,7 +404,8 @@ extension SimulatedEC2 {
             order.append(saved.id)
             if stateValue != .terminated {
                 pool.removeAll { $0 == saved.address }
-                if let userData = saved.userData { instances[saved.id]?.consoleProblem = await node.powerOn(userData: userData) } else { await node.powerOn() }
+                // The instance kept running while no command was: it resumes, configured as it was.
+                await node.restore(TwinSnapshot.NodeState(name: saved.id, powered: true, config: saved.userData, bootID: nil))
             }
         }
         for request in state.spotRequests {

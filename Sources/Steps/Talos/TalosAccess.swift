@@ -97,6 +97,12 @@ public final class TalosAccess: Sendable {
         do { return try renderer.yaml(renderer.target(node: spec)) } catch { throw StepError.permanent("\(error)") }
     }
 
+    /// A GPU pool's worker config: what its instances get as user data.
+    public func config(forPool pool: GPUPoolSpec) async throws -> String {
+        let renderer = try MachineConfigRenderer(bundle: try await bundle(), inventory: inventory)
+        do { return try renderer.yaml(renderer.target(pool: pool)) } catch { throw StepError.permanent("\(error)") }
+    }
+
     /// How often waits poll: a lab runs on a compressed clock.
     public var pollInterval: Duration {
         guard let scale = inventory.lab?.timeScale.value else { return .seconds(2) }

@@ -1,0 +1,66 @@
+import Foundation
+import KubeKit
+import Providers
+import ProvisionCore
+
+/// What the GPU steps share: the pool a run is about, its EC2 client, and the tags that are the
+/// only record of its instances (so `gpu sweep` and `gpu down` need no local state at all).
+struct GPUPools: Sendable {
+    let context: StepContext
+
+    /// The pool named by the command's target, or the inventory's only pool.
+    func pool(_ step: StepInstance) throws -> GPUPoolSpec {
+        let name = step.node ?? context.target ?? context.inventory.gpuPools.first?.name.value ?? ""
+        guard let pool = context.inventory.pool(named: name) else {
+            throw StepError.permanent("inventory \(context.inventory.name) has no GPU pool \(name)")
+        }
+        return pool
+    }
+
+    func client(_ pool: GPUPoolSpec) async throws -> EC2Client {
+        guard let provider = context.inventory.provider(named: pool.provider.value), provider.kind.value == .aws else {
+            throw StepError.permanent("pool \(pool.name.value): provider \(pool.provider.value) is not an aws provider")
+        }
+        guard let keyRef = provider.credentials["accessKeyID"]?.value, let secretRef = provider.credentials["secretAccessKey"]?.value else {
+            throw StepError.permanent("provider \(provider.name.value) needs accessKeyID and secretAccessKey")
+        }
+        let region = provider.setting("region") ?? "us-east-1"
+        let endpoint = provider.setting("endpoint").flatMap(URL.init(string:)) ?? URL(string: "https://ec2.\(region).amazonaws.com/")!
+        var token: String?
+        if let reference = provider.credentials["sessionToken"] { token = try await context.credentials.resolve(reference.value) }
+        let credentials = AWSCredentials(accessKeyID: try await context.credentials.resolve(keyRef),
+                                         secretAccessKey: try await context.credentials.resolve(secretRef), sessionToken: token)
+        return EC2Client(endpoint: endpoint, region: region, credentials: credentials)
+    }
+
+    /// The tags that say "this pool of this cluster": what lookups filter on.
+    func identity(_ pool: GPUPoolSpec) -> [String: String] {
+        ["provision:cluster": context.inventory.cluster.name.value, "provision:pool": pool.name.value]
+    }
+
+    /// Live (pending or running) instances of the pool.
+    func live(_ pool: GPUPoolSpec, _ client: EC2Client) async throws -> [EC2Instance] {
+        try await client.liveInstances(tagged: identity(pool))
+    }
+
+    static func expiry(_ instance: EC2Instance) -> Date? {
+        instance.tags["provision:expires-at"].flatMap { ISO8601DateFormatter().date(from: $0) }
+    }
+
+    static func launched(_ instance: EC2Instance) -> Date? {
+        guard let text = instance.launchTime else { return nil }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return formatter.date(from: text) ?? ISO8601DateFormatter().date(from: text)
+    }
+
+    /// The Node an instance registered as: the one whose InternalIP is the instance's address.
+    static func node(of instance: EC2Instance, in nodes: [JSON]) -> JSON? {
+        nodes.first { node in
+            node[path: "status.addresses"]?.array?.contains { $0["type"] == "InternalIP" && $0["address"]?.string == instance.privateAddress } ?? false
+        }
+    }
+
+    /// The Kubernetes client when a kubeconfig exists; the GPU teardown works without one.
+    func kube() -> KubeClient? { try? KubeAccess.from(context).kube() }
+}
