@@ -39,7 +39,7 @@ extension KubeClient {
         return evicted
     }
 
-    static func evictable(_ pod: JSON) -> Bool {
+    public static func evictable(_ pod: JSON) -> Bool {
         if pod[path: "metadata.annotations"]?["kubernetes.io/config.mirror"] != nil { return false }
         let owners = pod[path: "metadata.ownerReferences"]?.array ?? []
         return !owners.contains { $0["kind"]?.string == "DaemonSet" }
