@@ -105,6 +105,25 @@ import TestSupport
         }
     }
 
+    @Test func gpuSchedulePrintsCrontabLinesAndSystemdTimersThatParse() async throws {
+        let cron = try await CLI.run(["gpu", "schedule", "homelab"])
+        #expect(cron.status == 0, "\(cron.stderr)")
+        let lines = cron.stdout.split(separator: "\n").map(String.init).filter { !$0.hasPrefix("#") }
+        #expect(lines.contains { $0.hasPrefix("0 18 * * 5 cd ") && $0.contains("gpu up homelab/gpu --ttl 4h --json") }, "\(cron.stdout)")
+        #expect(lines.contains { $0.hasPrefix("0 2 * * 1 cd ") && $0.contains("gpu down homelab/gpu --json") })
+        #expect(lines.contains { $0.hasPrefix("*/15 * * * * cd ") && $0.contains("gpu sweep homelab --json") }, "a sweep backs up a missed down")
+        let units = try await CLI.run(["gpu", "schedule", "homelab", "--systemd"])
+        let calendars = units.stdout.split(separator: "\n").filter { $0.hasPrefix("OnCalendar=") }.map { String($0.dropFirst("OnCalendar=".count)) }
+        #expect(calendars == ["Fri *-*-* 18:00:00", "Mon *-*-* 02:00:00", "*:0/15"], "\(units.stdout)")
+        // systemd's own parser accepts every one (and agrees on the next firing weekday).
+        for calendar in calendars {
+            let check = try await Subprocess.run(["systemd-analyze", "calendar", calendar])
+            #expect(check.status == 0, "\(calendar): \(check.stderr)")
+        }
+        let friday = try await Subprocess.run(["systemd-analyze", "calendar", calendars[0]])
+        #expect(friday.stdout.contains("Next elapse: Fri"), "\(friday.stdout)")
+    }
+
     @Test func gpuTTLAboveMaxLifetimeIsBadInput() async throws {
         let result = try await CLI.run(["gpu", "up", "demo/gpu", "--ttl", "99h"])
         #expect(result.status == 64)

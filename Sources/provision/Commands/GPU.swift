@@ -17,7 +17,7 @@ struct GPU: AsyncParsableCommand {
               0 2 * * 1   provision gpu down homelab/gpu --json >> /var/log/provision-gpu.jsonl
               */15 * * * * provision gpu sweep homelab --json >> /var/log/provision-gpu.jsonl
             """,
-        subcommands: [Launch.self, Down.self, Sweep.self])
+        subcommands: [Launch.self, Down.self, Sweep.self, Schedule.self])
 
     struct Launch: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
