@@ -145,29 +145,34 @@ actor KubeAPIStarter {
         return saved
     }
 
-    func start() {
-        guard let endpoint = URL(string: inventory.cluster.endpoint.value), let host = endpoint.host else { return }
-        let port = endpoint.port ?? 6443
+    /// Serves at once when a control plane already holds the CA (a restored lab), else watches.
+    func start() async {
+        if await attempt() { return }
         watcher = Task {
             while !Task.isCancelled {
-                for node in cluster.nodes {
-                    guard let ca = await node.kubernetesCA else { continue }
-                    do {
-                        let api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
-                                                       kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1,
-                                                       restoring: self.saved)
-                        self.started(api)
-                    } catch {
-                        FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))
-                    }
-                    return
-                }
+                if await attempt() { return }
                 try? await Task.sleep(for: .milliseconds(20))
             }
         }
     }
 
-    private func started(_ api: LabKubeAPI) { self.api = api }
+    /// True once the API is up (or cannot ever be: no usable endpoint, or its address is taken).
+    private func attempt() async -> Bool {
+        guard let endpoint = URL(string: inventory.cluster.endpoint.value), let host = endpoint.host else { return true }
+        let port = endpoint.port ?? 6443
+        for node in cluster.nodes {
+            guard let ca = await node.kubernetesCA else { continue }
+            do {
+                api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
+                                           kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1,
+                                           restoring: saved)
+            } catch {
+                FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))
+            }
+            return true
+        }
+        return false
+    }
 
     func stop() async {
         watcher?.cancel()

@@ -234,7 +234,7 @@ import TestSupport
         let again = try await CLI.run(["up", "lab", "--playbook", "touch", "--detailed-exitcode", "--state-dir", dir + "/state"], cwd: dir)
         #expect(again.status == 0)
         #expect(again.stderr.contains("nothing to do"))
-        let status = try await CLI.run(["status", "lab", "--json", "--state-dir", dir + "/state"], cwd: dir)
+        let status = try await CLI.run(["status", "lab", "--json", "--offline", "--state-dir", dir + "/state"], cwd: dir)
         #expect(status.status == 0)
         let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
         let nodes = object?["nodes"] as? [[String: Any]] ?? []
@@ -252,7 +252,7 @@ import TestSupport
         #expect(FileManager.default.fileExists(atPath: state + "/journal.sqlite"))
         let mode = try FileManager.default.attributesOfItem(atPath: state)[.posixPermissions] as? Int
         #expect(mode == 0o700)
-        let env = try await CLI.run(["status", "lab", "--json"], cwd: dir, environment: ["PROVISION_STATE_DIR": dir + "/elsewhere"])
+        let env = try await CLI.run(["status", "lab", "--json", "--offline"], cwd: dir, environment: ["PROVISION_STATE_DIR": dir + "/elsewhere"])
         #expect(env.stdout.contains("\(dir)/elsewhere"))
     }
 }

@@ -37,6 +37,16 @@ import TestSupport
             let expires = try #require(tags["provision:expires-at"].flatMap { ISO8601DateFormatter().date(from: $0) })
             #expect(abs(expires.timeIntervalSinceNow - 7200) < 600, "the TTL is on the instance: \(expires)")
 
+            // `status` reads it all live: every node running, Ready, the control planes etcd members, the instance and its expiry.
+            let status = try await CLI.run(["status", "demo", "--json", "--state-dir", state], timeout: .seconds(60))
+            #expect(status.status == 0, "\(status.stderr)")
+            let object = try JSONSerialization.jsonObject(with: Data(status.stdout.utf8)) as? [String: Any]
+            let nodes = object?["nodes"] as? [[String: Any]] ?? []
+            #expect(nodes.count == 6 && nodes.allSatisfy { $0["kubernetes"] as? String == "Ready" && $0["talos"] as? String == "running" }, "\(nodes)")
+            #expect(nodes.filter { $0["etcdMember"] as? Bool == true }.count == 3)
+            let gpus = object?["gpuInstances"] as? [[String: Any]] ?? []
+            #expect(gpus.count == 1 && (gpus.first?["expiresAt"] as? String)?.isEmpty == false, "\(gpus)")
+
             let down = try await CLI.run(["gpu", "down", "demo/gpu", "--state-dir", state], timeout: .seconds(150))
             #expect(down.status == 0, "\(down.stderr)")
             #expect(try live(state).isEmpty, "gpu down leaves nothing running")

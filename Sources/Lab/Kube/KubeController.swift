@@ -117,7 +117,7 @@ actor KubeController {
         let readyNodes = nodes.filter { $0.condition("Ready") == "True" && $0[path: "spec.unschedulable"]?.bool != true }
         for var ds in await store.all(group: "apps", plural: "daemonsets") {
             let desired = nodes.filter { $0.condition("Ready") != "Unknown" }.count
-            let done = desired > 0 && settled(ds, after: Self.rollout)
+            let done = desired > 0 && (Self.rolledOut(ds) || settled(ds, after: Self.rollout))
             let count = done ? desired : 0
             for (field, value) in [("desiredNumberScheduled", desired), ("currentNumberScheduled", count), ("numberReady", count),
                                    ("updatedNumberScheduled", count), ("numberAvailable", count)] {
@@ -133,7 +133,7 @@ actor KubeController {
             let needsCRDs = Self.labels(deployment).values.contains("external-secrets-webhook")
             let crdsReady = !needsCRDs || crdsEstablished.filter { $0[path: "spec.group"]?.string == "external-secrets.io" }
                 .allSatisfy { $0.condition("Established") == "True" } && !crdsEstablished.isEmpty
-            let done = !readyNodes.isEmpty && crdsReady && settled(deployment, after: Self.rollout)
+            let done = !readyNodes.isEmpty && crdsReady && (Self.rolledOut(deployment) || settled(deployment, after: Self.rollout))
             let count = done ? min(wanted, await schedulePods(deployment, wanted: wanted, keepOn: nodes.filter { $0.condition("Ready") == "True" },
                                                               placeOn: readyNodes)) : 0
             for field in ["replicas", "readyReplicas", "availableReplicas", "updatedReplicas"] { deployment.set("status.\(field)", .int(count)) }
@@ -182,6 +182,14 @@ actor KubeController {
             index += 1
         }
         return mine.count
+    }
+
+    /// A workload that finished rolling out at its current generation stays rolled out (a lab
+    /// restored by the next command must not replay its rollouts).
+    static func rolledOut(_ workload: JSON) -> Bool {
+        let generation = workload[path: "metadata.generation"]?.int ?? 1
+        let available = workload[path: "status.numberAvailable"]?.int ?? workload[path: "status.availableReplicas"]?.int ?? 0
+        return workload[path: "status.observedGeneration"]?.int == generation && available > 0
     }
 
     static func labels(_ workload: JSON) -> [String: String] {

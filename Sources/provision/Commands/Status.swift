@@ -1,13 +1,16 @@
 import ArgumentParser
 import Foundation
 import ProvisionCore
+import Steps
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "What the journal knows of each node, and the last runs.",
+        abstract: "Each node live (machine, Talos, etcd, Kubernetes), GPU instances, and the last runs.",
         discussion: """
-            Per node: role, provider, address, the last step that finished on it and how. Reads the
-            journal without taking the lock, so it works while a run is in progress.
+            Per node: role, address, what its provider reports, its Talos stage and version, whether it
+            is an etcd member, whether Kubernetes calls it Ready, and the last step the journal
+            recorded for it; then every GPU instance with its expiry. Reads without taking the lock and
+            changes nothing, so it works while a run is in progress. --offline shows the journal only.
 
             Examples:
               provision status homelab
@@ -18,6 +21,9 @@ struct Status: AsyncParsableCommand {
 
     @Argument(help: "Inventory name or path.")
     var inventory: String
+
+    @Flag(help: "Do not contact machines, Talos, Kubernetes or EC2; show what the journal knows.")
+    var offline = false
 
     func run() async throws {
         try await runCommand { () throws(Exit) in
@@ -37,8 +43,9 @@ struct Status: AsyncParsableCommand {
             let runs = (try? journal?.runs(limit: 5)) ?? []
             let byNode = Dictionary(grouping: attempts.filter { $0.node != nil }) { $0.node! }
 
+            let live = offline ? nil : await Self.live(inv, stateDir: stateDir, output: output)
             var rows: [[String: Any]] = []
-            for node in inv.nodes {
+            for (index, node) in inv.nodes.enumerated() {
                 let name = node.name.value
                 let last = byNode[name]?.last
                 let failed = byNode[name]?.last { $0.outcome == .failed }
@@ -49,6 +56,13 @@ struct Status: AsyncParsableCommand {
                 row["lastStep"] = last?.stepID ?? NSNull()
                 row["lastOutcome"] = last?.outcome.rawValue ?? NSNull()
                 row["lastError"] = (last?.outcome == .failed ? failed?.error : nil) ?? NSNull()
+                if let state = live?.nodes[index] {
+                    row["machine"] = state.machine
+                    row["talos"] = state.talos
+                    if let version = state.version { row["talosVersion"] = version }
+                    row["etcdMember"] = state.etcdMember.map { $0 as Any } ?? NSNull()
+                    row["kubernetes"] = state.kubernetes
+                }
                 rows.append(row)
             }
             if global.json {
@@ -57,7 +71,9 @@ struct Status: AsyncParsableCommand {
                     "runs": runs.map { ["id": $0.id, "playbook": $0.playbook, "command": $0.command,
                                         "startedAt": ISO8601DateFormatter().string(from: $0.startedAt),
                                         "outcome": $0.outcome ?? (($0.finishedAt == nil) ? "running or killed" : "unknown")] },
-                    "liveProbe": "unavailable in this build",
+                    "gpuInstances": (live?.instances ?? []).map { ["pool": $0.pool, "id": $0.id, "state": $0.state,
+                                                                  "address": $0.address ?? "", "expiresAt": $0.expiresAt ?? ""] },
+                    "notes": live?.notes ?? ["offline: the journal only"],
                 ])
                 return
             }
@@ -66,16 +82,34 @@ struct Status: AsyncParsableCommand {
             for run in runs.prefix(3) {
                 output.result("  run \(run.id) \(run.command): \(run.outcome ?? (run.finishedAt == nil ? "running, or killed" : "?"))")
             }
-            let header = ["NODE", "ROLE", "PROVIDER", "ADDRESS", "TALOS", "LAST STEP", "OUTCOME"]
+            let header = ["NODE", "ROLE", "ADDRESS", "MACHINE", "TALOS", "VERSION", "ETCD", "KUBERNETES", "LAST STEP", "OUTCOME"]
             let table = rows.map { r in
-                [r["name"], r["role"], r["provider"], r["address"], r["talosVersion"], r["lastStep"], r["lastOutcome"]].map { ($0 as? String) ?? "-" }
+                let etcd = (r["etcdMember"] as? Bool).map { $0 ? "member" : "absent" } ?? "-"
+                return [r["name"], r["role"], r["address"], r["machine"], r["talos"], r["talosVersion"], etcd, r["kubernetes"], r["lastStep"], r["lastOutcome"]]
+                    .map { ($0 as? String) ?? "-" }
             }
             let widths = (0..<header.count).map { col in ([header[col]] + table.map { $0[col] }).map(\.count).max() ?? 0 }
             for line in [header] + table {
                 output.result(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
             }
             for row in rows { if let error = row["lastError"] as? String { output.result("  \(row["name"]!): \(error)") } }
-            output.result("live probe of nodes: not available in this build (needs the Talos API client)")
+            for instance in live?.instances ?? [] {
+                output.result("gpu \(instance.pool): \(instance.id) \(instance.state) \(instance.address ?? "-") expires \(instance.expiresAt ?? "(no tag)")")
+            }
+            for note in live?.notes ?? [] { output.note(note) }
         }
+    }
+
+    /// Live state, read without changing anything: a lab inventory's lab is brought up from its
+    /// saved state for the look (or the served one is used) and not saved afterwards.
+    static func live(_ inv: Inventory, stateDir: String, output: Output) async -> LiveStatus {
+        let redactor = Redactor()
+        let resolver = CredentialResolver(baseDirectory: inv.directory, redactor: redactor)
+        let lab = try? await InProcessLab.start(inv, stateDirectory: stateDir, credentials: resolver, output: output)
+        let context = StepContext(inventory: inv, stateDirectory: stateDir, runID: "status", credentials: resolver,
+                                  events: EventBus(redactor: redactor, sinks: []))
+        let status = await LiveStatus.read(context)
+        await lab?.services.stop()
+        return status
     }
 }
