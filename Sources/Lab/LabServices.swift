@@ -103,6 +103,14 @@ public final class LabServices: Sendable {
         return addresses
     }
 
+    /// From now on every change the lab acknowledges (a config applied, a reset, a bootstrap, an
+    /// object written, an instance launched) is saved to `path` before it is acknowledged, so even
+    /// `kill -9` cannot make the lab forget what a command was told had happened.
+    public func persist(to path: String) async {
+        let writer = TwinWriter(services: self, path: path)
+        await cluster.directory.setPersistence { await writer.commit() }
+    }
+
     /// Writes the lab's state (0600, atomically) so the next command finds it as it was.
     public func save(to path: String) async throws {
         var snapshot = TwinSnapshot()
@@ -177,5 +185,44 @@ actor KubeAPIStarter {
     func stop() async {
         watcher?.cancel()
         await api?.stop()
+    }
+}
+
+/// Saves on request, at most one save at a time; each caller returns once a save that began after
+/// its request has finished, so concurrent changes share saves without any being left out.
+actor TwinWriter {
+    let services: LabServices
+    let path: String
+    private var requested = 0
+    private var completed = 0
+    private var running = false
+    private var waiting: [(ticket: Int, continuation: CheckedContinuation<Void, Never>)] = []
+
+    init(services: LabServices, path: String) {
+        self.services = services
+        self.path = path
+    }
+
+    func commit() async {
+        requested += 1
+        let ticket = requested
+        if !running { await drain() }
+        if completed >= ticket { return }
+        await withCheckedContinuation { waiting.append((ticket, $0)) }
+    }
+
+    private func drain() async {
+        running = true
+        while completed < requested {
+            let target = requested
+            do { try await services.save(to: path) } catch {
+                FileHandle.standardError.write(Data("lab: cannot save the lab to \(path): \(error)\n".utf8))
+            }
+            completed = target
+            let done = waiting.filter { $0.ticket <= target }
+            waiting.removeAll { $0.ticket <= target }
+            for waiter in done { waiter.continuation.resume() }
+        }
+        running = false
     }
 }

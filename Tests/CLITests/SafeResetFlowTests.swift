@@ -86,9 +86,14 @@ import TestSupport
         try await DemoLabLock.exclusive {
             try await upDemo(state)
             let original = try Twin(state).bootID("cp2")
-            let first = try await safeReset(state, ["--until", "reset"])
-            #expect(first.status == 0, "\(first.stderr)")
-            #expect(steps(first, "step.applied").contains("reset@cp2"))
+            // kill -9 the moment the reset phase has finished.
+            let first = try CLI.Running(["safe-reset", "demo/cp2", "--yes", "--json", "--state-dir", state], cwd: repositoryRoot, environment: [:])
+            let reset = try await first.waitFor(timeout: .seconds(120)) { lines in
+                CLI.events(lines, kind: "step.applied").contains { $0["step"] as? String == "reset@cp2" }
+            }
+            #expect(reset, "\(first.lines)")
+            first.signal(SIGKILL)
+            _ = try? await first.finish(timeout: .seconds(30))
             let afterReset = try Twin(state).bootID("cp2")
             #expect(afterReset != original)
 

@@ -30,7 +30,7 @@ public final class LabKubeAPI: Sendable {
         }
         let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)")
         let tls = try KubeAPITLS(caPEM: caPEM, caKeyPEM: caKeyPEM, addresses: [host])
-        let etcd = cluster.etcd, audit = self.audit
+        let etcd = cluster.etcd, audit = self.audit, directory = cluster.directory
         server = try await LabHTTPServer(host: host, port: port, security: { try tls.secure($0) }) { request in
             let response: LabHTTPResponse
             if await etcd.hasQuorum {
@@ -38,6 +38,7 @@ public final class LabKubeAPI: Sendable {
             } else {
                 response = router.reply(APIFailure(code: 503, reason: "ServiceUnavailable", message: "etcd has no quorum yet: bootstrap a control plane").status, 503)
             }
+            if request.method != .GET, response.status < 300 { await directory.commit() }
             await audit.record(request.method.rawValue, request.path, response.status)
             return response
         }

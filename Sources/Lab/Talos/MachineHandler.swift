@@ -11,6 +11,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await node.authorize(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
         var reply = Machine_ApplyConfiguration()
         reply.mode = try await node.apply(request)
+        await node.directory.commit()
         reply.modeDetails = "Applied configuration with a \(reply.mode) mode"
         return .with { $0.messages = [reply] }
     }

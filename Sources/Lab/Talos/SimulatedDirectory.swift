@@ -4,6 +4,15 @@ public actor SimulatedDirectory {
 
     public init() {}
 
+    /// Makes the lab's state durable (a saved twin) before a mutating call answers, as a real
+    /// machine's change is done once it is acknowledged; nil for a lab that is not saved.
+    private var persist: (@Sendable () async -> Void)?
+
+    func setPersistence(_ persist: @escaping @Sendable () async -> Void) { self.persist = persist }
+
+    /// Called by every mutating operation before it answers.
+    func commit() async { await persist?() }
+
     func register(_ node: SimulatedTalosNode) { nodes[node.spec.address] = node }
 
     func node(at address: String) -> SimulatedTalosNode? { nodes[address] }

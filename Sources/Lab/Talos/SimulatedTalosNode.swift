@@ -21,6 +21,10 @@ public actor SimulatedTalosNode {
     public private(set) var bootID = UUID().uuidString.lowercased()
     public private(set) var powered = false
     var config: AppliedConfig?
+    /// While a reset runs: the state it ends in, which is what a save records.
+    private var afterReset: TwinSnapshot.NodeState?
+    /// The boot ID the next boot gets, when it is already promised (a reset recorded before it reboots).
+    private var nextBootID: String?
     /// Talos is on the disk (metal after its first install; cloud images always).
     var installed: Bool
     /// Bumped on every power transition so a scheduled step of an older boot does nothing.
@@ -80,7 +84,7 @@ public actor SimulatedTalosNode {
 
     /// What survives the lab's process: power and the applied config (Talos keeps it on disk).
     func snapshot() -> TwinSnapshot.NodeState {
-        TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, bootID: bootID)
+        afterReset ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, bootID: bootID)
     }
 
     /// Brings the machine back as it was left: it never went down, so a configured machine is
@@ -118,7 +122,8 @@ public actor SimulatedTalosNode {
         epoch += 1
         let mark = epoch
         stage = .booting
-        bootID = UUID().uuidString.lowercased()
+        bootID = nextBootID ?? UUID().uuidString.lowercased()
+        nextBootID = nil
         guard !spec.faults.contains(.neverBoots) else { return }
         Task { await self.finishBoot(mark) }
     }
@@ -265,6 +270,7 @@ public actor SimulatedTalosNode {
         guard stage == .running, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
         guard config.controlPlane else { throw RPCError(code: .unimplemented, message: "bootstrap is only available on control plane nodes") }
         _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address)
+        await directory.commit()
     }
 
     func reset(_ request: Machine_ResetRequest) async throws -> String {
@@ -282,22 +288,28 @@ public actor SimulatedTalosNode {
         let actor = "reset-\(spec.name)-\(actors)"
         epoch += 1
         let mark = epoch
+        // What the reset will leave is certain from here on: the lab records it before answering, so
+        // a lab saved mid-reset comes back reset (in maintenance after a reboot), never half-way.
+        if request.graceful, isControlPlane { try? await etcd.leave(node: spec.name) }
+        let wipesState = labels.isEmpty || labels.contains("STATE")
+        if labels.isEmpty || labels.contains("EPHEMERAL") { await etcd.wipe(node: spec.name) }
+        nextBootID = UUID().uuidString.lowercased()
+        afterReset = TwinSnapshot.NodeState(name: spec.name, powered: request.reboot, config: wipesState ? nil : config?.text, bootID: nextBootID)
+        stage = .resetting
+        await directory.commit()
         Task { await self.runReset(request, labels: labels, mark) }
         return actor
     }
 
     private func runReset(_ request: Machine_ResetRequest, labels: [String], _ mark: Int) async {
-        stage = .resetting
-        if request.graceful, isControlPlane { try? await etcd.leave(node: spec.name) }
+        defer { afterReset = nil }
         guard await pause(SimulatedTiming.resetWipe, mark) else { return }
         if labels.isEmpty {
             // The whole system disk: the OS is gone too.
             config = nil
             installed = false
-            await etcd.wipe(node: spec.name)
-        } else {
-            if labels.contains("STATE") { config = nil }
-            if labels.contains("EPHEMERAL") { await etcd.wipe(node: spec.name) }
+        } else if labels.contains("STATE") {
+            config = nil
         }
         if request.reboot { await reboot() } else { await powerOff() }
     }

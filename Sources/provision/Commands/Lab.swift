@@ -49,6 +49,7 @@ struct Lab: AsyncParsableCommand {
                 let services: LabServices
                 do {
                     services = try await LabServices.start(inv, credentials: CredentialResolver(baseDirectory: inv.directory, redactor: redactor), twin: twin)
+                    await services.persist(to: twin)
                 } catch {
                     output.failure(redactor.redact("\(error)"), key: "lab.start")
                     throw Exit(status: .failed)
@@ -75,16 +76,8 @@ struct Lab: AsyncParsableCommand {
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
                 let signals = SignalWatcher { serving.cancel() }
-                // Saved every second while serving, and on the way out, so the lab outlives this process.
-                let saving = Task {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(1))
-                        try? await services.save(to: twin)
-                    }
-                }
                 await serving.value
                 signals.stop()
-                saving.cancel()
                 do { try await services.save(to: twin) } catch { output.warning("the lab could not be saved to \(twin): \(error)") }
                 await services.stop()
                 output.note("lab \(inv.name) stopped")

@@ -3,30 +3,25 @@ import Lab
 import ProvisionCore
 
 /// A lab inventory's simulators for one command: started in this process from the lab's saved state
-/// unless a `provision lab serve` already answers on the lab's addresses (then that one is used),
-/// saved after every finished step (so even `kill -9` loses at most the step in flight) and when
-/// the command ends.
-final class InProcessLab: EventSink, Sendable {
+/// unless a `provision lab serve` already answers on the lab's addresses (then that one is used).
+/// Every change the lab acknowledges is saved before it is acknowledged, so even `kill -9` leaves
+/// the lab as the command last saw it.
+final class InProcessLab: Sendable {
     let services: LabServices
-    let saver: TwinSaver
+    let path: String
 
     init(services: LabServices, path: String) {
         self.services = services
-        saver = TwinSaver(services: services, path: path)
+        self.path = path
     }
 
     static func twinPath(_ stateDirectory: String) -> String { "\(stateDirectory)/lab/twin.json" }
 
-    func receive(_ event: Event) {
-        guard [.stepApplied, .stepFailed].contains(event.kind) else { return }
-        let saver = self.saver
-        Task { await saver.save() }
-    }
-
-    func flush() {}
-
+    /// A last save (nothing may have changed since the last commit) and the simulators stop.
     func finish() async {
-        await saver.saveAndWait()
+        do { try await services.save(to: path) } catch {
+            FileHandle.standardError.write(Data("lab: cannot save the lab to \(path): \(error)\n".utf8))
+        }
         await services.stop()
     }
 
@@ -40,6 +35,7 @@ final class InProcessLab: EventSink, Sendable {
         do {
             let restoring = FileManager.default.fileExists(atPath: path)
             let services = try await LabServices.start(inventory, credentials: credentials, twin: path)
+            await services.persist(to: path)
             output.note("lab \(inventory.name): simulated machines, Talos nodes, Kubernetes API and EC2 running in this process"
                         + (restoring ? ", as the last command left them" : ""))
             return InProcessLab(services: services, path: path)
@@ -64,36 +60,5 @@ final class InProcessLab: EventSink, Sendable {
             candidates.append((node.address.value.description, 50000))
         }
         return candidates.first { TCPProbe.answers(host: $0.0, port: $0.1, timeout: .milliseconds(200)) }.map { "\($0.0):\($0.1)" }
-    }
-}
-
-/// One save at a time; a request while one runs means one more save after it.
-actor TwinSaver {
-    let services: LabServices
-    let path: String
-    private var running = false
-    private var again = false
-
-    init(services: LabServices, path: String) {
-        self.services = services
-        self.path = path
-    }
-
-    func save() async {
-        if running { again = true; return }
-        running = true
-        repeat {
-            again = false
-            do { try await services.save(to: path) } catch {
-                FileHandle.standardError.write(Data("lab: cannot save the lab to \(path): \(error)\n".utf8))
-            }
-        } while again
-        running = false
-    }
-
-    /// A save that has finished when this returns (the command is about to exit).
-    func saveAndWait() async {
-        while running { try? await Task.sleep(for: .milliseconds(10)) }
-        await save()
     }
 }

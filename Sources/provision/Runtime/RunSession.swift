@@ -83,7 +83,6 @@ struct RunSession {
             sinks.append(ConsoleSink(live: isatty(STDERR_FILENO) == 1, verbose: global.verbose, total: selected.count))
         }
         if let trace = try? TraceLogSink(directory: stateDir + "/logs", runID: runID) { sinks.append(trace) }
-        if let lab { sinks.append(lab) }
         let bus = EventBus(redactor: redactor, sinks: sinks)
         // One Talos access per run: the bundle is decrypted once and each node keeps one connection.
         let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver)
