@@ -112,6 +112,9 @@ struct RunSession {
             if global.dryRun, summary.pending > 0 { throw Exit(status: .changes) }
             if run.detailedExitcode, summary.changed > 0 { throw Exit(status: .changes) }
             if summary.changed == 0, !global.dryRun { output.note("nothing to do: everything was already in place") }
+            if lab != nil, FileManager.default.fileExists(atPath: stateDir + "/kubeconfig") {
+                output.note("the lab is saved and stopped with this command; to look at the cluster, serve it (`provision lab serve \(inventory.name)\(global.stateDir.map { " --state-dir \($0)" } ?? "")`) and run `kubectl --kubeconfig \(stateDir)/kubeconfig get nodes`")
+            }
         case let .failure(error):
             output.failure(redactor.redact("\(error)"), key: "run.failed")
             throw Exit(status: error is InputError ? .badInput : .failed)
