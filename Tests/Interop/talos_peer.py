@@ -9,6 +9,7 @@ In maintenance mode (no --client-ca) no client certificate is asked for. Each ca
 one JSON line to stdout, so tests can check what the client sent.
 """
 import argparse
+import os
 import asyncio
 import json
 import ssl
@@ -88,7 +89,9 @@ async def main():
     server = Server([Peer(), Storage()])
     await server.start("127.0.0.1", args.port, ssl=context)
     port = server._server.sockets[0].getsockname()[1]
-    open(args.ready, "w").write(str(port))
+    with open(args.ready + ".tmp", "w") as out:  # written whole, then renamed: readers never see it empty
+        out.write(str(port))
+    os.rename(args.ready + ".tmp", args.ready)
     await server.wait_closed()
 
 

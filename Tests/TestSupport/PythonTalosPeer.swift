@@ -39,12 +39,13 @@ public final class PythonPeer: @unchecked Sendable {
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/talos_peer.py", "--cert", dir + "/cert.pem", "--key", dir + "/key.pem",
                                               "--ready", dir + "/ready"] + (authority.map { ["--client-ca", $0.crt] } ?? []), stdout: log)
+        // The file can exist before its content is written: wait for a port, not for the file.
+        func readyPort() -> Int { Int((try? String(contentsOfFile: dir + "/ready", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 0 }
         let deadline = ContinuousClock.now + .seconds(20)
-        while ContinuousClock.now < deadline, !FileManager.default.fileExists(atPath: dir + "/ready") {
+        while ContinuousClock.now < deadline, readyPort() == 0 {
             try await Task.sleep(for: .milliseconds(50))
         }
-        let text = (try? String(contentsOfFile: dir + "/ready", encoding: .utf8)) ?? ""
-        port = Int(text) ?? 0
+        port = readyPort()
         guard port > 0 else { throw PeerError("the Python Talos peer did not start (talos-linux-api and grpclib come from scripts/bootstrap)") }
     }
 
