@@ -80,8 +80,6 @@ public actor SimulatedEC2 {
 
     // MARK: What tests and the lab read
 
-    public func node(of instanceID: String) -> SimulatedTalosNode? { instances[instanceID]?.node }
-    public func state(of instanceID: String) -> String? { instances[instanceID]?.state.rawValue }
     public var liveInstanceIDs: [String] { order.filter { [.pending, .running].contains(instances[$0]?.state) } }
     public func consoleProblem(of instanceID: String) -> String? { instances[instanceID]?.consoleProblem }
 

@@ -61,11 +61,6 @@ public final class LabKubeAPI: Sendable {
 
     /// Every request answered, in order: method, path and status (what an audit log shows).
     public var requests: [(method: String, path: String, status: Int)] { get async { await audit.entries } }
-
-    /// An object as stored, for tests that look behind the API.
-    public func object(group: String, plural: String, namespace: String?, name: String) async -> JSON? {
-        await store.objects[ObjectKey(group: group, plural: plural, namespace: namespace, name: name)]
-    }
 }
 
 actor KubeAudit {
