@@ -94,14 +94,15 @@ import TestSupport
     }
 
     @Test func theGuestAgentReportsTheAddressOfTheInventoryNIC() async throws {
-        let pve = try await FakePVE(guest: #"{"agent": {}}"#)
+        // A running agent whose guest has lo and eth0 (MAC bc:24:11:00:00:01, a loopback-range address
+        // standing in for the LAN one).
+        let pve = try await FakePVE(guest: #"{"agent": {"interfaces": [{"name": "lo", "hardware-address": "00:00:00:00:00:00", "ip-addresses": [{"ip-address": "127.0.0.1", "ip-address-type": "ipv4", "prefix": 8}]}, {"name": "eth0", "hardware-address": "bc:24:11:00:00:01", "ip-addresses": [{"ip-address": "127.31.0.10", "ip-address-type": "ipv4", "prefix": 24}]}]}}"#)
         defer { Task { await pve.stop() } }
         let api = client(pve)
-        // fakepve's agent reports eth0 with MAC bc:24:11:00:00:01.
         let (vmid, _) = try await api.ensureVM(spec("agent", mac: "bc:24:11:00:00:01"), idRange: 2000...2099)
         #expect(try await api.agentAddress(vmid, mac: "bc:24:11:00:00:01") == nil, "a stopped VM has no agent: fall back")
         try await api.start(vmid)
-        #expect(try await api.agentAddress(vmid, mac: "BC:24:11:00:00:01")?.description == "192.0.2.10")
+        #expect(try await api.agentAddress(vmid, mac: "BC:24:11:00:00:01")?.description == "127.31.0.10", "the inventory NIC's address, not lo's")
         #expect(try await api.agentAddress(vmid, mac: "bc:24:11:00:00:99") == nil, "only the inventory's NIC counts")
     }
 
