@@ -28,7 +28,7 @@ public final class KubeClient: Sendable {
     let http: HTTPClient
     public let config: Kubeconfig
     public let discovery: Discovery
-    public var timeout: TimeAmount { .seconds(30) }
+    public let timeout: TimeAmount = .seconds(30)
 
     public init(config: Kubeconfig) throws {
         try NetworkPolicy.check(host: config.server.host ?? "", for: "Kubernetes API")

@@ -71,15 +71,13 @@ public final class LabServices: Sendable {
                          credentials: CredentialResolver) async throws -> (SimulatedEC2?, LabEC2Server?, String?) {
         guard let provider = inventory.providers.first(where: { $0.kind.value == .aws }),
               let endpoint = provider.setting("endpoint").flatMap(URL.init(string:)), let host = endpoint.host else { return (nil, nil, nil) }
-        guard let keyRef = provider.credentials["accessKeyID"]?.value, let secretRef = provider.credentials["secretAccessKey"]?.value else {
-            throw Failure(description: "provider \(provider.name.value) needs accessKeyID and secretAccessKey: the lab's EC2 endpoint checks signatures with them")
-        }
-        let pair = AWSCredentials(accessKeyID: try await credentials.resolve(keyRef), secretAccessKey: try await credentials.resolve(secretRef))
+        // The lab's endpoint checks every signature with the provider's own key pair.
+        let pair = try await provider.awsCredentials(credentials)
         let ec2 = SimulatedEC2(cluster: cluster, addresses: instanceAddresses(inventory), talosVersion: inventory.cluster.talosVersion.value,
                                timeScale: inventory.lab?.timeScale.value ?? 1)
         let server: LabEC2Server
         do {
-            server = try await LabEC2Server(host: host, port: endpoint.port ?? 80, ec2: ec2, credentials: pair, region: provider.setting("region") ?? "us-east-1")
+            server = try await LabEC2Server(host: host, port: endpoint.port ?? 80, ec2: ec2, credentials: pair, region: provider.ec2Region)
         } catch {
             throw Failure(description: "the lab's EC2 endpoint cannot listen on \(host):\(endpoint.port ?? 80): \(error); is another `provision lab serve` running?")
         }

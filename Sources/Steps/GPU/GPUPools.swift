@@ -21,16 +21,7 @@ struct GPUPools: Sendable {
         guard let provider = context.inventory.provider(named: pool.provider.value), provider.kind.value == .aws else {
             throw StepError.permanent("pool \(pool.name.value): provider \(pool.provider.value) is not an aws provider")
         }
-        guard let keyRef = provider.credentials["accessKeyID"]?.value, let secretRef = provider.credentials["secretAccessKey"]?.value else {
-            throw StepError.permanent("provider \(provider.name.value) needs accessKeyID and secretAccessKey")
-        }
-        let region = provider.setting("region") ?? "us-east-1"
-        let endpoint = provider.setting("endpoint").flatMap(URL.init(string:)) ?? URL(string: "https://ec2.\(region).amazonaws.com/")!
-        var token: String?
-        if let reference = provider.credentials["sessionToken"] { token = try await context.credentials.resolve(reference.value) }
-        let credentials = AWSCredentials(accessKeyID: try await context.credentials.resolve(keyRef),
-                                         secretAccessKey: try await context.credentials.resolve(secretRef), sessionToken: token)
-        return EC2Client(endpoint: endpoint, region: region, credentials: credentials)
+        return EC2Client(endpoint: provider.ec2Endpoint, region: provider.ec2Region, credentials: try await provider.awsCredentials(context.credentials))
     }
 
     /// The tags that say "this pool of this cluster": what lookups filter on.

@@ -39,11 +39,7 @@ struct Lab: AsyncParsableCommand {
         func run() async throws {
             try await runCommand { () throws(Exit) in
                 let output = Output(json: global.json)
-                let inv = try Loader(output: output).inventory(inventory)
-                guard inv.lab != nil else {
-                    output.failure("inventory \(inv.name) has no `lab:` block; only lab inventories (like demo) can be served", key: "lab.not-a-lab")
-                    throw Exit(status: .badInput)
-                }
+                let inv = try Loader(output: output).labInventory(inventory, for: "served")
                 let redactor = Redactor()
                 let twin = InProcessLab.twinPath(Loader(output: output).stateDirectory(global, inventory: inv))
                 let services: LabServices
@@ -104,11 +100,7 @@ struct Lab: AsyncParsableCommand {
             try await runCommand { () throws(Exit) in
                 let output = Output(json: global.json)
                 let loader = Loader(output: output)
-                let inv = try loader.inventory(inventory)
-                guard inv.lab != nil else {
-                    output.failure("inventory \(inv.name) has no `lab:` block; only a lab can be reset this way", key: "lab.not-a-lab")
-                    throw Exit(status: .badInput)
-                }
+                let inv = try loader.labInventory(inventory, for: "reset")
                 let directory = loader.stateDirectory(global, inventory: inv) + "/lab"
                 if InProcessLab.externalLab(inv) != nil {
                     output.failure("the lab is being served (`provision lab serve \(inv.name)`); stop it first", key: "lab.serving")

@@ -30,6 +30,16 @@ struct Loader {
         return inventory
     }
 
+    /// An inventory that must be a lab (`lab:` block), for the `lab` commands.
+    func labInventory(_ name: String, for purpose: String) throws(Exit) -> Inventory {
+        let inv = try inventory(name)
+        guard inv.lab != nil else {
+            output.failure("inventory \(inv.name) has no `lab:` block; only lab inventories (like demo) can be \(purpose)", key: "lab.not-a-lab")
+            throw Exit(status: .badInput)
+        }
+        return inv
+    }
+
     /// `INVENTORY/NAME` or a bare `NAME`, where NAME is a node, or a GPU pool when `pools` is set.
     func member(_ text: String, pools: Bool) throws(Exit) -> (Inventory, String) {
         func names(_ inventory: Inventory) -> [String] {
