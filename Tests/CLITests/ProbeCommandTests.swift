@@ -50,7 +50,43 @@ import TestSupport
         #expect((json(ours)["etcdMembers"] as? [[String: Any]])?.count == 2)
         #expect(json(anonymous)["mode"] as? String == "configured-unverified", "\(anonymous.stdout)")
         #expect(json(foreign)["mode"] as? String == "wrong-cluster", "\(foreign.stdout)")
-        #expect(ours.status == 0 && anonymous.status == 0 && foreign.status == 0)
+        #expect(ours.status == 0 && anonymous.status == 0)
+        #expect(foreign.status == 3, "another cluster's node is refused for safety")
+    }
+
+    /// The node of the issue: another cluster's certificate, and it asks for but does not insist on
+    /// a client certificate. It must learn nothing: no Version, no Hostname, no Disks.
+    @Test func anotherClustersTolerantNodeIsRefusedAndGetsNoCall() async throws {
+        let (_, talosconfig, _) = try await cluster()
+        let (_, _, theirs) = try await cluster()
+        let peer = try await PythonPeer(identity: .issued(by: theirs), clientCertificates: .optional)
+        let probe = try await CLI.run(["probe", "127.0.0.1:\(peer.port)", "--talosconfig", talosconfig, "--json"])
+        let calls = peer.calls
+        await peer.stop()
+        #expect(probe.status == 3, "\(probe.stdout)\(probe.stderr)")
+        #expect(json(probe)["mode"] as? String == "wrong-cluster", "\(probe.stdout)")
+        #expect(calls.isEmpty, "the peer received RPCs: \(calls)")
+    }
+
+    /// `up --only apply-config@cp1` with cp1's address answered by that node: refused, exit 3,
+    /// and the machine config (the cluster's secrets) never leaves.
+    @Test func applyConfigToAnotherClustersNodeSendsNothing() async throws {
+        let (dir, _, _) = try await cluster()
+        let (_, _, theirs) = try await cluster()
+        let file = dir + "/inventories/lab.yaml"
+        var text = try String(contentsOfFile: file, encoding: .utf8)
+        text = text.replacingOccurrences(of: "lab:\n  timeScale: 0\n", with: "")
+            .replacingOccurrences(of: "address: 127.1.0.11\n    machine: {provider: pve, cpus: 2, memory: 4GiB,", with: "address: 127.1.0.41\n    machine: {provider: metal,")
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(text.contains("127.1.0.41") && !text.contains("timeScale"), "the fixture changed shape")
+        try FileManager.default.copyItem(atPath: repositoryRoot + "/playbooks/up.yaml", toPath: dir + "/playbooks/up.yaml")
+        let peer = try await PythonPeer(identity: .issued(by: theirs), clientCertificates: .optional, bind: "127.1.0.41", port: 50000)
+        let up = try await CLI.run(["up", "lab", "--only", "apply-config@cp1", "--state-dir", dir + "/state"], cwd: dir, timeout: .seconds(120))
+        let calls = peer.calls
+        await peer.stop()
+        #expect(up.status == 3, "\(up.stderr)")
+        #expect(up.stderr.contains("not this cluster's"), "\(up.stderr)")
+        #expect(calls.isEmpty, "the peer received RPCs: \(calls)")
     }
 
     @Test func closedPortIsUnreachableExitOne() async throws {

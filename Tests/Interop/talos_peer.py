@@ -3,10 +3,13 @@
 It serves MachineService over TLS with an Ed25519 certificate, as a Talos node does, so provision's
 Swift client is tested against an independent gRPC and TLS stack. Usage:
 
-    talos_peer.py --cert CERT --key KEY [--client-ca CA] --ready FILE   (writes the bound port to FILE)
+    talos_peer.py --cert CERT --key KEY [--client-ca CA [--client-cert optional]] [--bind ADDR]
+                  [--port N] --ready FILE   (writes the bound port to FILE)
 
-In maintenance mode (no --client-ca) no client certificate is asked for. Each call is appended as
-one JSON line to stdout, so tests can check what the client sent.
+In maintenance mode (no --client-ca) no client certificate is asked for. With --client-cert
+optional one is asked for but not insisted on: what a proxy or a misconfigured node does, and what
+provision must never mistake for maintenance mode. Each call is appended as one JSON line to
+stdout, so tests can check what the client sent (and that nothing was sent).
 """
 import argparse
 import os
@@ -77,6 +80,8 @@ async def main():
     parser.add_argument("--cert", required=True)
     parser.add_argument("--key", required=True)
     parser.add_argument("--client-ca")
+    parser.add_argument("--client-cert", choices=["required", "optional"], default="required")
+    parser.add_argument("--bind", default="127.0.0.1")
     parser.add_argument("--ready", required=True)
     args = parser.parse_args()
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -84,10 +89,10 @@ async def main():
     context.load_cert_chain(args.cert, args.key)
     context.set_alpn_protocols(["h2"])
     if args.client_ca:
-        context.verify_mode = ssl.CERT_REQUIRED
+        context.verify_mode = ssl.CERT_REQUIRED if args.client_cert == "required" else ssl.CERT_OPTIONAL
         context.load_verify_locations(args.client_ca)
     server = Server([Peer(), Storage()])
-    await server.start("127.0.0.1", args.port, ssl=context)
+    await server.start(args.bind, args.port, ssl=context)
     port = server._server.sockets[0].getsockname()[1]
     with open(args.ready + ".tmp", "w") as out:  # written whole, then renamed: readers never see it empty
         out.write(str(port))

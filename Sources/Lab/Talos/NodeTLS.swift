@@ -102,9 +102,7 @@ final class NodeTLS: Sendable {
     /// certificate presented has extended key usage exactly [clientAuth].
     static func verifyClient(_ certificates: [NIOSSLCertificate], ca: Certificate) -> NIOSSLVerificationResult {
         guard let first = certificates.first, let leaf = try? Certificate(derEncoded: first.toDERBytes()) else { return .failed }
-        let now = Date()
-        guard leaf.issuer == ca.subject, ca.publicKey.isValidSignature(leaf.signature, for: leaf),
-              leaf.notValidBefore <= now, now <= leaf.notValidAfter else { return .failed }
+        guard TalosPeerIdentity.isIssued(leaf, by: ca) else { return .failed }
         for der in certificates {
             guard let certificate = try? Certificate(derEncoded: der.toDERBytes()) else { return .failed }
             let isCA = (try? certificate.extensions.basicConstraints).map { constraints -> Bool in

@@ -7,8 +7,10 @@ import TalosKit
 /// certificate, one connection per node and mode, and the rendered configs. Registered in the
 /// run's `Services`; a step without one makes its own.
 public final class TalosAccess: Sendable {
+    /// Configured nodes only: a node in maintenance is talked to on the connection its probe
+    /// identified it on (`TalosProbe.Result.connection`), never on one of its own.
     public enum Access: String, Sendable {
-        case maintenance, admin
+        case admin
     }
 
     let inventory: Inventory
@@ -62,13 +64,8 @@ public final class TalosAccess: Sendable {
     public func client(_ node: String, _ access: Access, timeout: Duration = .seconds(10)) async throws -> TalosClient {
         let host = try address(of: node)
         let key = "\(host)|\(access.rawValue)"
-        let mode: TalosTLS.Mode
-        switch access {
-        case .maintenance: mode = .maintenance(spkiPin: nil)
-        case .admin:
-            let credentials = try await credentials()
-            mode = .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key)
-        }
+        let credentials = try await credentials()
+        let mode = TalosTLS.Mode.configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key)
         let connection = try cache.withLock { cache -> TalosConnection in
             if let existing = cache.connections[key] { return existing }
             let made = try TalosConnection(host: host, port: port, mode: mode)
@@ -80,7 +77,8 @@ public final class TalosAccess: Sendable {
         return client
     }
 
-    /// Which state the node's API is in, by explicit detection (never by retrying insecurely).
+    /// Which state the node's API is in, from the identity its handshake shows (never by retrying
+    /// insecurely). The result's connection stays with that identity, for a call that follows.
     /// Before the bundle exists (first run, machines come up in parallel with the secrets step)
     /// only maintenance can be recognised, and a configured node shows as "configured-unverified".
     public func probe(_ node: String) async throws -> TalosProbe.Result {

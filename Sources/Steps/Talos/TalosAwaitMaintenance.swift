@@ -19,7 +19,7 @@ public struct TalosAwaitMaintenance: StepKind {
         case .configured: return .satisfied(["mode": "configured"])
         case .maintenance: return .satisfied(try preflight(node, result.disks, context))
         case .wrongCluster, .configuredUnverified:
-            throw StepError.refused("\(node) at \(try access.address(of: node)) is configured by another cluster (its certificate is not from our OS CA); reset it by hand or fix the address")
+            throw StepError.refused("\(node) at \(try access.address(of: node)) is not this cluster's node: \(result.reason ?? "its certificate is not from our OS CA"); reset it by hand or fix the address")
         case .unreachable, .tlsError: return .pending("\(node) is not answering yet: \(result.reason ?? "no reply")")
         case .notAllowed: throw StepError.refused(result.reason ?? "\(node): address not allowed")
         }

@@ -11,6 +11,9 @@ import ProvisionCore
 public final class TalosConnection: Sendable {
     public let host: String
     public let port: Int
+    /// What this connection's handshakes showed and the identity it settled on (maintenance and
+    /// identify modes; configured connections are checked by BoringSSL against the OS CA).
+    public let handshake: TalosHandshake
     let grpc: GRPCClient<HTTP2ClientTransport.Posix>
     private let runner: Task<Void, Never>
 
@@ -18,12 +21,15 @@ public final class TalosConnection: Sendable {
         try NetworkPolicy.check(host: host, for: "Talos API")
         self.host = host
         self.port = port
-        let context = try TalosTLS.context(mode)
+        let handshake = TalosHandshake(try TalosTLS.acceptance(mode) ?? .maintenanceOrOurs(ca: nil))
+        self.handshake = handshake
+        let context = try TalosTLS.context(mode, handshake: handshake)
         var config = HTTP2ClientTransport.Posix.Config.defaults
         config.backoff = .init(initial: .milliseconds(50), max: .seconds(2), multiplier: 1.6, jitter: 0.2)
         config.channelDebuggingCallbacks.onCreateTCPConnection = { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(try TalosTLS.handler(context, mode: mode), position: .first)
+                try channel.pipeline.syncOperations.addHandler(try TalosTLS.handler(context, mode: mode, handshake: handshake), position: .first)
+                try channel.pipeline.syncOperations.addHandler(ConnectionObserver(handshake), position: .first)
             }
         }
         let transport = try HTTP2ClientTransport.Posix(target: .ipv4(address: host, port: port), transportSecurity: .customSecure, config: config)

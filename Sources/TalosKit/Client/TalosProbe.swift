@@ -1,16 +1,17 @@
 import Foundation
 import ProvisionCore
-import GRPCCore
 
-/// Finds out, explicitly, which state a node's Talos API is in. Used to report and to choose the
-/// right step, never as a fallback: an operation that fails over mTLS is not retried insecurely.
+/// Finds out, explicitly, which state a node's Talos API is in, from one TLS handshake (the
+/// certificate the node presents and whether it asks for ours). There is no second, weaker
+/// attempt: a node that is neither Talos in maintenance nor ours is told nothing at all.
 public struct TalosProbe: Sendable {
     public enum Mode: String, Sendable {
         case maintenance
         case configured
-        /// Configured, but by another cluster: its certificate does not chain to our OS CA.
+        /// Not this cluster's: its certificate is neither Talos' maintenance identity nor from our
+        /// OS CA, or it shows the maintenance identity yet asks for a client certificate.
         case wrongCluster = "wrong-cluster"
-        /// Configured (it asks for a client certificate), and we have no credentials to check whose.
+        /// Not in maintenance, and without our CA there is no telling whose it is.
         case configuredUnverified = "configured-unverified"
         case unreachable
         case tlsError = "tls-error"
@@ -28,6 +29,11 @@ public struct TalosProbe: Sendable {
         public var stage: String?
         public var disks: [Storage_Disk] = []
         public var etcdMembers: [Machine_EtcdMember]?
+        /// Who the node's certificate showed it to be.
+        public var identity: TalosPeerIdentity?
+        /// The connection the node was identified on, for calls that must go to exactly that
+        /// machine in that boot (a reconnect to any other identity is refused). Nil when unreachable.
+        public var connection: TalosConnection?
 
         public var reachable: Bool { ![.unreachable, .tlsError, .notAllowed].contains(mode) }
     }
@@ -44,40 +50,48 @@ public struct TalosProbe: Sendable {
         self.credentials = credentials
     }
 
+    /// One connection in identify mode: its handshake says who the node is, and a node that is
+    /// neither in maintenance nor ours is refused inside that handshake, so nothing is sent to it.
     public func run() async -> Result {
         do { try NetworkPolicy.check(host: host, for: "Talos API") } catch { return Result(mode: .notAllowed, reason: error.description) }
-        if let credentials {
-            do {
-                var client = try TalosClient(host: host, port: port, mode: .configured(caPEM: credentials.ca, certificatePEM: credentials.certificate, keyPEM: credentials.key))
-                client.timeout = timeout
-                return try await details(client, mode: .configured)
-            } catch {
-                let reason = Self.reason(error)
-                if Self.refused(reason) || Self.timedOut(reason) { return Result(mode: .unreachable, reason: reason) }
-                // Not our CA: either a node in maintenance (self-signed) or another cluster's node.
-                var fallback = ""
-                if var maintenance = try? TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil)) {
-                    maintenance.timeout = timeout
-                    do { return try await details(maintenance, mode: .maintenance) } catch { fallback = Self.reason(error) }
-                }
-                // Another cluster's node is one that also demands a client certificate; a node that is
-                // merely slow or restarting must never be mistaken for one (that would refuse it for good).
-                if Self.certificateRequired(fallback) && (Self.certificateRequired(reason) || Self.verifyFailed(reason)) {
-                    return Result(mode: .wrongCluster, reason: reason)
-                }
-                if Self.refused(fallback) || Self.timedOut(fallback) { return Result(mode: .unreachable, reason: fallback) }
-                return Result(mode: .tlsError, reason: reason)
-            }
+        let connection: TalosConnection
+        do { connection = try TalosConnection(host: host, port: port, mode: .identify(credentials: credentials)) } catch {
+            return Result(mode: .tlsError, reason: "\(error)")
         }
+        var client = TalosClient(connection: connection)
+        client.timeout = timeout
         do {
-            var client = try TalosClient(host: host, port: port, mode: .maintenance(spkiPin: nil))
-            client.timeout = timeout
-            return try await details(client, mode: .maintenance)
+            _ = try await client.version()
         } catch {
-            let reason = Self.reason(error)
-            if Self.refused(reason) || Self.timedOut(reason) { return Result(mode: .unreachable, reason: reason) }
-            if Self.certificateRequired(reason) { return Result(mode: .configuredUnverified, reason: "the node asks for a client certificate; pass --talosconfig") }
-            return Result(mode: .tlsError, reason: reason)
+            connection.close()
+            return Self.classify(failure: error, facts: connection.handshake.facts, verifiable: credentials != nil)
+        }
+        let mode: Mode = if case .ours = connection.handshake.identity { .configured } else { .maintenance }
+        do {
+            var result = try await details(client, mode: mode)
+            result.identity = connection.handshake.identity
+            result.connection = connection
+            return result
+        } catch {
+            connection.close()
+            return Result(mode: .unreachable, reason: "\(error)")
+        }
+    }
+
+    /// Why the first call failed, from the handshake's facts: no TCP connection, no certificate,
+    /// or an identity the connection refused.
+    static func classify(failure error: any Error, facts: TalosHandshake.Facts, verifiable: Bool) -> Result {
+        let reason = facts.refusal.map { "it \($0); nothing was sent" }
+        switch facts.identity {
+        case nil:
+            return Result(mode: facts.connected ? .tlsError : .unreachable, reason: "\(error)")
+        case .other?:
+            if verifiable { return Result(mode: .wrongCluster, reason: reason) }
+            return Result(mode: .configuredUnverified, reason: (reason ?? "not in maintenance") + "; pass --talosconfig (or probe INVENTORY/NODE) to check whether it is this cluster's")
+        case .maintenance? where facts.clientCertificateRequested:
+            return Result(mode: .wrongCluster, reason: reason)
+        case .maintenance?, .ours?:
+            return Result(mode: .unreachable, reason: "\(error)")
         }
     }
 
@@ -92,28 +106,4 @@ public struct TalosProbe: Sendable {
         }
         return result
     }
-
-    /// The whole cause chain as text: TLS and socket failures arrive wrapped in RPC errors.
-    static func reason(_ error: any Error) -> String {
-        var parts: [String] = []
-        var current: (any Error)? = error
-        while let error = current, parts.count < 6 {
-            parts.append("\(error)")
-            current = (error as? RPCError)?.cause
-        }
-        return parts.joined(separator: ": ")
-    }
-
-    static func refused(_ reason: String) -> Bool {
-        reason.localizedCaseInsensitiveContains("connection refused") || reason.contains("ECONNREFUSED")
-            || reason.contains("Could not establish a connection")
-    }
-    static func timedOut(_ reason: String) -> Bool { reason.localizedCaseInsensitiveContains("timed out") || reason.contains("deadline") }
-    /// A configured node ends the TLS session when it gets no (or a foreign) client certificate; with
-    /// TLS 1.3 the client sees that as the connection closing before the HTTP/2 preface.
-    static func certificateRequired(_ reason: String) -> Bool {
-        reason.contains("CERTIFICATE_REQUIRED") || reason.localizedCaseInsensitiveContains("certificate required")
-            || reason.contains("HANDSHAKE_FAILURE") || reason.contains("before completing the HTTP/2 connection preface")
-    }
-    static func verifyFailed(_ reason: String) -> Bool { reason.contains("CERTIFICATE_VERIFY_FAILED") || reason.localizedCaseInsensitiveContains("verify") }
 }

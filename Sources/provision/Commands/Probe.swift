@@ -7,18 +7,17 @@ struct Probe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask a node's Talos API which state it is in: the first thing to run when a node does not come up.",
         discussion: """
-            Says whether the node is in maintenance mode, configured (by this cluster, or by another
-            one), unreachable, or failing TLS (with the reason); its Talos version, hostname, the disks
-            an install could use (USB and read-only disks flagged), and on control planes the etcd
-            members. For INVENTORY/NODE the cluster's own CA and a short-lived reader certificate are
-            used; with an address, pass --talosconfig to check a configured node.
+            Says whether the node is in maintenance mode, configured by this cluster, configured by another one (or not a Talos node at all), unreachable, or failing TLS (with the reason); its Talos version, hostname, the disks an install could use (USB and read-only disks flagged), and on control planes the etcd members. For INVENTORY/NODE the cluster's own CA and a short-lived reader certificate are used; with an address, pass --talosconfig to check a configured node.
+
+            The node is identified by its first TLS handshake alone: Talos in maintenance presents its maintenance certificate (CN maintenance-service.talos.dev) and asks for no client certificate; a node of this cluster presents a certificate from its OS CA. Anything else is refused inside that handshake, so no call, let alone a machine config, ever reaches it, and there is no second, weaker attempt.
 
             Examples:
               provision probe homelab/mini02
               provision probe 192.168.30.62 --json
               provision probe 10.0.0.5:50000 --talosconfig ~/.talos/config
 
-            Exit 0 when the node answers, 1 when it does not.
+            Exit 0 when the node answers, 1 when it does not, 3 when it is not this cluster's (wrong-cluster: nothing was sent to it).
+
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -52,6 +51,7 @@ struct Probe: AsyncParsableCommand {
             }
             let result = await TalosProbe(host: host, port: port, credentials: credentials).run()
             Self.report(result, target: "\(host):\(port)", output: output)
+            if result.mode == .wrongCluster { throw Exit(status: .refused) }
             if !result.reachable { throw Exit(status: .failed) }
         }
     }
