@@ -9,7 +9,7 @@ public enum StandardCatalog {
         catalog.register(TalosSecrets())
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
                                    TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), MachineEnsure(), MachineDelete(),
-                                   KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPUSweep(),
+                                   KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon()] {
             catalog.register(kind)
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Providers
+import ProvisionCore
 import Testing
 import TestSupport
 
@@ -92,6 +93,69 @@ import TestSupport
             let states = try await ec2.describeInstances(ids: [stray.id, unrelated.id])
             #expect(states.first { $0.id == stray.id }.map { !$0.isLive } == true, "the expired instance is terminated: \(states)")
             #expect(states.first { $0.id == unrelated.id }?.isLive == true, "an instance without the pool's tags is left alone")
+            lab.signal(SIGINT)
+            _ = try await lab.finish(timeout: .seconds(30))
+        }
+    }
+
+    /// On a served lab, whose kubelets keep running between commands as real ones do: after `gpu
+    /// down` the worker's Node never comes back (it is deleted only once the instance is
+    /// terminated), and `gpu sweep` removes the Node of an instance that was terminated behind
+    /// provision's back. `kubectl` is the judge.
+    @Test(.timeLimit(.minutes(5))) func downLeavesNoNodeThatComesBackAndSweepRemovesOrphans() async throws {
+        try await DemoLabLock.exclusive {
+            let state = temporaryDirectory()
+            let lab = try CLI.Running(["lab", "serve", "demo", "--state-dir", state], cwd: repositoryRoot, environment: [:])
+            let served = try await lab.waitFor(timeout: .seconds(60)) { lines in lines.contains { $0.hasPrefix("ec2  ") } }
+            #expect(served, "\(lab.lines)")
+            var environment = ProcessInfo.processInfo.environment
+            environment["KUBECONFIG"] = state + "/kubeconfig"
+            func nodes() async throws -> [String] {
+                try await Subprocess.run(["kubectl", "get", "nodes", "-o", "name"], environment: environment).stdout
+                    .split(separator: "\n").map { String($0.dropFirst("node/".count)) }
+            }
+            let inventory = ["cp1", "cp2", "cp3", "mini01", "mini02", "w1"]
+            /// Polls kubectl for `seconds` of real time (the demo runs at 1/50: 3 s is 150 s of lab time).
+            func neverShows(_ name: String, seconds: Double = 3) async throws -> Bool {
+                let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+                while ContinuousClock.now < deadline {
+                    if try await nodes().contains(name) { return false }
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return true
+            }
+
+            let up = try await CLI.run(["up", "demo", "--state-dir", state], timeout: .seconds(150))
+            #expect(up.status == 0, "\(up.stderr)")
+            let launched = try await CLI.run(["gpu", "up", "demo/gpu", "--state-dir", state], timeout: .seconds(150))
+            #expect(launched.status == 0, "\(launched.stderr)")
+            let worker = try #require(try await nodes().first { !inventory.contains($0) }, "the GPU worker registered")
+            let down = try await CLI.run(["gpu", "down", "demo/gpu", "--yes", "--state-dir", state], timeout: .seconds(150))
+            #expect(down.status == 0, "\(down.stderr)")
+            #expect(try await neverShows(worker), "the GPU worker's Node came back after gpu down")
+
+            // An instance terminated out of band leaves its Node behind; the sweep removes it.
+            let again = try await CLI.run(["gpu", "up", "demo/gpu", "--state-dir", state], timeout: .seconds(150))
+            #expect(again.status == 0, "\(again.stderr)")
+            let second = try #require(try await nodes().first { !inventory.contains($0) })
+            func read(_ name: String) throws -> String {
+                try String(contentsOfFile: "\(repositoryRoot)/lab/\(name)", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            let ec2 = EC2Client(endpoint: URL(string: "http://127.0.0.1:45000/")!, region: "us-east-1",
+                                credentials: AWSCredentials(accessKeyID: try read("aws-access-key-id"), secretAccessKey: try read("aws-secret-access-key")))
+            let pool = try await ec2.liveInstances(tagged: ["provision:cluster": "demo", "provision:pool": "gpu"])
+            let requests = pool.compactMap(\.spotRequestID)
+            if !requests.isEmpty { try await ec2.cancelSpotInstanceRequests(ids: requests) }
+            _ = try await ec2.terminateInstances(ids: pool.map(\.id))
+            let deadline = ContinuousClock.now + .seconds(30)
+            while ContinuousClock.now < deadline, try await !ec2.unterminatedInstances(tagged: ["provision:pool": "gpu"]).isEmpty {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            #expect(try await nodes().contains(second), "the Node outlives its instance")
+            let sweep = try await CLI.run(["gpu", "sweep", "demo", "--state-dir", state], timeout: .seconds(150))
+            #expect(sweep.status == 0, "\(sweep.stderr)")
+            #expect(try await neverShows(second, seconds: 1), "gpu sweep removes the Node whose instance is gone")
+            #expect(Set(try await nodes()) == Set(inventory), "the cluster's own nodes are untouched")
             lab.signal(SIGINT)
             _ = try await lab.finish(timeout: .seconds(30))
         }

@@ -44,6 +44,7 @@ extension SimulatedEC2 {
         case "TerminateInstances": return (action, try await terminateInstances(p))
         case "CreateTags": return (action, try createTags(p))
         case "CancelSpotInstanceRequests": return (action, try cancelSpotInstanceRequests(p))
+        case "DescribeSpotInstanceRequests": return (action, try describeSpotInstanceRequests(p))
         default: throw Failure(code: "InvalidAction", message: "The action \(action) is not valid for this web service.")
         }
     }

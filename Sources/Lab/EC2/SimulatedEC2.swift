@@ -1,8 +1,8 @@
 import Foundation
 import Providers
 
-/// The lab's EC2: RunInstances, DescribeInstances, TerminateInstances, CreateTags and
-/// CancelSpotInstanceRequests with EC2's shapes, errors and state machine (pending -> running,
+/// The lab's EC2: RunInstances, DescribeInstances, TerminateInstances, CreateTags,
+/// CancelSpotInstanceRequests and DescribeSpotInstanceRequests with EC2's shapes, errors and state machine (pending -> running,
 /// shutting-down -> terminated). Each instance is a simulated Talos node on a loopback address of
 /// the lab's pool, booted with its user data as machine config, so a GPU worker launched here
 /// really joins the lab cluster. A persistent spot request relaunches its instance when it is
@@ -174,9 +174,10 @@ public actor SimulatedEC2 {
             guard var instance = instances[id] else { continue }
             let previous = instance.state
             if previous == .pending || previous == .running {
+                // The OS shuts down while the instance is shutting-down: its kubelet may post status
+                // until the machine is off, which is when EC2 reports it terminated.
                 instance.state = .shuttingDown
                 instances[id] = instance
-                await instance.node.powerOff()
                 Task { await self.finishTermination(id) }
                 await relaunchIfPersistent(instance)
             }
@@ -216,6 +217,19 @@ public actor SimulatedEC2 {
         return [.list("spotInstanceRequestSet", ids.map { [.text("spotInstanceRequestId", $0), .text("state", "cancelled")] })]
     }
 
+    /// The requests named (or all), with their state and instance, in EC2's shape.
+    func describeSpotInstanceRequests(_ p: QueryParameters) throws(Failure) -> [EC2XML] {
+        let ids = p.indexed("SpotInstanceRequestId")
+        for id in ids where spotRequests[id] == nil {
+            throw Failure(code: "InvalidSpotInstanceRequestID.NotFound", message: "The spot instance request ID '\(id)' does not exist")
+        }
+        let shown = spotRequests.values.filter { ids.isEmpty || ids.contains($0.id) }.sorted { $0.id < $1.id }
+        return [.list("spotInstanceRequestSet", shown.map { request in
+            [.text("spotInstanceRequestId", request.id), .text("state", request.state), .text("type", request.type),
+             .text("instanceId", request.instanceID)]
+        })]
+    }
+
     // MARK: Lifecycle
 
     private func start(_ launch: Launch, reservationID: String, spotRequestID: String?) async {
@@ -253,6 +267,7 @@ public actor SimulatedEC2 {
     private func finishTermination(_ id: String) async {
         await pause(2)
         guard let instance = instances[id], instance.state == .shuttingDown else { return }
+        await instance.node.powerOff()
         instances[id]?.state = .terminated
         pool.append(instance.address)
     }

@@ -74,6 +74,11 @@ actor KubeController {
                 (status, reason, message) = ("False", "KubeletNotReady",
                                              "container runtime network not ready: NetworkReady=false reason:NetworkPluginNotReady message:Network plugin returns error: cni plugin not initialized")
             }
+            // Talos keeps the config's node labels on the Node, on registration and after.
+            if !kubelet.labels.isEmpty {
+                let labels = (node[path: "metadata.labels"]?.object ?? [:]).merging(kubelet.labels.mapValues { JSON.string($0) }) { $1 }
+                node.set("metadata.labels", .object(labels))
+            }
             let previous = node.condition("Ready")
             let now = KubeStore.timestamp(Date())
             let transition = previous == status ? (node[path: "status.conditions"]?.array?.first?["lastTransitionTime"] ?? .string(now)) : .string(now)

@@ -15,6 +15,8 @@ struct AppliedConfig: Sendable {
     var hostname: String?
     var installDisk: String?
     var certSANs: [String]
+    /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
+    var nodeLabels: [String: String]
 
     struct Rejection: Error, CustomStringConvertible {
         let description: String
@@ -59,12 +61,14 @@ struct AppliedConfig: Sendable {
             guard case let .list(items) = value else { return nil }
             return items.compactMap(\.stringValue)
         } ?? []
+        var labels: [String: String] = [:]
+        if case let .map(entries)? = machine?["nodeLabels"] { for entry in entries { labels[entry.key] = entry.value.stringValue ?? "" } }
         return AppliedConfig(
             text: text, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
-            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans)
+            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels)
     }
 
     private static func decode(_ base64: String) -> String? {

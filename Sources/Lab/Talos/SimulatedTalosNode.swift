@@ -52,9 +52,9 @@ public actor SimulatedTalosNode {
 
     /// What this machine's kubelet would register: its hostname and role, and whether it runs now.
     /// Nil until a config makes it a cluster member.
-    var kubelet: (hostname: String, controlPlane: Bool, running: Bool)? {
+    var kubelet: (hostname: String, controlPlane: Bool, running: Bool, labels: [String: String])? {
         guard let config else { return nil }
-        return (hostname, config.controlPlane, stage == .running)
+        return (hostname, config.controlPlane, stage == .running, config.nodeLabels)
     }
     public var isControlPlane: Bool { config?.controlPlane ?? false }
     var hostname: String { config?.hostname ?? "talos-" + spec.address.replacingOccurrences(of: ".", with: "-") }

@@ -113,6 +113,15 @@ extension EC2Client {
         _ = try await call("CreateTags", parameters)
     }
 
+    /// Each named request's state (`open`, `active`, `closed`, `cancelled`, `failed`).
+    public func spotRequestStates(ids: [String]) async throws -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        let reply = try await call("DescribeSpotInstanceRequests", ids.enumerated().map { ("SpotInstanceRequestId.\($0.offset + 1)", $0.element) })
+        var states: [String: String] = [:]
+        for item in reply.items("spotInstanceRequestSet") { if let id = item.value("spotInstanceRequestId") { states[id] = item.value("state") ?? "" } }
+        return states
+    }
+
     public func cancelSpotInstanceRequests(ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         _ = try await call("CancelSpotInstanceRequests", ids.enumerated().map { ("SpotInstanceRequestId.\($0.offset + 1)", $0.element) })

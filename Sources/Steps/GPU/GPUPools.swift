@@ -2,6 +2,7 @@ import Foundation
 import KubeKit
 import Providers
 import ProvisionCore
+import TalosKit
 
 /// What the GPU steps share: the pool a run is about, its EC2 client, and the tags that are the
 /// only record of its instances (so `gpu sweep` and `gpu down` need no local state at all).
@@ -50,6 +51,45 @@ struct GPUPools: Sendable {
         nodes.first { node in
             node[path: "status.addresses"]?.array?.contains { $0["type"] == "InternalIP" && $0["address"]?.string == instance.privateAddress } ?? false
         }
+    }
+
+    /// Nodes left by GPU workers whose machines are gone: labelled for one of `pools` (or, for
+    /// workers older than the label, at the address of one of the pools' instances), and at no
+    /// address of an instance that is not terminated, so no kubelet can register them again. A Node
+    /// that is merely NotReady and not in the inventory is never taken for one: it may be rebooting.
+    func orphanedNodes(_ pools: [GPUPoolSpec]) async throws -> [JSON] {
+        guard let kube = kube() else { return [] }
+        let names = Set(pools.map(\.name.value))
+        var known = Set<String>(), up = Set<String>()
+        for pool in pools {
+            let client = try await client(pool)
+            for instance in try await client.instances(tagged: identity(pool)) {
+                guard let address = instance.privateAddress else { continue }
+                if instance.state == "terminated" { known.insert(address) } else { up.insert(address) }
+            }
+        }
+        let inventoryNodes = Set(context.inventory.nodes.map(\.hostname))
+        return try await kube.list("v1", "Node").filter { node in
+            guard !inventoryNodes.contains(node.name) else { return false }
+            let addresses = Set(node[path: "status.addresses"]?.array?.compactMap { $0["address"]?.string } ?? [])
+            guard addresses.isDisjoint(with: up) else { return false }
+            let labelled = node[path: "metadata.labels"]?[MachineConfigRenderer.gpuPoolLabel]?.string.map(names.contains) ?? false
+            return labelled || !addresses.isDisjoint(with: known)
+        }
+    }
+
+    /// What of the pool still exists after a teardown: Nodes, instances not terminated, spot
+    /// requests still open or active. Empty when `gpu down` is done.
+    func leftovers(_ pool: GPUPoolSpec) async throws -> [String] {
+        let client = try await client(pool)
+        let instances = try await client.instances(tagged: identity(pool))
+        var left = instances.filter { $0.state != "terminated" }.map { "instance \($0.id) is \($0.state)" }
+        let requests = Array(Set(instances.compactMap(\.spotRequestID))).sorted()
+        for (id, state) in try await client.spotRequestStates(ids: requests).sorted(by: { $0.key < $1.key }) where ["open", "active"].contains(state) {
+            left.append("spot request \(id) is \(state)")
+        }
+        left += try await orphanedNodes([pool]).map { "Node \($0.name) is still registered" }
+        return left
     }
 
     /// The Kubernetes client when a kubeconfig exists; the GPU teardown works without one.

@@ -3,10 +3,11 @@ import KubeKit
 import Providers
 import ProvisionCore
 
-/// `gpu.drain`: the pool's nodes are cordoned, drained (PodDisruptionBudgets respected) and their
-/// Node objects deleted, before anything is terminated. Without a kubeconfig there is nothing to drain.
+/// `gpu.drain`: the pool's nodes are cordoned and drained (PodDisruptionBudgets respected). Their
+/// Node objects stay until the instances are terminated (`gpu.remove-nodes`): a kubelet that still
+/// runs registers a deleted Node again. Without a kubeconfig there is nothing to drain.
 public struct GPUDrain: StepKind {
-    public let info = StepKindInfo(name: "gpu.drain", summary: "cordon and drain the pool's nodes and delete their Node objects",
+    public let info = StepKindInfo(name: "gpu.drain", summary: "cordon and drain the pool's nodes",
                                    estimate: .seconds(60), scope: .cluster, defaultTimeout: .seconds(900))
 
     public init() {}
@@ -29,8 +30,7 @@ public struct GPUDrain: StepKind {
         var drained: [String] = []
         for node in try await nodes(step, context) {
             let evicted = try await kube.drain(node.name, timeout: .seconds(600), interval: TalosAccess.from(context).pollInterval)
-            try await kube.deleteNode(node.name)
-            context.log("\(node.name): drained (\(evicted.count) pods evicted) and deleted", step: step)
+            context.log("\(node.name): cordoned and drained (\(evicted.count) pods evicted)", step: step)
             drained.append(node.name)
         }
         return ["nodes": drained.joined(separator: ",")]
@@ -38,7 +38,7 @@ public struct GPUDrain: StepKind {
 }
 
 /// `gpu.terminate`: spot requests cancelled first (a persistent request would relaunch), every
-/// instance of the pool terminated, then verified: nothing tagged for the pool still runs.
+/// instance of the pool terminated, and waited for until EC2 reports it terminated.
 public struct GPUTerminate: StepKind {
     public let info = StepKindInfo(name: "gpu.terminate", summary: "cancel spot requests, terminate the pool's instances and verify nothing is left",
                                    estimate: .seconds(60), scope: .cluster, defaultTimeout: .seconds(600))
@@ -48,8 +48,8 @@ public struct GPUTerminate: StepKind {
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let pools = GPUPools(context: context)
         let pool = try pools.pool(step)
-        let live = try await pools.live(pool, try await pools.client(pool))
-        return live.isEmpty ? .satisfied(["running": "0"]) : .pending("running: " + live.map(\.id).joined(separator: ", "))
+        let left = try await pools.client(pool).unterminatedInstances(tagged: pools.identity(pool))
+        return left.isEmpty ? .satisfied(["running": "0"]) : .pending("not terminated: " + left.map { "\($0.id) (\($0.state))" }.joined(separator: ", "))
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
@@ -57,11 +57,12 @@ public struct GPUTerminate: StepKind {
         let pool = try pools.pool(step)
         let client = try await pools.client(pool)
         let terminated = try await Self.terminate(try await pools.live(pool, client), client: client, step: step, context: context, reason: "gpu down")
-        _ = try await waitFor("nothing of pool \(pool.name.value) to run", interval: TalosAccess.from(context).pollInterval, step: step, context: context) {
-            let left = try await pools.live(pool, client)
+        // Terminated, not merely shutting down: until then the machine (and its kubelet) may be up.
+        _ = try await waitFor("every instance of pool \(pool.name.value) to be terminated", interval: TalosAccess.from(context).pollInterval, step: step, context: context) {
+            let left = try await client.unterminatedInstances(tagged: pools.identity(pool))
             if left.isEmpty { return true }
             // A request that relaunched in between is cancelled and its instance terminated too.
-            _ = try await Self.terminate(left, client: client, step: step, context: context, reason: "left after gpu down")
+            _ = try await Self.terminate(left.filter(\.isLive), client: client, step: step, context: context, reason: "left after gpu down")
             return nil
         }
         return ["terminated": terminated.joined(separator: ",")]
@@ -74,6 +75,39 @@ public struct GPUTerminate: StepKind {
         _ = try await client.terminateInstances(ids: instances.map(\.id))
         context.log("terminated \(instances.map(\.id).joined(separator: ", ")) (\(reason))", step: step)
         return instances.map(\.id)
+    }
+}
+
+/// `gpu.remove-nodes`: once the pool's instances are terminated, their Node objects are deleted
+/// (no kubelet is left to register them again), and the teardown is verified: no Node, no
+/// instance that is not terminated, no spot request still open or active.
+public struct GPURemoveNodes: StepKind {
+    public let info = StepKindInfo(name: "gpu.remove-nodes", summary: "delete the Nodes of terminated instances and verify nothing of the pool is left",
+                                   estimate: .seconds(10), scope: .cluster, defaultTimeout: .seconds(300))
+
+    public init() {}
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let pools = GPUPools(context: context)
+        let pool = try pools.pool(step)
+        let left = try await pools.leftovers(pool)
+        return left.isEmpty ? .satisfied([:]) : .pending(left.joined(separator: "; "))
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let pools = GPUPools(context: context)
+        let pool = try pools.pool(step)
+        var deleted: [String] = []
+        if let kube = pools.kube() {
+            for node in try await pools.orphanedNodes([pool]) {
+                _ = try await kube.deleteNode(node.name)
+                context.log("deleted Node \(node.name): its instance is terminated", step: step)
+                deleted.append(node.name)
+            }
+        }
+        let left = try await pools.leftovers(pool)
+        guard left.isEmpty else { throw StepError.transient("pool \(pool.name.value) is not gone yet: " + left.joined(separator: "; ")) }
+        return ["nodes": deleted.joined(separator: ",")]
     }
 }
 
@@ -103,7 +137,11 @@ public struct GPUSweep: StepKind {
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let overdue = try await expired(context).flatMap { $0.2.map(\.id) }
-        return overdue.isEmpty ? .satisfied(["expired": "0"]) : .pending("past expiry: " + overdue.joined(separator: ", "))
+        let orphans = try await GPUPools(context: context).orphanedNodes(context.inventory.gpuPools).map(\.name)
+        if overdue.isEmpty && orphans.isEmpty { return .satisfied(["expired": "0"]) }
+        let notes = (overdue.isEmpty ? [] : ["past expiry: " + overdue.joined(separator: ", ")])
+            + (orphans.isEmpty ? [] : ["Nodes without an instance: " + orphans.joined(separator: ", ")])
+        return .pending(notes.joined(separator: "; "))
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
@@ -111,17 +149,10 @@ public struct GPUSweep: StepKind {
         for (pool, client, instances) in try await expired(context) {
             terminated += try await GPUTerminate.terminate(instances, client: client, step: step, context: context, reason: "pool \(pool.name.value): expired")
         }
-        if let kube = GPUPools(context: context).kube() {
-            let inventoryNodes = Set(context.inventory.nodes.map(\.hostname))
-            var liveAddresses = Set<String>()
-            for pool in context.inventory.gpuPools {
-                let pools = GPUPools(context: context)
-                for instance in try await pools.live(pool, try await pools.client(pool)) { if let address = instance.privateAddress { liveAddresses.insert(address) } }
-            }
-            for node in try await kube.list("v1", "Node") where !inventoryNodes.contains(node.name) && node.condition("Ready") != "True" {
-                let addresses = node[path: "status.addresses"]?.array?.compactMap { $0["address"]?.string } ?? []
-                if addresses.contains(where: liveAddresses.contains) { continue }
-                try await kube.deleteNode(node.name)
+        let pools = GPUPools(context: context)
+        if let kube = pools.kube() {
+            for node in try await pools.orphanedNodes(context.inventory.gpuPools) {
+                _ = try await kube.deleteNode(node.name)
                 context.log("deleted Node \(node.name): its instance is gone", step: step)
             }
         }

@@ -22,6 +22,10 @@ public struct MachineConfigRenderer: Sendable {
         schematics = ids
     }
 
+    /// The node label a GPU pool's workers carry: how their Nodes are found once the instance is
+    /// gone (EC2 forgets terminated instances within the hour; a Node can outlive that).
+    public static let gpuPoolLabel = "provision.dev/gpu-pool"
+
     /// A node's or a GPU pool's role in the config.
     public struct Target: Sendable {
         public var name: String
@@ -92,7 +96,9 @@ public struct MachineConfigRenderer: Sendable {
         let modules: ConfigValue? = target.gpu
             ? .list(["nvidia", "nvidia_uvm", "nvidia_drm", "nvidia_modeset"].map { .object(["name": .string($0)]) })
             : nil
-        let labels = (target.node?.labels ?? [:]).sorted { $0.key < $1.key }.map { ConfigValue.Entry($0.key, .string($0.value)) }
+        var nodeLabels = target.node?.labels ?? [:]
+        if target.gpu { nodeLabels[Self.gpuPoolLabel] = target.name }
+        let labels = nodeLabels.sorted { $0.key < $1.key }.map { ConfigValue.Entry($0.key, .string($0.value)) }
         let sans = ([target.node?.address.value.description, target.node?.hostname].compactMap { $0 }).map(ConfigValue.string)
         let legacyKubeSpan = !target.talosVersion.hasPrefix("v1.13") && kubespanEnabled
         let machine = ConfigValue.object([

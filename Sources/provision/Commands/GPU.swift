@@ -60,8 +60,12 @@ struct GPU: AsyncParsableCommand {
 
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Drain and delete the pool's Nodes, cancel spot requests, terminate, verify nothing bills.",
-            discussion: "Example: provision gpu down homelab/gpu")
+            abstract: "Drain the pool's Nodes, cancel spot requests, terminate, delete the Nodes, verify nothing bills.",
+            discussion: """
+                The Nodes are deleted only once EC2 reports the instances terminated: a kubelet that still runs registers a deleted Node again. The run ends with a check that no Node, instance or open spot request of the pool is left.
+
+                Example: provision gpu down homelab/gpu
+                """)
 
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunOptions
