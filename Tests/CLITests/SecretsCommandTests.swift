@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import TalosKit
 import ProvisionCore
+import TestSupport
 
 /// `provision secrets …` and `provision talosconfig` against the real age and openssl CLIs.
 @Suite struct SecretsCommandTests {
@@ -43,6 +44,25 @@ import ProvisionCore
         for secret in bundle.secretValues { #expect(!printed.contains(secret)) }
         #expect(show.stdout.contains("Ed25519, subject O=talos"))
         #expect(show.stdout.contains("RSA 4096 key"))
+    }
+
+    /// `file:~/…` means `$HOME/…`, as in a shell, `age` and `talosctl`: the identity is read from the
+    /// HOME the command runs with, not from the password database's home directory.
+    @Test func tildeInAFileReferenceIsHOME() async throws {
+        let (dir, key) = try await ageProject()
+        let home = temporaryDirectory()
+        try FileManager.default.createDirectory(atPath: home + "/.config/provision", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: key, toPath: home + "/.config/provision/age.key")
+        let path = dir + "/inventories/lab.yaml"
+        let text = try String(contentsOfFile: path, encoding: .utf8).replacingOccurrences(of: "identity: file:../age.key", with: "identity: file:~/.config/provision/age.key")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let state = dir + "/state"
+        let created = try await CLI.run(["secrets", "init", "lab", "--state-dir", state], cwd: dir, environment: ["HOME": home])
+        #expect(created.status == 0, "\(created.stderr)")
+        let shown = try await CLI.run(["secrets", "show", "lab", "--state-dir", state], cwd: dir, environment: ["HOME": home])
+        #expect(shown.status == 0, "the identity under $HOME decrypts the bundle: \(shown.stderr)")
+        let elsewhere = try await CLI.run(["secrets", "show", "lab", "--state-dir", state], cwd: dir, environment: ["HOME": temporaryDirectory()])
+        #expect(elsewhere.status != 0 && elsewhere.stderr.contains(".config/provision/age.key"), "another HOME has no identity: \(elsewhere.stderr)")
     }
 
     @Test func aBundleEncryptedByTheAgeCLIIsRead() async throws {

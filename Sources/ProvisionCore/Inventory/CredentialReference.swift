@@ -5,7 +5,7 @@ import Foundation
 public enum CredentialReference: Sendable, Hashable, CustomStringConvertible {
     /// `env:VAR`: an environment variable of the provision process.
     case environment(String)
-    /// `file:PATH`: a file's content (trailing newline trimmed); `~` expands to the home directory.
+    /// `file:PATH`: a file's content (trailing newline trimmed); `~` expands to `$HOME`.
     case file(String)
     /// `op://vault/item/field`: a 1Password secret reference, read with the `op` CLI.
     case onePassword(String)
@@ -35,10 +35,10 @@ public enum CredentialReference: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// Resolves a `file:` path relative to the inventory's folder.
-    public func filePath(relativeTo base: String) -> String? {
+    /// Resolves a `file:` path relative to the inventory's folder; `~` is `$HOME` of `environment`.
+    public func filePath(relativeTo base: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         guard case let .file(path) = self else { return nil }
-        return PathText.resolve(path, relativeTo: base)
+        return PathText.resolve(path, relativeTo: base, environment: environment)
     }
 
     public static let formats = "`env:VARIABLE`, `file:PATH` or `op://vault/item/field`"
@@ -85,7 +85,7 @@ public struct CredentialResolver: Sendable {
             }
             value = found
         case .file:
-            let path = reference.filePath(relativeTo: baseDirectory) ?? ""
+            let path = reference.filePath(relativeTo: baseDirectory, environment: environment) ?? ""
             guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
                 throw CredentialError(reference: reference, reason: "cannot be read", fix: "create \(path) (mode 0600) or fix the path")
             }

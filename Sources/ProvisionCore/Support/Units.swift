@@ -138,9 +138,17 @@ extension Sequence where Element == UInt8 {
 
 /// Paths as users write them in inventories and flags: absolute, `~/…`, or relative to a folder.
 public enum PathText {
-    public static func resolve(_ path: String, relativeTo directory: String) -> String {
+    public static func resolve(_ path: String, relativeTo directory: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if path.hasPrefix("/") { return path }
-        if path.hasPrefix("~/") { return NSHomeDirectory() + path.dropFirst(1) }
+        if path == "~" { return home(environment) }
+        if path.hasPrefix("~/") { return home(environment) + path.dropFirst(1) }
         return URL(fileURLWithPath: directory).appendingPathComponent(path).standardizedFileURL.path
+    }
+
+    /// `$HOME` first, as shells, `age` and `talosctl` expand `~`; the password database only when
+    /// it is unset (a bare cron environment).
+    static func home(_ environment: [String: String]) -> String {
+        if let home = environment["HOME"], !home.isEmpty { return home.count > 1 && home.hasSuffix("/") ? String(home.dropLast()) : home }
+        return NSHomeDirectory()
     }
 }
