@@ -28,6 +28,11 @@ extension TalosClient {
         _ = try await machine { try await $0.etcdRemoveMemberByID(request, options: options) }
     }
 
+    /// Members with an alarm raised (NOSPACE, CORRUPT): etcd refuses writes until they are handled.
+    public func etcdAlarms() async throws -> [Machine_EtcdMemberAlarm] {
+        try await machine { try await $0.etcdAlarmList(Google_Protobuf_Empty(), options: options).messages.flatMap(\.memberAlarms) }
+    }
+
     public func reboot() async throws -> String {
         try await machine { try Self.first(try await $0.reboot(Machine_RebootRequest(), options: options).messages, "Reboot").actorID }
     }
@@ -74,6 +79,31 @@ extension TalosClient {
             try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
         }
         return try MachineStatus(yaml: response.resource.spec.yamlSpec)
+    }
+
+    /// Which of a node's machine configs to read (COSI `MachineConfigs.config.talos.dev`).
+    public enum ConfigID: String, Sendable {
+        /// The active config.
+        case active = "v1alpha1"
+        /// What is on disk: ahead of the active one after a STAGED apply, until the next boot.
+        case persistent
+    }
+
+    /// The node's machine config as Talos holds it (all documents, YAML), or nil when it has none.
+    /// It holds the cluster's secrets: never log it unredacted.
+    public func machineConfig(_ id: ConfigID) async throws -> String? {
+        var request = Cosi_Resource_GetRequest()
+        request.namespace = "config"
+        request.type = "MachineConfigs.config.talos.dev"
+        request.id = id.rawValue
+        do {
+            let response = try await withClient { grpc in
+                try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
+            }
+            return response.resource.spec.yamlSpec
+        } catch TalosError.notFound {
+            return nil
+        }
     }
 
     /// Version from several nodes through this endpoint (`nodes` fan-out). The gRPC status is OK even

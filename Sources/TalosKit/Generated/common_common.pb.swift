@@ -25,6 +25,78 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Common_ContainerDriver: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case containerd // = 0
+  case cri // = 1
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .containerd
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .containerd
+    case 1: self = .cri
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .containerd: return 0
+    case .cri: return 1
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Common_ContainerDriver] = [
+    .containerd,
+    .cri,
+  ]
+
+}
+
+public nonisolated enum Common_ContainerdNamespace: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case nsUnknown // = 0
+  case nsSystem // = 1
+  case nsCri // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .nsUnknown
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .nsUnknown
+    case 1: self = .nsSystem
+    case 2: self = .nsCri
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .nsUnknown: return 0
+    case .nsSystem: return 1
+    case .nsCri: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Common_ContainerdNamespace] = [
+    .nsUnknown,
+    .nsSystem,
+    .nsCri,
+  ]
+
+}
+
 /// Set by apid on each message of a fanned-out ("nodes") reply.
 public nonisolated struct Common_Metadata: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -95,9 +167,31 @@ public nonisolated struct Common_Empty: Sendable {
   fileprivate var _metadata: Common_Metadata? = nil
 }
 
+public nonisolated struct Common_ContainerdInstance: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var driver: Common_ContainerDriver = .containerd
+
+  public var namespace: Common_ContainerdNamespace = .nsUnknown
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "common"
+
+nonisolated extension Common_ContainerDriver: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CONTAINERD\0\u{1}CRI\0")
+}
+
+nonisolated extension Common_ContainerdNamespace: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0NS_UNKNOWN\0\u{1}NS_SYSTEM\0\u{1}NS_CRI\0")
+}
 
 nonisolated extension Common_Metadata: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Metadata"
@@ -211,6 +305,41 @@ nonisolated extension Common_Empty: SwiftProtobuf.Message, SwiftProtobuf._Messag
 
   public static func ==(lhs: Common_Empty, rhs: Common_Empty) -> Bool {
     if lhs._metadata != rhs._metadata {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Common_ContainerdInstance: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ContainerdInstance"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}driver\0\u{1}namespace\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.driver) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.namespace) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.driver != .containerd {
+      try visitor.visitSingularEnumField(value: self.driver, fieldNumber: 1)
+    }
+    if self.namespace != .nsUnknown {
+      try visitor.visitSingularEnumField(value: self.namespace, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Common_ContainerdInstance, rhs: Common_ContainerdInstance) -> Bool {
+    if lhs.driver != rhs.driver {return false}
+    if lhs.namespace != rhs.namespace {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -203,6 +203,58 @@ public enum Machine_MachineService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "EtcdRecover" metadata.
+        public enum EtcdRecover: Sendable {
+            /// Request type for "EtcdRecover".
+            public typealias Input = Common_Data
+            /// Response type for "EtcdRecover".
+            public typealias Output = Machine_EtcdRecoverResponse
+            /// Descriptor for "EtcdRecover".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "EtcdRecover",
+                type: .clientStreaming
+            )
+        }
+        /// Namespace for "EtcdAlarmList" metadata.
+        public enum EtcdAlarmList: Sendable {
+            /// Request type for "EtcdAlarmList".
+            public typealias Input = SwiftProtobuf.Google_Protobuf_Empty
+            /// Response type for "EtcdAlarmList".
+            public typealias Output = Machine_EtcdAlarmListResponse
+            /// Descriptor for "EtcdAlarmList".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "EtcdAlarmList",
+                type: .unary
+            )
+        }
+        /// Namespace for "EtcdAlarmDisarm" metadata.
+        public enum EtcdAlarmDisarm: Sendable {
+            /// Request type for "EtcdAlarmDisarm".
+            public typealias Input = SwiftProtobuf.Google_Protobuf_Empty
+            /// Response type for "EtcdAlarmDisarm".
+            public typealias Output = Machine_EtcdAlarmDisarmResponse
+            /// Descriptor for "EtcdAlarmDisarm".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "EtcdAlarmDisarm",
+                type: .unary
+            )
+        }
+        /// Namespace for "Upgrade" metadata.
+        public enum Upgrade: Sendable {
+            /// Request type for "Upgrade".
+            public typealias Input = Machine_UpgradeRequest
+            /// Response type for "Upgrade".
+            public typealias Output = Machine_UpgradeResponse
+            /// Descriptor for "Upgrade".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "Upgrade",
+                type: .unary
+            )
+        }
         /// Namespace for "Kubeconfig" metadata.
         public enum Kubeconfig: Sendable {
             /// Request type for "Kubeconfig".
@@ -258,6 +310,10 @@ public enum Machine_MachineService: Sendable {
             EtcdForfeitLeadership.descriptor,
             EtcdRemoveMemberByID.descriptor,
             EtcdSnapshot.descriptor,
+            EtcdRecover.descriptor,
+            EtcdAlarmList.descriptor,
+            EtcdAlarmDisarm.descriptor,
+            Upgrade.descriptor,
             Kubeconfig.descriptor,
             Events.descriptor,
             Read.descriptor
@@ -486,6 +542,70 @@ extension Machine_MachineService {
             request: GRPCCore.StreamingServerRequest<Machine_EtcdSnapshotRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
+
+        /// Handle the "EtcdRecover" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Common_Data` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_EtcdRecoverResponse` messages.
+        func etcdRecover(
+            request: GRPCCore.StreamingServerRequest<Common_Data>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdRecoverResponse>
+
+        /// Handle the "EtcdAlarmList" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_EtcdAlarmListResponse` messages.
+        func etcdAlarmList(
+            request: GRPCCore.StreamingServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdAlarmListResponse>
+
+        /// Handle the "EtcdAlarmDisarm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_EtcdAlarmDisarmResponse` messages.
+        func etcdAlarmDisarm(
+            request: GRPCCore.StreamingServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdAlarmDisarmResponse>
+
+        /// Handle the "Upgrade" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Machine_UpgradeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_UpgradeResponse` messages.
+        func upgrade(
+            request: GRPCCore.StreamingServerRequest<Machine_UpgradeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_UpgradeResponse>
 
         /// Handle the "Kubeconfig" method.
         ///
@@ -742,6 +862,70 @@ extension Machine_MachineService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
 
+        /// Handle the "EtcdRecover" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Common_Data` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Machine_EtcdRecoverResponse` message.
+        func etcdRecover(
+            request: GRPCCore.StreamingServerRequest<Common_Data>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Machine_EtcdRecoverResponse>
+
+        /// Handle the "EtcdAlarmList" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Machine_EtcdAlarmListResponse` message.
+        func etcdAlarmList(
+            request: GRPCCore.ServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Machine_EtcdAlarmListResponse>
+
+        /// Handle the "EtcdAlarmDisarm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Machine_EtcdAlarmDisarmResponse` message.
+        func etcdAlarmDisarm(
+            request: GRPCCore.ServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Machine_EtcdAlarmDisarmResponse>
+
+        /// Handle the "Upgrade" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_UpgradeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Machine_UpgradeResponse` message.
+        func upgrade(
+            request: GRPCCore.ServerRequest<Machine_UpgradeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Machine_UpgradeResponse>
+
         /// Handle the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -996,6 +1180,70 @@ extension Machine_MachineService {
             context: GRPCCore.ServerContext
         ) async throws
 
+        /// Handle the "EtcdRecover" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Common_Data` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Machine_EtcdRecoverResponse` to respond with.
+        func etcdRecover(
+            request: GRPCCore.RPCAsyncSequence<Common_Data, any Swift.Error>,
+            context: GRPCCore.ServerContext
+        ) async throws -> Machine_EtcdRecoverResponse
+
+        /// Handle the "EtcdAlarmList" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Machine_EtcdAlarmListResponse` to respond with.
+        func etcdAlarmList(
+            request: SwiftProtobuf.Google_Protobuf_Empty,
+            context: GRPCCore.ServerContext
+        ) async throws -> Machine_EtcdAlarmListResponse
+
+        /// Handle the "EtcdAlarmDisarm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Machine_EtcdAlarmDisarmResponse` to respond with.
+        func etcdAlarmDisarm(
+            request: SwiftProtobuf.Google_Protobuf_Empty,
+            context: GRPCCore.ServerContext
+        ) async throws -> Machine_EtcdAlarmDisarmResponse
+
+        /// Handle the "Upgrade" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+        ///
+        /// - Parameters:
+        ///   - request: A `Machine_UpgradeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Machine_UpgradeResponse` to respond with.
+        func upgrade(
+            request: Machine_UpgradeRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Machine_UpgradeResponse
+
         /// Handle the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -1206,6 +1454,50 @@ extension Machine_MachineService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Machine_MachineService.Method.EtcdRecover.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Common_Data>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_EtcdRecoverResponse>(),
+            handler: { request, context in
+                try await self.etcdRecover(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Machine_MachineService.Method.EtcdAlarmList.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_EtcdAlarmListResponse>(),
+            handler: { request, context in
+                try await self.etcdAlarmList(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Machine_MachineService.Method.EtcdAlarmDisarm.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_EtcdAlarmDisarmResponse>(),
+            handler: { request, context in
+                try await self.etcdAlarmDisarm(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Machine_MachineService.Method.Upgrade.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_UpgradeRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_UpgradeResponse>(),
+            handler: { request, context in
+                try await self.upgrade(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Machine_MachineService.Method.Kubeconfig.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<SwiftProtobuf.Google_Protobuf_Empty>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Common_Data>(),
@@ -1396,6 +1688,50 @@ extension Machine_MachineService.ServiceProtocol {
             context: context
         )
         return response
+    }
+
+    public func etcdRecover(
+        request: GRPCCore.StreamingServerRequest<Common_Data>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdRecoverResponse> {
+        let response = try await self.etcdRecover(
+            request: request,
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func etcdAlarmList(
+        request: GRPCCore.StreamingServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdAlarmListResponse> {
+        let response = try await self.etcdAlarmList(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func etcdAlarmDisarm(
+        request: GRPCCore.StreamingServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_EtcdAlarmDisarmResponse> {
+        let response = try await self.etcdAlarmDisarm(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func upgrade(
+        request: GRPCCore.StreamingServerRequest<Machine_UpgradeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_UpgradeResponse> {
+        let response = try await self.upgrade(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
     }
 
     public func kubeconfig(
@@ -1618,6 +1954,58 @@ extension Machine_MachineService.SimpleServiceProtocol {
                 )
                 return [:]
             }
+        )
+    }
+
+    public func etcdRecover(
+        request: GRPCCore.StreamingServerRequest<Common_Data>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Machine_EtcdRecoverResponse> {
+        return GRPCCore.ServerResponse<Machine_EtcdRecoverResponse>(
+            message: try await self.etcdRecover(
+                request: request.messages,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func etcdAlarmList(
+        request: GRPCCore.ServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Machine_EtcdAlarmListResponse> {
+        return GRPCCore.ServerResponse<Machine_EtcdAlarmListResponse>(
+            message: try await self.etcdAlarmList(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func etcdAlarmDisarm(
+        request: GRPCCore.ServerRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Machine_EtcdAlarmDisarmResponse> {
+        return GRPCCore.ServerResponse<Machine_EtcdAlarmDisarmResponse>(
+            message: try await self.etcdAlarmDisarm(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func upgrade(
+        request: GRPCCore.ServerRequest<Machine_UpgradeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Machine_UpgradeResponse> {
+        return GRPCCore.ServerResponse<Machine_UpgradeResponse>(
+            message: try await self.upgrade(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
         )
     }
 
@@ -1950,6 +2338,90 @@ extension Machine_MachineService {
             deserializer: some GRPCCore.MessageDeserializer<Common_Data>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "EtcdRecover" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Common_Data` messages.
+        ///   - serializer: A serializer for `Common_Data` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdRecoverResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func etcdRecover<Result>(
+            request: GRPCCore.StreamingClientRequest<Common_Data>,
+            serializer: some GRPCCore.MessageSerializer<Common_Data>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdRecoverResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdRecoverResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "EtcdAlarmList" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - serializer: A serializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdAlarmListResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func etcdAlarmList<Result>(
+            request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            serializer: some GRPCCore.MessageSerializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdAlarmListResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmListResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "EtcdAlarmDisarm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - serializer: A serializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdAlarmDisarmResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func etcdAlarmDisarm<Result>(
+            request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            serializer: some GRPCCore.MessageSerializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdAlarmDisarmResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmDisarmResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "Upgrade" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_UpgradeRequest` message.
+        ///   - serializer: A serializer for `Machine_UpgradeRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_UpgradeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func upgrade<Result>(
+            request: GRPCCore.ClientRequest<Machine_UpgradeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_UpgradeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_UpgradeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_UpgradeResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Kubeconfig" method.
@@ -2452,6 +2924,134 @@ extension Machine_MachineService {
             )
         }
 
+        /// Call the "EtcdRecover" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Common_Data` messages.
+        ///   - serializer: A serializer for `Common_Data` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdRecoverResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func etcdRecover<Result>(
+            request: GRPCCore.StreamingClientRequest<Common_Data>,
+            serializer: some GRPCCore.MessageSerializer<Common_Data>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdRecoverResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdRecoverResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.clientStreaming(
+                request: request,
+                descriptor: Machine_MachineService.Method.EtcdRecover.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "EtcdAlarmList" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - serializer: A serializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdAlarmListResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func etcdAlarmList<Result>(
+            request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            serializer: some GRPCCore.MessageSerializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdAlarmListResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmListResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Machine_MachineService.Method.EtcdAlarmList.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "EtcdAlarmDisarm" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+        ///   - serializer: A serializer for `SwiftProtobuf.Google_Protobuf_Empty` messages.
+        ///   - deserializer: A deserializer for `Machine_EtcdAlarmDisarmResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func etcdAlarmDisarm<Result>(
+            request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+            serializer: some GRPCCore.MessageSerializer<SwiftProtobuf.Google_Protobuf_Empty>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_EtcdAlarmDisarmResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmDisarmResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Machine_MachineService.Method.EtcdAlarmDisarm.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "Upgrade" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_UpgradeRequest` message.
+        ///   - serializer: A serializer for `Machine_UpgradeRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_UpgradeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func upgrade<Result>(
+            request: GRPCCore.ClientRequest<Machine_UpgradeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_UpgradeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_UpgradeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_UpgradeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Machine_MachineService.Method.Upgrade.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -2888,6 +3488,114 @@ extension Machine_MachineService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Machine_EtcdSnapshotRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Common_Data>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdRecover" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Common_Data` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdRecover<Result>(
+        request: GRPCCore.StreamingClientRequest<Common_Data>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdRecoverResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.etcdRecover(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Common_Data>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_EtcdRecoverResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdAlarmList" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdAlarmList<Result>(
+        request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmListResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.etcdAlarmList(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_EtcdAlarmListResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdAlarmDisarm" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `SwiftProtobuf.Google_Protobuf_Empty` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdAlarmDisarm<Result>(
+        request: GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmDisarmResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.etcdAlarmDisarm(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<SwiftProtobuf.Google_Protobuf_Empty>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_EtcdAlarmDisarmResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Upgrade" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Machine_UpgradeRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func upgrade<Result>(
+        request: GRPCCore.ClientRequest<Machine_UpgradeRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_UpgradeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.upgrade(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_UpgradeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_UpgradeResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3368,6 +4076,131 @@ extension Machine_MachineService.ClientProtocol {
             metadata: metadata
         )
         return try await self.etcdSnapshot(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdRecover" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Client stream: the snapshot to restore from, written to /var/lib/etcd.snapshot before Bootstrap{recover_etcd}.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdRecover<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Common_Data>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdRecoverResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Common_Data>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.etcdRecover(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdAlarmList" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdAlarmList<Result>(
+        _ message: SwiftProtobuf.Google_Protobuf_Empty,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmListResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.etcdAlarmList(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EtcdAlarmDisarm" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func etcdAlarmDisarm<Result>(
+        _ message: SwiftProtobuf.Google_Protobuf_Empty,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_EtcdAlarmDisarmResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<SwiftProtobuf.Google_Protobuf_Empty>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.etcdAlarmDisarm(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "Upgrade" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The legacy upgrade (Talos 1.12 and earlier; still served by 1.13): etcd-gated on the server.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func upgrade<Result>(
+        _ message: Machine_UpgradeRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_UpgradeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Machine_UpgradeRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.upgrade(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -47,6 +47,16 @@ public struct SecretsBundle: Sendable, Equatable {
             os: try pair(.ed25519(Curve25519.Signing.PrivateKey()), "talos"))
     }
 
+    /// A bundle shaped like a real one with no key in it: renders configs for a schema check before
+    /// the real bundle exists (the first run), without the seconds an RSA-4096 key takes.
+    public static let placeholder: SecretsBundle = {
+        let text = encode("-----BEGIN PLACEHOLDER-----\n-----END PLACEHOLDER-----\n")
+        let pair = Pair(crt: text, key: text)
+        return SecretsBundle(clusterID: "placeholder", clusterSecret: text, bootstrapToken: "aaaaaa.aaaaaaaaaaaaaaaa",
+                             secretboxEncryptionSecret: text, aescbcEncryptionSecret: nil, trustdToken: "aaaaaa.aaaaaaaaaaaaaaaa",
+                             etcd: pair, k8s: pair, k8sAggregator: pair, k8sServiceAccountKey: text, os: pair)
+    }()
+
     /// The OS (Talos API) CA, decoded, for minting client certificates.
     public func osAuthority() throws -> (certificate: Certificate, key: SigningKey) {
         (try Certificate(pemEncoded: Self.decode(os.crt)), try SigningKey(pem: Self.decode(os.key)))
