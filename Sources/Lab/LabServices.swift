@@ -15,14 +15,18 @@ public final class LabServices: Sendable {
     /// Starts the Kubernetes API once a control plane holds the cluster's CA (as kube-apiserver
     /// starts with the first control plane's config), and holds it.
     let kubeAPI: KubeAPIStarter
+    let follower: HypervisorFollower?
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
     /// `twin`: where the lab's state is kept between commands (`<state>/lab/twin.json`); a lab
-    /// restored from it comes back as it was left, a new one starts with VMs on and metal off.
-    public static func start(_ inventory: Inventory, credentials: CredentialResolver, twin: String? = nil) async throws -> LabServices {
+    /// restored from it comes back as it was left. VMs follow the lab's test-driver hypervisor
+    /// beside it (on while their domain runs), Mac minis wait for Wake-on-LAN; without a twin (a
+    /// test's lab) the VMs are simply on.
+    /// `readOnly`: a dry run's lab, restored but recording nothing (its record file is not written).
+    public static func start(_ inventory: Inventory, credentials: CredentialResolver, twin: String? = nil, readOnly: Bool = false) async throws -> LabServices {
         let cluster = SimulatedTalosCluster(inventory: inventory)
         let saved = twin.flatMap(TwinSnapshot.load)
         var listeners: [LabWakeOnLAN] = []
@@ -38,18 +42,24 @@ public final class LabServices: Sendable {
                 described.append("\(host):\(port) (\(machines.count) Mac minis)")
             }
             let (ec2, server, endpoint) = try await startEC2(inventory, cluster: cluster, credentials: credentials)
+            let labDirectory = twin.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
+            if let labDirectory, !readOnly { cluster.record.attach(path: labDirectory + "/record.jsonl") }
+            cluster.record.lab("started")
             if let saved {
                 await cluster.etcd.restore(saved.etcd)
                 for state in saved.nodes { await cluster.node(state.name)?.restore(state) }
                 if let instances = saved.ec2 { await ec2?.restore(instances) }
-            } else {
-                for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value != .metal {
-                    await cluster.node(node.name.value)?.powerOn()
-                }
             }
+            for node in inventory.nodes {
+                let kind = inventory.provider(named: node.machine.provider.value)?.kind.value
+                let followsHypervisor = labDirectory != nil && kind == .libvirt
+                if saved == nil, kind != .metal, !followsHypervisor { await cluster.node(node.name.value)?.powerOn() }
+            }
+            let follower = labDirectory.map { HypervisorFollower(inventory: inventory, cluster: cluster, labDirectory: $0) }
             let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)
             await kube.start()
-            return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners, kubeAPI: kube)
+            return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners,
+                               kubeAPI: kube, follower: follower)
         } catch {
             for listener in listeners { listener.close() }
             throw error
@@ -57,7 +67,7 @@ public final class LabServices: Sendable {
     }
 
     private init(cluster: SimulatedTalosCluster, ec2: SimulatedEC2?, ec2Endpoint: String?, wakeOnLAN: [String],
-                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter) {
+                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter, follower: HypervisorFollower?) {
         self.cluster = cluster
         self.ec2 = ec2
         self.ec2Endpoint = ec2Endpoint
@@ -65,6 +75,7 @@ public final class LabServices: Sendable {
         self.ec2Server = ec2Server
         self.listeners = listeners
         self.kubeAPI = kubeAPI
+        self.follower = follower
     }
 
     static func startEC2(_ inventory: Inventory, cluster: SimulatedTalosCluster,
@@ -122,6 +133,8 @@ public final class LabServices: Sendable {
     }
 
     public func stop() async {
+        cluster.record.lab("stopped")
+        follower?.stop()
         await kubeAPI.stop()
         for listener in listeners { listener.close() }
         await ec2Server?.close()

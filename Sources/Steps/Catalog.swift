@@ -8,7 +8,7 @@ public enum StandardCatalog {
         catalog.register(LocalExec())
         catalog.register(TalosSecrets())
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
-                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), MachineEnsure(), MachineDelete(),
+                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachineEnsure(), MachineDelete(),
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon()] {
             catalog.register(kind)

@@ -36,6 +36,10 @@ struct RunOptions: ParsableArguments {
     @Option(help: "How many steps may run at once.")
     var concurrency: Int = 8
 
+    @Option(name: .customLong("max-parallel"), help: ArgumentHelp(
+        "How many workers may be down at once for a reboot or upgrade (control planes: always one).", valueName: "n"))
+    var maxParallel: Int = 1
+
     @Flag(name: .customLong("detailed-exitcode"), help: "Exit 2 when the run changed something (0 when nothing changed).")
     var detailedExitcode = false
 }

@@ -45,17 +45,17 @@ import TestSupport
     }
 
     @Test func planHomelabShowsTheGraphAndExitsTwo() async throws {
-        let human = try await CLI.run(["plan", "homelab", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
+        let human = try await CLI.run(["plan", "homelab", "--graph", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
         #expect(human.status == 2, "changes are pending on a fresh state: \(human.stderr)")
         #expect(human.stdout.contains("phase 1"))
         #expect(human.stdout.contains("critical path"))
         #expect(human.stdout.contains("bootstrap [talos.bootstrap]"))
-        let json = try await CLI.run(["plan", "homelab", "--json", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
+        let json = try await CLI.run(["plan", "homelab", "--graph", "--json", "--state-dir", FileManager.default.temporaryDirectory.path + "/plan-\(UUID())"])
         #expect(json.status == 2)
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         let nodes = object?["nodes"] as? [[String: Any]] ?? []
         let edges = object?["edges"] as? [[String: String]] ?? []
-        #expect(nodes.count == 31)
+        #expect(nodes.count == 37)
         #expect(edges.contains { $0["from"] == "configured-cp@cp2" && $0["to"] == "bootstrap" })
         #expect(edges.contains { $0["from"] == "maintenance@mini01" && $0["to"] == "apply-config@mini01" })
         #expect(!edges.contains { $0["from"] == "configured-worker@mini01" && $0["to"] == "bootstrap" }, "bootstrap waits for control planes only")
@@ -67,7 +67,7 @@ import TestSupport
         let without = try await CLI.run(["plan", "homelab", "--playbook", "safe-reset"])
         #expect(without.status == 64)
         #expect(without.stderr.contains("playbook.no-target"))
-        let with = try await CLI.run(["plan", "homelab", "--playbook", "safe-reset", "--target", "cp2", "--json"])
+        let with = try await CLI.run(["plan", "homelab", "--graph", "--playbook", "safe-reset", "--target", "cp2", "--json"])
         #expect(with.status == 2)
         #expect(with.stdout.contains("reset@cp2"))
     }
@@ -163,6 +163,16 @@ import TestSupport
         #expect(lab.lines.filter { $0.contains(":50000") }.count == 6)
         #expect(lab.lines.contains { $0.hasPrefix("cp1  127.0.0.11:50000") })
         #expect(lab.lines.contains { $0.hasPrefix("mini01") && $0.contains("off until woken") })
+        #expect(lab.lines.contains { $0.hasPrefix("cp1") && $0.contains("off until its VM runs") }, "a fresh lab's hypervisor has no VMs yet")
+        #expect(try await CLI.run(["probe", "127.0.0.11", "--json"]).stdout.contains("unreachable"), "no VM, no Talos node")
+        // The VM is created and started in the lab's hypervisor (the served lab's state directory): its node boots.
+        let vm = try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state])
+        #expect(vm.status == 0, "\(vm.stderr)")
+        var answered = false
+        for _ in 0..<200 where !answered {
+            answered = try await CLI.run(["probe", "127.0.0.11", "--json"]).status == 0
+            if !answered { try await Task.sleep(for: .milliseconds(50)) }
+        }
         let python = try await Subprocess.run(["python3", "\(repositoryRoot)/Tests/Interop/talos_client.py", "--host", "127.0.0.11", "version", "hostname"])
         #expect(python.stdout.contains("\"tag\": \"v1.13"), "\(python.stdout) \(python.stderr)")
 

@@ -6,6 +6,11 @@ import TalosKit
 /// config is checked against Talos' own schema first, so unknown keys are refused as Talos does.
 struct AppliedConfig: Sendable {
     var text: String
+    /// The documents as parsed, and as Talos compares and diffs them (YAML re-emitted, comments gone).
+    var documents: [ConfigValue]
+    var canonical: String { documents.map(\.yaml).joined(separator: "---\n") }
+    /// The v1alpha1 document: what `CanApplyImmediate` compares.
+    var main: ConfigValue? { documents.first { $0["version"]?.stringValue == "v1alpha1" } }
     var controlPlane: Bool
     /// Workers get the OS CA certificate only; their API certificate comes from a control plane's trustd.
     var osCA: (certificate: String, key: String?)
@@ -64,7 +69,7 @@ struct AppliedConfig: Sendable {
         var labels: [String: String] = [:]
         if case let .map(entries)? = machine?["nodeLabels"] { for entry in entries { labels[entry.key] = entry.value.stringValue ?? "" } }
         return AppliedConfig(
-            text: text, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
+            text: text, documents: values, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,

@@ -10,9 +10,8 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     func applyConfiguration(request: Machine_ApplyConfigurationRequest, context: ServerContext) async throws -> Machine_ApplyConfigurationResponse {
         try await node.authorize(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
         var reply = Machine_ApplyConfiguration()
-        reply.mode = try await node.apply(request)
-        await node.directory.commit()
-        reply.modeDetails = "Applied configuration with a \(reply.mode) mode"
+        (reply.mode, reply.modeDetails) = try await node.apply(request)
+        if !request.dryRun { await node.directory.commit() }
         return .with { $0.messages = [reply] }
     }
 
@@ -145,6 +144,31 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await node.requireControlPlane("EtcdRemoveMemberByID")
         try await node.etcd.removeMember(id: request.memberID, via: node.spec.name)
         return .with { $0.messages = [Machine_EtcdRemoveMemberByID()] }
+    }
+
+    /// Members with an alarm raised (NOSPACE for the `etcd-alarm` fault), as etcd reports them.
+    func etcdAlarmList(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdAlarmListResponse {
+        try await node.authorize(.read, "EtcdAlarmList", context)
+        try await node.requireControlPlane("EtcdAlarmList")
+        let alarms = try await node.etcd.alarms(via: node.spec.name)
+        return .with { $0.messages = [.with { $0.memberAlarms = alarms.map { id in .with { $0.memberID = id; $0.alarm = .nospace } } }] }
+    }
+
+    func etcdAlarmDisarm(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdAlarmDisarmResponse {
+        try await node.authorize(.admin, "EtcdAlarmDisarm", context)
+        try await node.requireControlPlane("EtcdAlarmDisarm")
+        let cleared = try await node.etcd.disarmAlarms(via: node.spec.name)
+        return .with { $0.messages = [.with { $0.memberAlarms = cleared.map { id in .with { $0.memberID = id; $0.alarm = .nospace } } }] }
+    }
+
+    func etcdRecover(request: RPCAsyncSequence<Common_Data, any Error>, context: ServerContext) async throws -> Machine_EtcdRecoverResponse {
+        try await node.authorize(.admin, "EtcdRecover", context)
+        throw RPCError(code: .unimplemented, message: "the lab does not simulate etcd recovery yet")
+    }
+
+    func upgrade(request: Machine_UpgradeRequest, context: ServerContext) async throws -> Machine_UpgradeResponse {
+        try await node.authorize(.admin, "Upgrade", context)
+        throw RPCError(code: .unimplemented, message: "the lab does not simulate upgrades yet")
     }
 
     func etcdSnapshot(request: Machine_EtcdSnapshotRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {

@@ -1,8 +1,12 @@
 /// Which simulated node answers at which address: what apid's `nodes` routing dials.
 public actor SimulatedDirectory {
     private var nodes: [String: SimulatedTalosNode] = [:]
+    /// Where the machines' stage changes are written down.
+    nonisolated let record: LabRecord
 
-    public init() {}
+    public init(record: LabRecord = LabRecord()) {
+        self.record = record
+    }
 
     /// Makes the lab's state durable (a saved twin) before a mutating call answers, as a real
     /// machine's change is done once it is acknowledged; nil for a lab that is not saved.

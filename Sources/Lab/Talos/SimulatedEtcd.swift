@@ -23,15 +23,26 @@ public actor SimulatedEtcd {
     var clusterOf: [String: Int] = [:]
     private var running: Set<String> = []
     private var unhealthy: Set<String> = []
+    nonisolated let record: LabRecord
 
-    public init() {}
+    public init(record: LabRecord = LabRecord()) {
+        self.record = record
+    }
+
+    /// Writes down which members run now and whether the cluster has quorum.
+    private func note() {
+        let members = clusters.values.map(\.members.count).max() ?? 0
+        record.etcd(running: Array(running.filter { clusterOf[$0] != nil }), members: members, quorum: hasQuorum)
+    }
 
     /// Whether the node's etcd data directory holds anything (bootstrap then says AlreadyExists).
     func hasData(_ node: String) -> Bool { clusterOf[node] != nil }
 
     func setRunning(_ node: String, _ isRunning: Bool, unhealthy isUnhealthy: Bool) {
+        let before = running
         if isRunning { running.insert(node) } else { running.remove(node) }
         if isUnhealthy { unhealthy.insert(node) } else { unhealthy.remove(node) }
+        if before != running, clusterOf[node] != nil { note() }
     }
 
     /// The number of distinct etcd clusters with members: more than one means a split brain.
@@ -46,6 +57,7 @@ public actor SimulatedEtcd {
         clusters[nextCluster] = Cluster(members: [member], leader: member.id, revision: 1)
         clusterOf[node] = nextCluster
         nextCluster += 1
+        note()
         return member
     }
 
@@ -56,6 +68,7 @@ public actor SimulatedEtcd {
         clusters[key]!.members.append(Member(id: Self.memberID(), node: node, hostname: hostname, address: address))
         clusters[key]!.revision += 1
         clusterOf[node] = key
+        note()
         return true
     }
 
@@ -67,6 +80,7 @@ public actor SimulatedEtcd {
         }
         removeFromCluster(key, where: { $0.node == node })
         clusterOf[node] = nil
+        note()
     }
 
     /// Forgets the data of a node whose disk was wiped without leaving (non-graceful reset).
@@ -81,6 +95,7 @@ public actor SimulatedEtcd {
         }
         removeFromCluster(key, where: { $0.id == id })
         clusterOf[member.node] = nil
+        note()
     }
 
     func members(via node: String) throws -> [Member] {
@@ -103,6 +118,29 @@ public actor SimulatedEtcd {
         let member = cluster.members.first { $0.node == node }!
         let errors = unhealthy.contains(node) ? ["etcdserver: member \(String(member.id, radix: 16)) is unhealthy: simulated fault"] : []
         return (member, cluster.leader, cluster.revision, errors)
+    }
+
+    /// Members with a raised alarm: a node with the `etcd-alarm` fault raises NOSPACE until disarmed.
+    private var alarmed: Set<UInt64> = []
+    private var disarmed: Set<String> = []
+
+    func raiseAlarm(node: String) {
+        guard !disarmed.contains(node), let key = clusterOf[node], let member = clusters[key]?.members.first(where: { $0.node == node }) else { return }
+        alarmed.insert(member.id)
+    }
+
+    func alarms(via node: String) throws -> [UInt64] {
+        let key = try healthyCluster(of: node)
+        return clusters[key]!.members.map(\.id).filter(alarmed.contains)
+    }
+
+    func disarmAlarms(via node: String) throws -> [UInt64] {
+        let cleared = try alarms(via: node)
+        for id in cleared {
+            alarmed.remove(id)
+            if let member = clusters.values.flatMap(\.members).first(where: { $0.id == id }) { disarmed.insert(member.node) }
+        }
+        return cleared
     }
 
     func snapshot(node: String) throws -> Data {

@@ -58,6 +58,8 @@ public enum SimulatedFault: String, Sendable, CaseIterable {
     case refusesApply = "refuses-apply"
     /// This node's etcd member reports errors and does not count as healthy.
     case etcdUnhealthy = "etcd-unhealthy"
+    /// This node's etcd member raises a NOSPACE alarm once it runs (until disarmed).
+    case etcdAlarm = "etcd-alarm"
 }
 
 /// How long things take on a real node, in seconds, before scaling.

@@ -3,12 +3,15 @@ import ProvisionCore
 
 /// The simulated Talos machines of one lab: a node per spec, sharing one etcd.
 public final class SimulatedTalosCluster: Sendable {
-    public let etcd = SimulatedEtcd()
+    public let record = LabRecord()
+    public let etcd: SimulatedEtcd
     public let trustd = SimulatedTrustd()
-    public let directory = SimulatedDirectory()
+    public let directory: SimulatedDirectory
     public let nodes: [SimulatedTalosNode]
 
     public init(specs: [SimulatedNodeSpec]) {
+        etcd = SimulatedEtcd(record: record)
+        directory = SimulatedDirectory(record: record)
         let etcd = self.etcd, trustd = self.trustd, directory = self.directory
         nodes = specs.map { SimulatedTalosNode(spec: $0, etcd: etcd, trustd: trustd, directory: directory) }
     }

@@ -14,15 +14,24 @@ public actor SimulatedTalosNode {
     nonisolated let tls = NodeTLS()
 
     public private(set) var stage: MachineStatus.Stage = .unknown {
-        didSet { if stage != oldValue { history.append(stage) } }
+        didSet {
+            guard stage != oldValue else { return }
+            history.append(stage)
+            directory.record.stage(spec.name, stage.rawValue, bootID: bootID)
+        }
     }
     /// Every stage the node has been in, in order (tests check the sequence).
     public private(set) var history: [MachineStatus.Stage] = []
     public private(set) var bootID = UUID().uuidString.lowercased()
     public private(set) var powered = false
+    /// The active config (COSI `MachineConfigs/v1alpha1`).
     var config: AppliedConfig?
-    /// While a reset runs: the state it ends in, which is what a save records.
-    private var afterReset: TwinSnapshot.NodeState?
+    /// A config written to disk but not active yet (STAGED, or REBOOT until the reboot): it becomes
+    /// active at the next boot. COSI `MachineConfigs/persistent` is this, or the active one.
+    var staged: AppliedConfig?
+    var persistent: AppliedConfig? { staged ?? config }
+    /// While a reset or reboot runs: the state it ends in, which is what a save records.
+    private var promised: TwinSnapshot.NodeState?
     /// The boot ID the next boot gets, when it is already promised (a reset recorded before it reboots).
     private var nextBootID: String?
     /// Talos is on the disk (metal after its first install; cloud images always).
@@ -84,7 +93,7 @@ public actor SimulatedTalosNode {
 
     /// What survives the lab's process: power and the applied config (Talos keeps it on disk).
     func snapshot() -> TwinSnapshot.NodeState {
-        afterReset ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, bootID: bootID)
+        promised ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, staged: staged?.text, bootID: bootID)
     }
 
     /// Brings the machine back as it was left: it never went down, so a configured machine is
@@ -94,6 +103,7 @@ public actor SimulatedTalosNode {
             config = parsed
             installed = true
         }
+        staged = state.staged.flatMap { try? AppliedConfig.parse($0, talosVersion: spec.talosVersion) }
         guard state.powered, !spec.faults.contains(.neverBoots) else { return }
         await directory.register(self)
         powered = true
@@ -111,6 +121,16 @@ public actor SimulatedTalosNode {
         await etcd.setRunning(spec.name, false, unhealthy: false)
     }
 
+    /// The VM was deleted: its disk (Talos, its config, etcd's data) is gone. An etcd member it
+    /// held stays in the membership until someone removes it, as on a real cluster.
+    func diskDestroyed() async {
+        config = nil
+        staged = nil
+        promised = nil
+        installed = !spec.installsToDisk
+        await etcd.wipe(node: spec.name)
+    }
+
     /// Waits (scaled) and tells whether the node is still in the same boot.
     private func pause(_ seconds: Double, _ mark: Int) async -> Bool {
         let scaled = seconds * spec.timeScale
@@ -121,9 +141,15 @@ public actor SimulatedTalosNode {
     private func boot() async {
         epoch += 1
         let mark = epoch
-        stage = .booting
         bootID = nextBootID ?? UUID().uuidString.lowercased()
         nextBootID = nil
+        promised = nil
+        // What is on disk is what boots.
+        if let staged {
+            config = staged
+            self.staged = nil
+        }
+        stage = .booting
         guard !spec.faults.contains(.neverBoots) else { return }
         Task { await self.finishBoot(mark) }
     }
@@ -154,6 +180,7 @@ public actor SimulatedTalosNode {
                                        addresses: [node.spec.address], sans: config.certSANs)
         }
         await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
+        if spec.faults.contains(.etcdAlarm) { await etcd.raiseAlarm(node: spec.name) }
         if config.controlPlane { Task { await self.joinEtcd(mark) } }
     }
 
@@ -228,7 +255,12 @@ public actor SimulatedTalosNode {
         try Access.check(access, roles: roles, maintenance: config == nil || tls.mode == .maintenance)
     }
 
-    func apply(_ request: Machine_ApplyConfigurationRequest) async throws -> Machine_ApplyConfigurationRequest.Mode {
+    /// ApplyConfiguration as Talos' server does it (reference/day2.md 2.2): AUTO resolves to
+    /// NO_REBOOT when `CanApplyImmediate` allows, else REBOOT; NO_REBOOT of a change that needs a
+    /// reboot is refused with the blocking fields; STAGED only writes the disk; REBOOT writes it and
+    /// reboots at once, with no drain and no etcd check. A dry run changes nothing and answers with
+    /// the mode it would use and a text diff against the active config.
+    func apply(_ request: Machine_ApplyConfigurationRequest) async throws -> (mode: Machine_ApplyConfigurationRequest.Mode, details: String) {
         if spec.faults.contains(.refusesApply) {
             throw RPCError(code: .invalidArgument, message: "simulated fault: this node refuses configuration")
         }
@@ -237,20 +269,63 @@ public actor SimulatedTalosNode {
         do { parsed = try AppliedConfig.parse(text, talosVersion: spec.talosVersion) } catch {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
-        if request.dryRun { return .noReboot }
         if stage == .maintenance {
+            if request.dryRun { return (.noReboot, Self.dryRunDetails(.noReboot, from: nil, to: parsed, blocking: [])) }
             config = parsed
+            staged = nil
             let mark = epoch
             if installed {
                 Task { await self.enterRunningAfterApply(parsed, mark) }
-                return .noReboot
+                return (.noReboot, "Applied configuration without a reboot")
             }
             Task { await self.install(mark) }
-            return .reboot
+            return (.reboot, "Applied configuration with a reboot")
         }
-        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue), cannot apply now") }
-        config = parsed
-        return .noReboot
+        guard stage == .running, let active = config else {
+            throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue), cannot apply now")
+        }
+        guard promised == nil else { throw RPCError(code: .failedPrecondition, message: "node is rebooting") }
+        let blocking = LiveApplyRule.blockingFields(from: active.main, to: parsed.main)
+        let mode: Machine_ApplyConfigurationRequest.Mode
+        switch request.mode {
+        case .auto: mode = blocking.isEmpty ? .noReboot : .reboot
+        case .noReboot:
+            guard blocking.isEmpty else {
+                throw RPCError(code: .invalidArgument, message: "apply configuration: configuration change can't be applied without a reboot: "
+                               + blocking.joined(separator: ", ") + " changed")
+            }
+            mode = .noReboot
+        case .staged, .reboot: mode = request.mode
+        default: throw RPCError(code: .unimplemented, message: "the lab does not simulate apply mode \(request.mode)")
+        }
+        if request.dryRun { return (mode, Self.dryRunDetails(mode, from: active, to: parsed, blocking: blocking)) }
+        switch mode {
+        case .noReboot:
+            config = parsed
+            staged = nil
+            return (mode, "Applied configuration without a reboot")
+        case .staged:
+            staged = parsed
+            return (mode, "Staged configuration to be applied after the next reboot")
+        default:
+            staged = parsed
+            promiseReboot()
+            Task { await self.reboot() }
+            return (.reboot, "Applied configuration with a reboot" + (blocking.isEmpty ? "" : ": " + blocking.joined(separator: ", ") + " changed"))
+        }
+    }
+
+    /// Talos' dry-run text: a summary, then the diff of the YAML documents (comments gone) against
+    /// the active config, or `No changes.`. Like Talos', it holds secrets in clear.
+    static func dryRunDetails(_ mode: Machine_ApplyConfigurationRequest.Mode, from old: AppliedConfig?, to new: AppliedConfig, blocking: [String]) -> String {
+        let summary: String
+        switch mode {
+        case .noReboot: summary = "Applied configuration without a reboot (skipped in dry-run)."
+        case .staged: summary = "Staged configuration to be applied after the next reboot (skipped in dry-run)."
+        default: summary = "Node would reboot to apply the configuration (skipped in dry-run)" + (blocking.isEmpty ? "." : ": " + blocking.joined(separator: ", ") + " changed.")
+        }
+        let diff = TextDiff.unified(old?.canonical ?? "", new.canonical) ?? "No changes."
+        return "Dry run summary:\n\(summary)\n\nConfig diff:\n\n\(diff)"
     }
 
     private func enterRunningAfterApply(_ config: AppliedConfig, _ mark: Int) async {
@@ -294,7 +369,7 @@ public actor SimulatedTalosNode {
         let wipesState = labels.isEmpty || labels.contains("STATE")
         if labels.isEmpty || labels.contains("EPHEMERAL") { await etcd.wipe(node: spec.name) }
         nextBootID = UUID().uuidString.lowercased()
-        afterReset = TwinSnapshot.NodeState(name: spec.name, powered: request.reboot, config: wipesState ? nil : config?.text, bootID: nextBootID)
+        promised = TwinSnapshot.NodeState(name: spec.name, powered: request.reboot, config: wipesState ? nil : persistent?.text, bootID: nextBootID)
         stage = .resetting
         await directory.commit()
         Task { await self.runReset(request, labels: labels, mark) }
@@ -302,16 +377,20 @@ public actor SimulatedTalosNode {
     }
 
     private func runReset(_ request: Machine_ResetRequest, labels: [String], _ mark: Int) async {
-        defer { afterReset = nil }
         guard await pause(SimulatedTiming.resetWipe, mark) else { return }
         if labels.isEmpty {
             // The whole system disk: the OS is gone too.
             config = nil
+            staged = nil
             installed = false
         } else if labels.contains("STATE") {
             config = nil
+            staged = nil
         }
-        if request.reboot { await reboot() } else { await powerOff() }
+        if request.reboot { await reboot() } else {
+            await powerOff()
+            promised = nil
+        }
     }
 
     func leaveEtcd() async throws {
@@ -354,10 +433,20 @@ extension SimulatedTalosNode {
         return list.sorted { $0.id < $1.id }
     }
 
+    /// The reboot is certain once acknowledged: the state it ends in (a new boot ID, the disk's
+    /// config active) is saved before the answer, so a lab that dies with the caller comes back rebooted.
     func requestReboot() async throws -> String {
         guard stage == .running || stage == .maintenance else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        let actor = "reboot-\(spec.name)-\(bootID.prefix(8))"
+        promiseReboot()
+        await directory.commit()
         Task { await self.reboot() }
-        return "reboot-\(spec.name)-\(bootID.prefix(8))"
+        return actor
+    }
+
+    private func promiseReboot() {
+        nextBootID = UUID().uuidString.lowercased()
+        promised = TwinSnapshot.NodeState(name: spec.name, powered: true, config: persistent?.text, bootID: nextBootID)
     }
 
     func requestShutdown() async -> String {

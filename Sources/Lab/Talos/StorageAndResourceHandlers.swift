@@ -26,12 +26,22 @@ struct StorageHandler: Storage_StorageService.SimpleServiceProtocol {
     }
 }
 
-/// `cosi.resource.State`: only `MachineStatuses.runtime.talos.dev/machine`, the stage a waiter reads.
+/// `cosi.resource.State`: `MachineStatuses.runtime.talos.dev/machine` (the stage a waiter reads) and
+/// `MachineConfigs.config.talos.dev` `v1alpha1` (the active config) and `persistent` (what is on
+/// disk: ahead of the active one after STAGED). Configs hold secrets, so they need os:admin.
 struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     let node: SimulatedTalosNode
     static let machineStatusType = "MachineStatuses.runtime.talos.dev"
+    static let machineConfigType = "MachineConfigs.config.talos.dev"
 
     func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
+        if request.namespace == "config", request.type == Self.machineConfigType {
+            try await node.authorize(.admin, "Get", context)
+            guard let resource = await machineConfig(request.id) else {
+                throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
+            }
+            return .with { $0.resource = resource }
+        }
         try await node.authorize(.read, "Get", context)
         guard request.namespace == "runtime", request.type == Self.machineStatusType, request.id == "machine" else {
             throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
@@ -41,6 +51,13 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     }
 
     func list(request: Cosi_Resource_ListRequest, response: RPCWriter<Cosi_Resource_ListResponse>, context: ServerContext) async throws {
+        if request.namespace == "config", request.type == Self.machineConfigType {
+            try await node.authorize(.admin, "List", context)
+            for id in ["persistent", "v1alpha1"] {
+                if let resource = await machineConfig(id) { try await response.write(.with { $0.resource = resource }) }
+            }
+            return
+        }
         try await node.authorize(.read, "List", context)
         guard request.namespace == "runtime", request.type == Self.machineStatusType else { return }
         let resource = await machineStatus()
@@ -50,12 +67,27 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     func machineStatus() async -> Cosi_Resource_Resource {
         let stage = await node.stage
         let status = MachineStatus(stage: stage, ready: stage == .running || stage == .maintenance)
+        return Self.resource(namespace: "runtime", type: Self.machineStatusType, id: "machine", yaml: status.yaml)
+    }
+
+    func machineConfig(_ id: String) async -> Cosi_Resource_Resource? {
+        let config: AppliedConfig?
+        switch id {
+        case "v1alpha1": config = await node.config
+        case "persistent": config = await node.persistent
+        default: return nil
+        }
+        guard let config else { return nil }
+        return Self.resource(namespace: "config", type: Self.machineConfigType, id: id, yaml: config.text)
+    }
+
+    static func resource(namespace: String, type: String, id: String, yaml: String) -> Cosi_Resource_Resource {
         var resource = Cosi_Resource_Resource()
-        resource.metadata.namespace = "runtime"
-        resource.metadata.type = Self.machineStatusType
-        resource.metadata.id = "machine"
+        resource.metadata.namespace = namespace
+        resource.metadata.type = type
+        resource.metadata.id = id
         resource.metadata.phase = "running"
-        resource.spec.yamlSpec = status.yaml
+        resource.spec.yamlSpec = yaml
         return resource
     }
 }

@@ -14,6 +14,8 @@ struct TwinSnapshot: Codable, Sendable {
         var name: String
         var powered: Bool
         var config: String?
+        /// A config on disk that is not active yet (STAGED): it becomes active at the next boot.
+        var staged: String?
         var bootID: String?
     }
 

@@ -57,6 +57,21 @@ public struct TestDriverState: Sendable {
     }
 }
 
+extension TestDriverState {
+    /// Which domains the saved file holds and whether each runs (name -> running): what the lab
+    /// reads to power its simulated VMs as the hypervisor says.
+    public func domainPower() -> [String: Bool]? {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        var power: [String: Bool] = [:]
+        for chunk in text.components(separatedBy: "<domain ").dropFirst() {
+            let body = chunk.components(separatedBy: "</domain>").first ?? chunk
+            guard let start = body.range(of: "<name>"), let end = body.range(of: "</name>", range: start.upperBound..<body.endIndex) else { continue }
+            power[String(body[start.upperBound..<end.lowerBound])] = !body.contains("<test:runstate>")
+        }
+        return power
+    }
+}
+
 extension String {
     func replacingFirst(_ target: String, with replacement: String) -> String {
         guard let range = range(of: target) else { return self }

@@ -11,6 +11,8 @@ public struct ExecutorOptions: Sendable {
     public var only: String?
     /// Run this step and what it needs, nothing after it.
     public var until: String?
+    /// Multiplies step kinds' default timeouts (a lab's time scale; never below a minute).
+    public var timeoutScale: Double?
 
     public init() {}
 }
@@ -71,7 +73,9 @@ public struct Executor: Sendable {
                 if let failedDep = poisoned[id] {
                     group.addTask { (id, .blocked, "not run: \(failedDep) did not finish") }
                 } else if let dep = pendingDeps[id] {
-                    group.addTask { (id, .pending, "waits for \(dep)") }
+                    // A dry run still reads what is live downstream of a change: a step that already
+                    // matches says so; one that cannot be judged until the change is made waits for it.
+                    group.addTask { await observeAfterPending(instance, dependency: dep, limiter: limiter) }
                 } else {
                     group.addTask { await execute(instance, limiter: limiter, observeOnly: observeOnly.contains(id)) }
                 }
@@ -84,9 +88,7 @@ public struct Executor: Sendable {
                     context.events.emit(Event(run: context.runID, kind: .stepBlocked, step: id, node: graph[id]?.node, message: error))
                     try? journal.map { j in try j.endAttempt(try j.beginAttempt(run: context.runID, step: graph[id]!, attempt: 0), outcome: .blocked, error: error) }
                 }
-                if outcome == .pending, error?.hasPrefix("waits for") == true {
-                    context.events.emit(Event(run: context.runID, kind: .stepPending, step: id, node: graph[id]?.node, message: error))
-                }
+
                 for next in dependents[id] ?? [] {
                     switch outcome {
                     case .applied, .satisfied: break
@@ -113,6 +115,27 @@ public struct Executor: Sendable {
         return summary
     }
 
+    /// A dry run's step whose dependency would change: observed once, no retries; what it cannot
+    /// observe yet (the dependency has not happened) is reported as waiting for it.
+    func observeAfterPending(_ step: StepInstance, dependency: String, limiter: Limiter) async -> (String, Journal.Outcome, String?) {
+        guard let kind = catalog.kind(step.kind) else { return (step.id, .failed, StepError.unavailable(step.kind).description) }
+        let resources = kind.resources(for: step, context: context)
+        await limiter.acquire(resources)
+        emit(.stepStarted, step, attempt: 1)
+        let outcome: Journal.Outcome, note: String
+        do {
+            switch try await withTimeout(.seconds(30), step: step.id, { try await kind.observe(step, context: context) }) {
+            case .satisfied: (outcome, note) = (.satisfied, "already in place")
+            case let .pending(reason): (outcome, note) = (.pending, reason)
+            }
+        } catch {
+            (outcome, note) = (.pending, "waits for \(dependency)")
+        }
+        await limiter.release(resources)
+        emit(outcome == .satisfied ? .stepSatisfied : .stepPending, step, attempt: 1, message: note)
+        return (step.id, outcome, outcome == .pending && note.hasPrefix("waits for") ? note : nil)
+    }
+
     /// One instance, all attempts. Returns its final outcome and error text.
     func execute(_ step: StepInstance, limiter: Limiter, observeOnly: Bool) async -> (String, Journal.Outcome, String?) {
         guard let kind = catalog.kind(step.kind) else { return (step.id, .failed, StepError.unavailable(step.kind).description) }
@@ -125,7 +148,7 @@ public struct Executor: Sendable {
 
     func attempts(_ step: StepInstance, kind: any StepKind, observeOnly: Bool) async -> (Journal.Outcome, String?) {
         let maxAttempts = (step.retries.map { $0 + 1 }) ?? options.retry.maxAttempts
-        let timeout = step.timeout ?? kind.info.defaultTimeout
+        let timeout = step.timeout ?? options.timeoutScale.map { max(.seconds(60), kind.info.defaultTimeout * $0) } ?? kind.info.defaultTimeout
         let previous = try? journal?.lastSuccess(step: step.id)
         var attempt = 0
         while true {
@@ -177,8 +200,10 @@ public struct Executor: Sendable {
                 throw StepError.permanent("not done (\(reason)); run without --only first")
             }
             if options.dryRun { return (.pending, [:], reason) }
-            if let previous {
+            if let previous, previous.inputsDigest == step.inputsDigest {
                 context.log("recorded as done in run \(previous.runID), but live state differs (\(reason)); applying again", level: .warning, step: step)
+            } else if previous != nil {
+                context.log("the inventory changed since it was done: \(reason)", step: step)
             }
             let outputs = try await kind.apply(step, context: context)
             return (.applied, outputs, nil)

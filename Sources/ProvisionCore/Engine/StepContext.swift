@@ -14,11 +14,14 @@ public struct StepContext: Sendable {
     public let arguments: [String: String]
     /// Typed bag of collaborators that step kinds share (Talos client factory, lab handles, …).
     public let services: Services
+    /// The run's journal, for work that must be recorded before it is sent (a reboot); nil in tests
+    /// that run steps without one.
+    public let journal: Journal?
     let outputStore: OutputStore
 
     public init(inventory: Inventory, stateDirectory: String, runID: String, target: String? = nil,
                 credentials: CredentialResolver, events: EventBus, dryRun: Bool = false, arguments: [String: String] = [:],
-                services: Services = Services()) {
+                services: Services = Services(), journal: Journal? = nil) {
         self.inventory = inventory
         self.stateDirectory = stateDirectory
         self.runID = runID
@@ -28,6 +31,7 @@ public struct StepContext: Sendable {
         self.dryRun = dryRun
         self.arguments = arguments
         self.services = services
+        self.journal = journal
         self.outputStore = OutputStore()
     }
 
@@ -36,6 +40,13 @@ public struct StepContext: Sendable {
 
     public func log(_ message: String, level: Event.Level = .info, step: StepInstance? = nil) {
         events.emit(Event(run: runID, kind: .log, level: level, step: step?.id, node: step?.node, message: message))
+    }
+
+    /// What a dry run found would change, in the plan's terms; only emitted in dry runs (a real run
+    /// logs as it acts).
+    public func plan(_ change: PlannedChange, step: StepInstance) {
+        guard dryRun else { return }
+        events.emit(Event(run: runID, kind: .change, step: step.id, node: change.node ?? step.node, message: change.reason, change: change))
     }
 }
 

@@ -13,6 +13,7 @@ public struct Event: Sendable, Codable {
         case stepRetrying = "step.retrying"
         case stepFailed = "step.failed"
         case stepBlocked = "step.blocked"       // a dependency failed
+        case change = "plan.change"             // dry run: what would change, with why and what it costs
         case log
     }
 
@@ -28,9 +29,10 @@ public struct Event: Sendable, Codable {
     public var message: String?
     public var outputs: StepOutputs?
     public var durationMs: Int?
+    public var change: PlannedChange?
 
     public init(run: String, kind: Kind, level: Level = .info, step: String? = nil, node: String? = nil, attempt: Int? = nil,
-                message: String? = nil, outputs: StepOutputs? = nil, durationMs: Int? = nil, time: Date = Date()) {
+                message: String? = nil, outputs: StepOutputs? = nil, durationMs: Int? = nil, change: PlannedChange? = nil, time: Date = Date()) {
         self.time = time
         self.run = run
         self.kind = kind
@@ -41,6 +43,7 @@ public struct Event: Sendable, Codable {
         self.message = message
         self.outputs = outputs
         self.durationMs = durationMs
+        self.change = change
     }
 
     /// The event with every registered secret masked in its text fields.
@@ -48,6 +51,12 @@ public struct Event: Sendable, Codable {
         var copy = self
         copy.message = message.map(redactor.redact)
         copy.outputs = outputs?.mapValues(redactor.redact)
+        copy.change = change.map { change in
+            var clean = change
+            clean.reason = redactor.redact(change.reason)
+            clean.diff = change.diff.map(redactor.redact)
+            return clean
+        }
         return copy
     }
 }
@@ -78,4 +87,29 @@ public struct EventBus: Sendable {
     }
 
     public func flush() { for sink in sinks { sink.flush() } }
+}
+
+/// One thing a plan says would change: on which node, which resource, how, why, and whether it
+/// costs the node a reboot. The `--json` plan lists these (schema in `provision plan --help`).
+public struct PlannedChange: Sendable, Codable, Equatable {
+    /// The inventory node, or nil for the cluster (Kubernetes objects, the secrets bundle).
+    public var node: String?
+    /// `machine`, `config`, `talos-version`, `schematic`, `etcd`, `kubernetes`, `cilium`, `foundation`, ...
+    public var resource: String
+    /// `create`, `start`, `update`, `reboot`, `upgrade`, `join`, `remove`, `orphan`, ...
+    public var action: String
+    public var reason: String
+    /// True when the change needs the node rebooted (Talos' own answer for configs); nil when not a node change.
+    public var reboot: Bool?
+    /// A unified diff, secrets redacted, when the resource is text (a machine config).
+    public var diff: String?
+
+    public init(node: String?, resource: String, action: String, reason: String, reboot: Bool? = nil, diff: String? = nil) {
+        self.node = node
+        self.resource = resource
+        self.action = action
+        self.reason = reason
+        self.reboot = reboot
+        self.diff = diff
+    }
 }

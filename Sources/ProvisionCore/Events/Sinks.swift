@@ -60,6 +60,8 @@ public final class TraceLogSink: EventSink {
 public final class ConsoleSink: EventSink {
     struct State {
         var running: [String: Date] = [:]
+        /// A dry run's diffs, shown under the step's "would change" line.
+        var diffs: [String: String] = [:]
         var done = 0, failed = 0, satisfied = 0
         var total = 0
     }
@@ -90,6 +92,9 @@ public final class ConsoleSink: EventSink {
             case .stepPending:
                 s.running[id] = nil; s.done += 1
                 line = "  ~ \(id): would change: \(event.message ?? "")"
+                if let diff = s.diffs.removeValue(forKey: id) {
+                    line! += "\n" + diff.split(separator: "\n", omittingEmptySubsequences: false).map { "      " + $0 }.joined(separator: "\n")
+                }
             case .stepApplied:
                 s.running[id] = nil; s.done += 1
                 line = "  ✓ \(id)\(event.durationMs.map { " (\(Self.seconds($0)))" } ?? "")"
@@ -100,6 +105,9 @@ public final class ConsoleSink: EventSink {
                 line = "  ✗ \(id): \(event.message ?? "failed")"
             case .stepBlocked:
                 line = verbose ? "  - \(id): not run, \(event.message ?? "a dependency failed")" : nil
+            case .change:
+                // The pending line says what and why; a diff (a machine config) follows it, indented.
+                if let diff = event.change?.diff { s.diffs[id] = diff.hasSuffix("\n") ? String(diff.dropLast()) : diff }
             case .runStarted, .runFinished:
                 line = event.message
             case .log:

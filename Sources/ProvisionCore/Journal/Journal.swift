@@ -109,6 +109,20 @@ public final class Journal: Sendable {
         migrator.registerMigration("v2-run-target") { db in
             try db.alter(table: "run") { t in t.add(column: "target", .text) }
         }
+        // v3: work on a node that must never be done twice (a reboot, an upgrade), recorded before
+        // it is sent: node, what, the boot ID before, the mode or image, and how far it got.
+        migrator.registerMigration("v3-disruptions") { db in
+            try db.create(table: "disruption") { t in
+                t.primaryKey("node", .text)
+                t.column("runID", .text).notNull()
+                t.column("action", .text).notNull()
+                t.column("bootBefore", .text).notNull()
+                t.column("detail", .text).notNull()
+                t.column("phase", .text).notNull()
+                t.column("startedAt", .datetime).notNull()
+                t.column("updatedAt", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
@@ -150,6 +164,44 @@ public final class Journal: Sendable {
             try db.execute(sql: "UPDATE attempt SET outcome = ?, finishedAt = ?, error = ?, outputs = ? WHERE id = ?",
                            arguments: [outcome.rawValue, Date(), error, json, id])
         }
+    }
+
+    /// A node's disruption under way (a gated reboot or upgrade), recorded before anything is sent.
+    public struct Disruption: Sendable, Codable, FetchableRecord, Equatable {
+        public var node: String
+        public var runID: String
+        /// `reboot` or `upgrade`.
+        public var action: String
+        public var bootBefore: String
+        /// Why, and with what: the apply mode chosen, the image requested.
+        public var detail: String
+        /// `gated` (checks passed, nothing sent), `sent` (the node acknowledged), `back` (it came back).
+        public var phase: String
+        public var startedAt: Date
+        public var updatedAt: Date
+    }
+
+    /// Records (or moves on) a node's disruption; one per node at a time.
+    public func recordDisruption(node: String, run: String, action: String, bootBefore: String, detail: String, phase: String) throws {
+        try pool.write { db in
+            try db.execute(sql: """
+                INSERT INTO disruption (node, runID, action, bootBefore, detail, phase, startedAt, updatedAt) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(node) DO UPDATE SET runID = excluded.runID, phase = excluded.phase, updatedAt = excluded.updatedAt
+                """, arguments: [node, run, action, bootBefore, detail, phase, Date(), Date()])
+        }
+    }
+
+    public func disruption(node: String) throws -> Disruption? {
+        try pool.read { db in try Disruption.fetchOne(db, sql: "SELECT * FROM disruption WHERE node = ?", arguments: [node]) }
+    }
+
+    public func disruptions() throws -> [Disruption] {
+        try pool.read { db in try Disruption.fetchAll(db, sql: "SELECT * FROM disruption ORDER BY startedAt") }
+    }
+
+    /// The disruption is over: the node is back and verified.
+    public func endDisruption(node: String) throws {
+        try pool.write { db in try db.execute(sql: "DELETE FROM disruption WHERE node = ?", arguments: [node]) }
     }
 
     // MARK: - Reading

@@ -2,13 +2,18 @@ import Foundation
 import ProvisionCore
 import TalosKit
 
-/// `talos.apply-config`: sends the node's rendered config over the maintenance API (mode AUTO,
-/// always explicit), on the connection whose handshake just identified the node as Talos in
-/// maintenance; a node that rebooted since (a new maintenance key) is identified again first. A
-/// node already configured by this cluster is left alone; the config is validated against
+/// `talos.apply-config`: gives every node the config the inventory renders now.
+///
+/// In maintenance the config goes over the connection whose handshake just identified the node as
+/// Talos in maintenance (mode AUTO, always explicit); a node that rebooted since (a new maintenance
+/// key) is identified again first. On a configured node the rendered config is compared with the
+/// active one (COSI `MachineConfigs`); when they differ Talos is asked, by a dry-run apply, whether
+/// the change applies live: if so it is sent NO_REBOOT, else STAGED, and `talos.reboot` then reboots
+/// the node through the etcd-gated, drained sequence. REBOOT and AUTO are never sent to a running
+/// node: Talos would reboot it with no drain and no etcd check. The config is validated against
 /// Talos' schema before it leaves this machine.
 public struct TalosApplyConfig: StepKind {
-    public let info = StepKindInfo(name: "talos.apply-config", summary: "push the node's rendered machine config",
+    public let info = StepKindInfo(name: "talos.apply-config", summary: "give the node its rendered machine config (live, or staged for a gated reboot)",
                                    estimate: .seconds(5), scope: .node, defaultTimeout: .seconds(120), parameters: ["mode"])
 
     public init() {}
@@ -16,7 +21,11 @@ public struct TalosApplyConfig: StepKind {
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try step.requireNode()
         let result = try await TalosAccess.from(context).probe(node)
-        return try Self.observation(node, result)
+        result.connection?.close()
+        if case .satisfied = try Self.observation(node, result) {
+            return try await configured(step, node, context)
+        }
+        return .pending("\(node) is in maintenance mode, waiting for its config")
     }
 
     static func observation(_ node: String, _ result: TalosProbe.Result) throws -> Observation {
@@ -30,12 +39,38 @@ public struct TalosApplyConfig: StepKind {
         }
     }
 
+    /// A configured node: in sync, staged for its reboot, or drifted (then Talos says what it costs).
+    func configured(_ step: StepInstance, _ node: String, _ context: StepContext) async throws -> Observation {
+        let drift = try await NodeConfigDrift.read(node, context: context)
+        if drift.inSync { return .satisfied(["mode": "configured", "config": "in sync"]) }
+        if drift.stagedForReboot { return .satisfied(["mode": "configured", "config": "staged, waits for its reboot"]) }
+        let reboot = try await Self.needsReboot(node, drift, context)
+        let lines = drift.diff.map { $0.split(separator: "\n").filter { $0.hasPrefix("+") || $0.hasPrefix("-") }.count - 2 } ?? 0
+        let reason = "config differs from the active one (\(max(lines, 1)) lines); " + (reboot ? "needs a reboot (Talos says so): staged, then a gated reboot" : "Talos applies it live")
+        context.plan(PlannedChange(node: node, resource: "config", action: reboot ? "reboot" : "update", reason: reason, reboot: reboot, diff: drift.diff), step: step)
+        return .pending("\(node): \(reason)")
+    }
+
+    /// Talos' own answer, from a dry-run apply: whether the change needs a reboot.
+    static func needsReboot(_ node: String, _ drift: NodeConfigDrift, _ context: StepContext) async throws -> Bool {
+        let client = try await TalosAccess.from(context).client(node, .admin)
+        let reply: Machine_ApplyConfiguration
+        do { reply = try await client.applyConfiguration(drift.desiredText, mode: .auto, dryRun: true) } catch let TalosError.rejected(message) {
+            throw StepError.permanent("\(node) refuses the rendered config: \(message)")
+        }
+        return reply.mode != .noReboot
+    }
+
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let node = try step.requireNode()
         let access = TalosAccess.from(context)
         let config = try await access.config(for: node)
         let identified = try await access.probe(node)
-        if case let .satisfied(outputs) = try Self.observation(node, identified) { return outputs }
+        guard identified.mode == .maintenance else {
+            identified.connection?.close()
+            _ = try Self.observation(node, identified)
+            return try await reconfigure(step, node, context)
+        }
         guard let connection = identified.connection else { throw TalosError.unreachable(host: node, reason: "no connection") }
         defer { connection.close() }
         var client = TalosClient(connection: connection)
@@ -43,5 +78,24 @@ public struct TalosApplyConfig: StepKind {
         let reply = try await client.applyConfiguration(config, mode: .auto)
         context.log("\(node) accepted its config (\(reply.mode))", step: step)
         return ["mode": "\(reply.mode)"]
+    }
+
+    /// A running node: NO_REBOOT when Talos takes the change live, STAGED otherwise (the reboot is
+    /// `talos.reboot`'s, gated). Never REBOOT or AUTO.
+    func reconfigure(_ step: StepInstance, _ node: String, _ context: StepContext) async throws -> StepOutputs {
+        let drift = try await NodeConfigDrift.read(node, context: context)
+        if drift.inSync || drift.stagedForReboot { return ["mode": "configured"] }
+        let client = try await TalosAccess.from(context).client(node, .admin)
+        var mode: Machine_ApplyConfigurationRequest.Mode = try await Self.needsReboot(node, drift, context) ? .staged : .noReboot
+        if let diff = drift.diff { context.log("\(node): config change\n\(diff)", level: .debug, step: step) }
+        do {
+            _ = try await client.applyConfiguration(drift.desiredText, mode: mode)
+        } catch TalosError.rejected where mode == .noReboot {
+            // It stopped being live between the dry run and now: stage it instead.
+            mode = .staged
+            _ = try await client.applyConfiguration(drift.desiredText, mode: mode)
+        }
+        context.log(mode == .noReboot ? "\(node): config applied live, no reboot" : "\(node): config staged; it takes effect at the gated reboot", step: step)
+        return ["mode": mode == .noReboot ? "NO_REBOOT" : "STAGED"]
     }
 }

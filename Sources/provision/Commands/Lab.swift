@@ -12,15 +12,9 @@ struct Lab: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Keep a lab inventory's simulated nodes and APIs up in the foreground for other clients.",
             discussion: """
-                Starts one simulated Talos node per inventory node, each on its own loopback address at
-                port 50000, with Talos' TLS behaviour: maintenance mode (self-signed, no client
-                certificate) until a config is applied, then mTLS from the cluster's OS CA. VMs boot at
-                once; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's
-                listener (`provision machines up demo` sends it). The aws provider's endpoint serves
-                EC2's Query API; its instances boot as Talos workers from their user data. The
-                Kubernetes API answers at the cluster endpoint once a control plane is configured.
-                Commands run against a lab inventory use this lab while it serves (otherwise they
-                start one in their own process). Stops on Ctrl-C. Everything starts fresh each time.
+                Starts one simulated Talos node per inventory node, each on its own loopback address at port 50000, with Talos' TLS behaviour: maintenance mode (its self-signed maintenance certificate, no client certificate) until a config is applied, then mTLS from the cluster's OS CA. A VM's node runs while its domain in the lab's test-driver hypervisor runs (`provision machines up demo` or `provision up demo` creates and starts it) and loses its disk when the domain is deleted; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's listener. The aws provider's endpoint serves EC2's Query API; its instances boot as Talos workers from their user data. The Kubernetes API answers at the cluster endpoint once a control plane is configured.
+
+                Commands run against a lab inventory use this lab while it serves (otherwise they start one in their own process). The lab is saved in the state directory and comes back as it was left; what happened in it (every machine's stages and boot IDs, etcd's running members and quorum) is appended to lab/record.jsonl there. Stops on Ctrl-C.
 
                 Examples:
                   provision lab serve demo
@@ -54,7 +48,9 @@ struct Lab: AsyncParsableCommand {
                 for node in cluster.nodes {
                     let note = node.spec.faults.isEmpty ? "" : "  faults: " + node.spec.faults.map(\.rawValue).sorted().joined(separator: ", ")
                     guard await node.powered else {
-                        output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))  off until woken by Wake-on-LAN\(note)")
+                        let metal = inv.node(named: node.spec.name).flatMap { inv.provider(named: $0.machine.provider.value) }?.kind.value == .metal
+                        let why = metal ? "off until woken by Wake-on-LAN" : "off until its VM runs (machines up)"
+                        output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))  \(why)\(note)")
                         continue
                     }
                     if !node.spec.faults.contains(.neverBoots) {

@@ -9,23 +9,31 @@ import ProvisionCore
 final class InProcessLab: Sendable {
     let services: LabServices
     let path: String
+    /// A dry run's lab: restored as the last command left it, never saved.
+    let readOnly: Bool
 
-    init(services: LabServices, path: String) {
+    init(services: LabServices, path: String, readOnly: Bool) {
         self.services = services
         self.path = path
+        self.readOnly = readOnly
     }
 
     static func twinPath(_ stateDirectory: String) -> String { "\(stateDirectory)/lab/twin.json" }
 
     /// A last save (nothing may have changed since the last commit) and the simulators stop.
     func finish() async {
+        if readOnly {
+            await services.stop()
+            return
+        }
         do { try await services.save(to: path) } catch {
             FileHandle.standardError.write(Data("lab: cannot save the lab to \(path): \(error)\n".utf8))
         }
         await services.stop()
     }
 
-    static func start(_ inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, output: Output) async throws(Exit) -> InProcessLab? {
+    static func start(_ inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, output: Output,
+                      readOnly: Bool = false) async throws(Exit) -> InProcessLab? {
         guard inventory.lab != nil else { return nil }
         if let served = externalLab(inventory) {
             output.note("lab \(inventory.name): using the lab already serving at \(served)")
@@ -34,11 +42,11 @@ final class InProcessLab: Sendable {
         let path = twinPath(stateDirectory)
         do {
             let restoring = FileManager.default.fileExists(atPath: path)
-            let services = try await LabServices.start(inventory, credentials: credentials, twin: path)
-            await services.persist(to: path)
+            let services = try await LabServices.start(inventory, credentials: credentials, twin: path, readOnly: readOnly)
+            if !readOnly { await services.persist(to: path) }
             output.note("lab \(inventory.name): simulated machines, Talos nodes, Kubernetes API and EC2 running in this process"
-                        + (restoring ? ", as the last command left them" : ""))
-            return InProcessLab(services: services, path: path)
+                        + (restoring ? ", as the last command left them" : "") + (readOnly ? " (read-only: a dry run saves nothing)" : ""))
+            return InProcessLab(services: services, path: path, readOnly: readOnly)
         } catch {
             output.failure("the lab could not start: \(error)", key: "lab.start")
             throw Exit(status: .failed)

@@ -14,8 +14,14 @@ struct RunSession {
     var playbook: String
     var target: String?
     var arguments: [String: String] = [:]
+    /// A live plan: a dry run whose steps are collected here instead of printed.
+    var plan: PlanCollector?
 
-    func perform(inventory: Inventory) async throws(Exit) {
+    /// Runs the playbook. Returns the dry run's summary and graph for a plan; a run ends in its exit code.
+    @discardableResult
+    func perform(inventory: Inventory) async throws(Exit) -> (summary: RunSummary, graph: StepGraph)? {
+        var global = self.global
+        if plan != nil { global.dryRun = true }
         let output = Output(json: global.json)
         let loader = Loader(output: output)
         let (book, graph) = try loader.graph(playbook, inventory: inventory, target: target)
@@ -25,6 +31,13 @@ struct RunSession {
         options.only = run.only
         options.until = run.until
         options.maxConcurrency = max(1, run.concurrency)
+        guard run.maxParallel >= 1 else {
+            output.failure("--max-parallel \(run.maxParallel): at least one worker must be allowed down at a time", key: "flag.invalid")
+            throw Exit(status: .badInput)
+        }
+        options.resourceLimits["disruption-workers"] = run.maxParallel
+        // A lab runs on a compressed clock: its waits are bounded on that clock too.
+        if let scale = inventory.lab?.timeScale.value, scale < 1 { options.timeoutScale = scale }
         guard let lockTimeout = DurationText.parse(run.lockTimeout) ?? (run.lockTimeout == "0" ? .zero : nil) else {
             output.failure("--lock-timeout \(run.lockTimeout) is not a duration; write e.g. 30s or 10m", key: "flag.invalid")
             throw Exit(status: .badInput)
@@ -46,6 +59,12 @@ struct RunSession {
             let list = missing.map { "step kind \($0) is not available in this build" }.joined(separator: "\n")
             output.failure(list + "\n(`provision plan \(inventory.name)` shows the steps; nothing was changed)", key: "step.unavailable")
             throw Exit(status: .failed)
+        }
+
+        let invalid = ConfigPreflight.problems(inventory, graph: graph, selected: selected)
+        if !invalid.isEmpty {
+            output.failure(invalid.joined(separator: "\n") + "\nnothing was sent to any node", key: "config.invalid")
+            throw Exit(status: .badInput)
         }
 
         do {
@@ -75,9 +94,12 @@ struct RunSession {
         let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
         await resolver.preload(inventory.credentialReferences.map(\.value))
         let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
-        let lab = global.dryRun || !touchesLab ? nil : try await InProcessLab.start(inventory, stateDirectory: stateDir, credentials: resolver, output: output)
+        // A dry run observes a lab too, read-only: restored as left, never saved.
+        let lab = !touchesLab ? nil : try await InProcessLab.start(inventory, stateDirectory: stateDir, credentials: resolver, output: output, readOnly: global.dryRun)
         var sinks: [any EventSink] = []
-        if global.json {
+        if let plan {
+            sinks.append(plan)
+        } else if global.json {
             sinks.append(JSONLinesSink())
         } else {
             sinks.append(ConsoleSink(live: isatty(STDERR_FILENO) == 1, verbose: global.verbose, total: selected.count))
@@ -94,9 +116,9 @@ struct RunSession {
         services[KubeAccess.self] = kube
         let context = StepContext(inventory: inventory, stateDirectory: stateDir, runID: runID, target: target,
                                   credentials: resolver,
-                                  events: bus, dryRun: global.dryRun, arguments: arguments, services: services)
+                                  events: bus, dryRun: global.dryRun, arguments: arguments, services: services, journal: journal)
         let executor = Executor(graph: graph, catalog: loader.catalog, context: context, journal: journal, options: options)
-        output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)")
+        if plan == nil { output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)") }
 
         let task = Task { try await executor.run(command: command, playbook: book.name) }
         let signals = SignalWatcher { task.cancel() }
@@ -108,17 +130,19 @@ struct RunSession {
         case let .success(summary):
             if summary.interrupted { throw Exit(status: .interrupted) }
             if summary.refused { throw Exit(status: .refused) }
+            if plan != nil { return (summary, graph) }
             if !summary.succeeded { throw Exit(status: .failed) }
             if global.dryRun, summary.pending > 0 { throw Exit(status: .changes) }
             if run.detailedExitcode, summary.changed > 0 { throw Exit(status: .changes) }
             if summary.changed == 0, !global.dryRun { output.note("nothing to do: everything was already in place") }
-            if lab != nil, FileManager.default.fileExists(atPath: stateDir + "/kubeconfig") {
+            if lab != nil, !global.dryRun, FileManager.default.fileExists(atPath: stateDir + "/kubeconfig") {
                 output.note("the lab is saved and stopped with this command; to look at the cluster, serve it (`provision lab serve \(inventory.name)\(global.stateDir.map { " --state-dir \($0)" } ?? "")`) and run `kubectl --kubeconfig \(stateDir)/kubeconfig get nodes`")
             }
         case let .failure(error):
             output.failure(redactor.redact("\(error)"), key: "run.failed")
             throw Exit(status: error is InputError ? .badInput : .failed)
         }
+        return nil
     }
 
     static func newRunID() -> String {

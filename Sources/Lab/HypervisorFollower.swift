@@ -1,0 +1,48 @@
+import Foundation
+import Providers
+import ProvisionCore
+
+/// Powers the lab's VMs as its test-driver hypervisor says, so the machine layer is honest: a VM's
+/// Talos node runs only while its libvirt domain runs (after `machines up` or `up` started it), is
+/// off when the domain is shut off, and loses its disk when the domain is deleted. Edge-triggered:
+/// only a change in the hypervisor's file acts, so a node that shut itself down stays down.
+final class HypervisorFollower: Sendable {
+    private let task: Task<Void, Never>
+
+    init(inventory: Inventory, cluster: SimulatedTalosCluster, labDirectory: String) {
+        var watched: [(state: TestDriverState, nodes: [(domain: String, node: SimulatedTalosNode)])] = []
+        for provider in inventory.providers where provider.kind.value == .libvirt && (provider.setting("uri") ?? "").hasPrefix("test:///") {
+            let nodes = inventory.nodes.filter { $0.machine.provider.value == provider.name.value }.compactMap { spec in
+                cluster.node(spec.name.value).map { (domain: spec.machine.id?.value ?? spec.name.value, node: $0) }
+            }
+            watched.append((TestDriverState(path: "\(labDirectory)/libvirt-\(provider.name.value).xml"), nodes))
+        }
+        let targets = watched
+        task = Task {
+            var seen: [String: Bool?] = [:]
+            while !Task.isCancelled {
+                for (state, nodes) in targets {
+                    let power = state.domainPower() ?? [:]
+                    for (domain, node) in nodes {
+                        let now = power[domain]
+                        let key = state.path + "/" + domain
+                        if let previous = seen[key], previous == now { continue }
+                        let first = seen[key] == nil
+                        seen[key] = .some(now)
+                        switch now {
+                        case true?: if !(await node.powered) { await node.powerOn() }
+                        case false?: if await node.powered { await node.powerOff() }
+                        case nil:
+                            if await node.powered { await node.powerOff() }
+                            // A domain that existed and is gone took its disk with it.
+                            if !first { await node.diskDestroyed() }
+                        }
+                    }
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    func stop() { task.cancel() }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import KubeKit
+import ProvisionCore
+import TalosKit
+
+/// The one way a running node is taken down and brought back: a staged config's reboot today, an
+/// upgrade's reboot and a removal's reset build on it. The engine's resources keep control planes
+/// strictly one at a time and workers to `--max-parallel`; this does the rest, in order:
+///
+/// 1. on a control plane, the etcd gate (every member started and healthy, no alarm, not 2 members);
+/// 2. cordon and drain (PodDisruptionBudgets respected) when the cluster has a Kubernetes API;
+/// 3. the boot ID is read and the disruption recorded in the journal, then the action is sent;
+/// 4. wait for a new boot ID, the machine running and ready, and the caller's own check (the
+///    active config is the desired one); on a control plane the gate again, now for every member;
+/// 5. the Node Ready again, uncordoned; the record is cleared.
+///
+/// A `kill -9` anywhere resumes from the record: a disruption already sent is only waited for,
+/// never sent twice; one recorded but maybe not received is waited for first, then sent.
+struct GatedDisruption {
+    let step: StepInstance
+    let context: StepContext
+    let node: String
+    /// `reboot`, `upgrade`: what the record and the log call it.
+    let action: String
+    /// Why and with what (the apply mode, the image): kept in the record.
+    let detail: String
+
+    var access: TalosAccess { TalosAccess.from(context) }
+    var isControlPlane: Bool { context.inventory.node(named: node)?.role.value == .controlplane }
+    var hostname: String { context.inventory.node(named: node)?.hostname ?? node }
+
+    /// The disruption of `node` the journal says is under way, if any.
+    static func underWay(_ node: String, _ context: StepContext) -> Journal.Disruption? {
+        try? context.journal?.disruption(node: node)
+    }
+
+    /// Runs the whole sequence. `send` makes the node go down (returns what to log), `cameBack`
+    /// says whether the node that came back is the one wanted (config active, version running).
+    func run(send: @Sendable (TalosClient) async throws -> String,
+             cameBack: @Sendable (TalosClient) async throws -> String?) async throws -> StepOutputs {
+        var record = Self.underWay(node, context)
+        if let existing = record, existing.action != action {
+            throw StepError.refused("\(node) has a \(existing.action) under way since run \(existing.runID); finish it first (`provision up`)")
+        }
+        if record == nil {
+            if isControlPlane {
+                try await EtcdGate(context: context).waitOpen(before: node, timeout: access.scaled(.seconds(300)), step: step, what: "take \(node) down")
+            }
+            try await drain()
+            let bootBefore = try await client().bootID()
+            try context.journal?.recordDisruption(node: node, run: context.runID, action: action, bootBefore: bootBefore, detail: detail, phase: "gated")
+            record = Self.underWay(node, context)
+            context.log("\(node): \(action) (\(detail)); boot \(bootBefore.prefix(8)) recorded", step: step)
+            try await sendOnce(send, bootBefore: bootBefore)
+        } else if let existing = record, existing.phase == "gated" {
+            // Killed between recording and the node's answer: it may have it. Give it time to go down first.
+            if try await !wentDown(since: existing.bootBefore, within: access.scaled(.seconds(60))) {
+                context.log("\(node): the \(action) recorded in run \(existing.runID) never reached it; sending it now", level: .warning, step: step)
+                try await sendOnce(send, bootBefore: existing.bootBefore)
+            }
+        } else {
+            context.log("\(node): resuming the \(action) sent in run \(record?.runID ?? "?")", step: step)
+        }
+        let bootBefore = record?.bootBefore ?? ""
+        let bootAfter = try await waitBack(since: bootBefore, cameBack: cameBack)
+        if isControlPlane {
+            try await EtcdGate(context: context).waitOpen(before: nil, timeout: access.scaled(.seconds(600)), step: step, what: "\(node)'s \(action)", after: true)
+        }
+        try await uncordon()
+        try context.journal?.endDisruption(node: node)
+        context.log("\(node): back (boot \(bootAfter.prefix(8)))", step: step)
+        return ["bootBefore": bootBefore, "bootAfter": bootAfter, action: detail]
+    }
+
+    func client(timeout: Duration = .seconds(10)) async throws -> TalosClient { try await access.client(node, .admin, timeout: timeout) }
+
+    private func sendOnce(_ send: @Sendable (TalosClient) async throws -> String, bootBefore: String) async throws {
+        let note = try await send(try await client(timeout: .seconds(60)))
+        try context.journal?.recordDisruption(node: node, run: context.runID, action: action, bootBefore: bootBefore, detail: detail, phase: "sent")
+        context.log("\(node): \(note)", step: step)
+    }
+
+    /// Whether the node left the boot `bootBefore` (or is down) within `window`.
+    private func wentDown(since bootBefore: String, within window: Duration) async throws -> Bool {
+        let deadline = ContinuousClock.now + window
+        while ContinuousClock.now < deadline {
+            do {
+                if try await client(timeout: .seconds(3)).bootID() != bootBefore { return true }
+            } catch let error as any ClassifiedError where error.isTransient {
+                return true
+            }
+            try await Task.sleep(for: access.pollInterval)
+        }
+        return false
+    }
+
+    private func waitBack(since bootBefore: String, cameBack: @Sendable (TalosClient) async throws -> String?) async throws -> String {
+        let node = self.node
+        return try await waitFor("\(node) to come back from its \(action)", interval: access.pollInterval, step: step, context: context) {
+            let client = try await client(timeout: .seconds(5))
+            let bootID = try await client.bootID()
+            guard bootID != bootBefore else { return nil }
+            let status = try await client.machineStatus()
+            guard status.stage == .running, status.ready else { return nil }
+            if let problem = try await cameBack(client) {
+                throw StepError.permanent("\(node) came back from its \(action) (boot \(bootID.prefix(8))) but \(problem); not going on")
+            }
+            return bootID
+        }
+    }
+
+    private func kube() -> KubeClient? { try? KubeAccess.from(context).kube() }
+
+    private func drain() async throws {
+        guard let kube = kube(), try await kube.get("v1", "Node", name: hostname) != nil else { return }
+        let evicted = try await kube.drain(hostname, timeout: access.scaled(.seconds(600)), interval: access.pollInterval)
+        context.log("\(node): cordoned and drained (\(evicted.count) pods evicted)", step: step)
+    }
+
+    private func uncordon() async throws {
+        guard let kube = kube(), try await kube.get("v1", "Node", name: hostname) != nil else { return }
+        let name = hostname
+        _ = try await waitFor("Node \(name) to be Ready", interval: access.pollInterval, step: step, context: context) {
+            try await kube.get("v1", "Node", name: name)?.condition("Ready") == "True" ? true : nil
+        }
+        try await kube.cordon(name, false)
+    }
+}

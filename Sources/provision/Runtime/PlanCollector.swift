@@ -1,0 +1,72 @@
+import Foundation
+import ProvisionCore
+import Synchronization
+
+/// Gathers what a live plan (a dry run) found: each step's verdict and the changes steps reported,
+/// already redacted by the event bus. `provision plan` prints it once the dry run is over.
+final class PlanCollector: EventSink {
+    struct Verdict: Sendable {
+        var pending: Bool
+        var message: String
+    }
+
+    private let state = Mutex<(verdicts: [String: Verdict], changes: [String: [PlannedChange]], failures: [String: String])>(([:], [:], [:]))
+
+    func receive(_ event: Event) {
+        guard let step = event.step else { return }
+        state.withLock { state in
+            switch event.kind {
+            case .stepPending: state.verdicts[step] = Verdict(pending: true, message: event.message ?? "")
+            case .stepSatisfied: state.verdicts[step] = Verdict(pending: false, message: event.message ?? "")
+            case .stepFailed: state.failures[step] = event.message ?? "failed"
+            case .change: if let change = event.change { state.changes[step, default: []].append(change) }
+            default: break
+            }
+        }
+    }
+
+    struct Result {
+        /// What would change, in graph order: reported changes, or the step's own reason.
+        var changes: [PlannedChange] = []
+        /// Steps that can only be judged once the changes above are made.
+        var waiting: [String] = []
+        /// Nodes outside the inventory (never touched by `up`).
+        var orphans: [PlannedChange] = []
+        var failures: [(step: String, message: String)] = []
+    }
+
+    func result(graph: StepGraph) -> Result {
+        let (verdicts, changes, failures) = state.withLock { ($0.verdicts, $0.changes, $0.failures) }
+        var result = Result()
+        for instance in graph.instances {
+            let reported = changes[instance.id] ?? []
+            result.orphans += reported.filter { $0.action == "orphan" }
+            if let failure = failures[instance.id] { result.failures.append((instance.id, failure)) }
+            guard let verdict = verdicts[instance.id], verdict.pending else { continue }
+            let own = reported.filter { $0.action != "orphan" }
+            if !own.isEmpty {
+                result.changes += own
+            } else if verdict.message.hasPrefix("waits for") {
+                result.waiting.append(instance.id)
+            } else {
+                result.changes.append(PlannedChange(node: instance.node, resource: Self.resource(of: instance.kind), action: "apply",
+                                                    reason: verdict.message))
+            }
+        }
+        return result
+    }
+
+    /// The resource a step kind converges, for changes it did not describe itself.
+    static func resource(of kind: String) -> String {
+        switch kind {
+        case let k where k.hasPrefix("machine."): return "machine"
+        case "kube.cilium": return "cilium"
+        case "kube.foundation": return "foundation"
+        case "talos.secrets": return "secrets"
+        case "talos.bootstrap", "talos.await-etcd": return "etcd"
+        case let k where k.hasPrefix("kube."): return "kubernetes"
+        case let k where k.hasPrefix("gpu."): return "gpu"
+        default: return "talos"
+        }
+    }
+}
