@@ -26,6 +26,8 @@ public final class LabRecord: Sendable {
 
     /// Appends every entry from now on to `path` (created 0600 if missing).
     public func attach(path: String) {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if !FileManager.default.fileExists(atPath: path) {
             _ = FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
         }

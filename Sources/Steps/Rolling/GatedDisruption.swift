@@ -54,7 +54,7 @@ struct GatedDisruption {
             try await sendOnce(send, bootBefore: bootBefore)
         } else if let existing = record, existing.phase == "gated" {
             // Killed between recording and the node's answer: it may have it. Give it time to go down first.
-            if try await !wentDown(since: existing.bootBefore, within: access.scaled(.seconds(60))) {
+            if try await !wentDown(since: existing.bootBefore, within: access.scaled(.seconds(60), floor: .seconds(5))) {
                 context.log("\(node): the \(action) recorded in run \(existing.runID) never reached it; sending it now", level: .warning, step: step)
                 try await sendOnce(send, bootBefore: existing.bootBefore)
             }

@@ -107,10 +107,10 @@ public final class TalosAccess: Sendable {
         return .milliseconds(max(10, Int(2000 * scale)))
     }
 
-    /// A real-world wait bound on the lab's clock (never under 30 s, so a loaded machine still makes it).
-    public func scaled(_ duration: Duration) -> Duration {
+    /// A real-world wait bound on the lab's clock (never under `floor`, so a loaded machine still makes it).
+    public func scaled(_ duration: Duration, floor: Duration = .seconds(30)) -> Duration {
         guard let scale = inventory.lab?.timeScale.value, scale < 1 else { return duration }
-        return max(.seconds(30), duration * scale)
+        return max(floor, duration * scale)
     }
 
     public func close() {

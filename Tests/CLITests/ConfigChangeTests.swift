@@ -1,0 +1,138 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Day 2 on the demo lab: an inventory change to a running node is planned honestly and applied
+/// safely, live when Talos can, else staged and rebooted once, gated, with the lab's record as
+/// the judge of safety over time and the real kubectl as the judge of the cluster.
+@Suite(.serialized) struct ConfigChangeTests {
+    static let liveChange = "machine: {sysctls: {net.core.somaxconn: \"65535\"}}"
+    static let rebootChange = "machine: {udev: {rules: ['SUBSYSTEM==\"drm\", KERNEL==\"renderD*\", GROUP=\"44\", MODE=\"0660\"']}}"
+
+    func changes(_ plan: CLI.Result, _ project: DemoProject) -> [[String: Any]] {
+        project.json(plan)["changes"] as? [[String: Any]] ?? []
+    }
+
+    @Test(.timeLimit(.minutes(5))) func aSysctlPatchIsPlannedAndAppliedLiveWithoutAReboot() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let built = try await project.run(["up", "demo"])
+            #expect(built.status == 0, "\(built.stderr)")
+            let converged = try await project.run(["plan", "demo"])
+            #expect(converged.status == 0, "a converged demo plans nothing: \(converged.stdout)\(converged.stderr)")
+
+            try project.patch("cp1", Self.liveChange)
+            let plan = try await project.run(["plan", "demo", "--json"])
+            #expect(plan.status == 2, "\(plan.stderr)")
+            let cp1 = changes(plan, project).first { $0["node"] as? String == "cp1" }
+            #expect(cp1?["resource"] as? String == "config" && cp1?["reboot"] as? Bool == false, "Talos applies a sysctl live: \(changes(plan, project))")
+            #expect((cp1?["diff"] as? String)?.contains("+        net.core.somaxconn: '65535'") == true, "\(cp1?["diff"] ?? "")")
+            #expect(changes(plan, project).count == 1, "nothing else would change: \(changes(plan, project))")
+            let human = try await project.run(["plan", "demo"])
+            #expect(human.stdout.contains("cp1") && human.stdout.contains("[live]"), "\(human.stdout)")
+
+            let before = try project.bootIDs()
+            let applied = try await project.run(["up", "demo"])
+            #expect(applied.status == 0, "\(applied.stderr)")
+            #expect(applied.stderr.contains("config applied live, no reboot"), "\(applied.stderr)")
+            #expect(try project.bootIDs() == before, "no node rebooted, cp1 least of all")
+
+            let again = try await project.run(["up", "demo"])
+            #expect(again.status == 0 && again.stderr.contains("nothing to do"), "\(again.stderr)")
+            let dry = try await project.run(["up", "demo", "--dry-run"])
+            #expect(dry.status == 0 && dry.stderr.contains("0 would change"), "\(dry.stderr)")
+            let replanned = try await project.run(["plan", "demo"])
+            #expect(replanned.status == 0, "\(replanned.stdout)")
+        }
+    }
+
+    @Test(.timeLimit(.minutes(5))) func aChangeThatNeedsARebootRebootsCp2OnceAndNeverLosesQuorum() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let lab = try await project.serve()
+            defer { lab.signal(SIGINT) }
+            let built = try await project.run(["up", "demo"])
+            #expect(built.status == 0, "\(built.stderr)")
+
+            try project.patch("cp2", Self.rebootChange)
+            let plan = try await project.run(["plan", "demo", "--json"])
+            #expect(plan.status == 2, "\(plan.stderr)")
+            let cp2 = changes(plan, project).first { $0["node"] as? String == "cp2" }
+            #expect(cp2?["reboot"] as? Bool == true, "Talos needs a reboot for udev rules: \(changes(plan, project))")
+
+            let start = LabRecordFile.now()
+            let applied = try await project.run(["up", "demo"])
+            #expect(applied.status == 0, "\(applied.stderr)")
+            #expect(applied.stderr.contains("config staged"), "\(applied.stderr)")
+            let record = try LabRecordFile(stateDirectory: project.state)
+            #expect(record.boots(of: "cp2", since: start) == 1, "cp2 rebooted exactly once")
+            for node in ["cp1", "cp3", "mini01", "mini02", "w1"] { #expect(record.boots(of: node, since: start) == 0, "\(node) was not rebooted") }
+            #expect(record.mostDownAtOnce(["cp1", "cp2", "cp3"], since: start) <= 1, "never two control planes down")
+            #expect(!record.lostQuorum(since: start), "etcd never lost quorum")
+
+            let status = try await project.run(["status", "demo", "--json"])
+            let nodes = project.json(status)["nodes"] as? [[String: Any]] ?? []
+            #expect(nodes.filter { $0["etcdMember"] as? Bool == true }.count == 3, "\(nodes)")
+            let kubectl = try await project.kubectl(["get", "nodes", "--no-headers"])
+            let rows = kubectl.stdout.split(separator: "\n")
+            #expect(rows.count == 6 && rows.allSatisfy { $0.contains(" Ready ") }, "\(kubectl.stdout)\(kubectl.stderr)")
+            let again = try await project.run(["plan", "demo"])
+            #expect(again.status == 0, "converged after the reboot: \(again.stdout)")
+            lab.signal(SIGINT)
+            _ = try await lab.finish(timeout: .seconds(30))
+        }
+    }
+
+    /// `kill -9` of `up` at five points of cp2's gated reboot, each followed by `up`: the machines
+    /// (a served lab) live on as real ones would, and cp2 still reboots exactly once.
+    @Test(.timeLimit(.minutes(8))) func killedAtFivePointsOfTheRebootCp2StillRebootsOnce() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let lab = try await project.serve()
+            defer { lab.signal(SIGINT) }
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            try project.patch("cp2", Self.rebootChange)
+            let start = LabRecordFile.now()
+            // Kill points, in order: each run is killed when it reaches the next one.
+            let points: [(String, (String) -> Bool)] = [
+                ("apply-config@cp2 started", { $0.contains("\"step.started\"") && $0.contains("apply-config@cp2") }),
+                ("config staged", { $0.contains("config staged") }),
+                ("reboot recorded", { $0.contains("recorded\"") && $0.contains("reboot-cp@cp2") }),
+                ("reboot sent", { $0.contains("reboot sent") }),
+                ("cp2 back", { $0.contains("cp2: back (boot") }),
+            ]
+            var reached: [String] = []
+            for (name, matches) in points {
+                let run = try project.running(["up", "demo", "--json"])
+                let hit = try await run.waitFor(timeout: .seconds(120)) { lines in lines.contains(where: matches) }
+                run.signal(SIGKILL)
+                _ = try? await run.finish(timeout: .seconds(30))
+                if hit { reached.append(name) }
+            }
+            #expect(reached.count >= 3, "the runs were killed inside the reboot flow: \(reached)")
+            let last = try await project.run(["up", "demo"])
+            #expect(last.status == 0, "\(last.stderr)")
+            let record = try LabRecordFile(stateDirectory: project.state)
+            #expect(record.boots(of: "cp2", since: start) == 1, "cp2 rebooted exactly once across \(points.count) kills")
+            #expect(record.mostDownAtOnce(["cp1", "cp2", "cp3"], since: start) <= 1)
+            #expect(!record.lostQuorum(since: start))
+            let plan = try await project.run(["plan", "demo"])
+            #expect(plan.status == 0, "the same end state: \(plan.stdout)")
+            let kubectl = try await project.kubectl(["get", "nodes", "--no-headers"])
+            #expect(kubectl.stdout.split(separator: "\n").filter { $0.contains(" Ready ") }.count == 6, "\(kubectl.stdout)")
+            lab.signal(SIGINT)
+            _ = try await lab.finish(timeout: .seconds(30))
+        }
+    }
+
+    /// A patch Talos' schema rejects is refused before anything is sent: exit 64 naming the patch.
+    @Test func aPatchThatBreaksTheSchemaIsRefusedOffline() async throws {
+        let project = try DemoProject()
+        try project.patch("cp2", "machine: {env: {GODEBUG: \"netdns=go\"}}")
+        let up = try await project.run(["up", "demo"])
+        #expect(up.status == 64, "\(up.stderr)")
+        #expect(up.stderr.contains("machine.env: unknown key") && up.stderr.contains("demo.yaml:"), "\(up.stderr)")
+        #expect(up.stderr.contains("nothing was sent"), "\(up.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: project.state + "/lab/twin.json"), "no lab was even started")
+    }
+}
