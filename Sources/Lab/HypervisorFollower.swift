@@ -1,6 +1,5 @@
 import Foundation
 import Providers
-import ProvisionCore
 
 /// Powers the lab's VMs as its test-driver hypervisor says, so the machine layer is honest: a VM's
 /// Talos node runs only while its libvirt domain runs (after `machines up` or `up` started it), is
@@ -9,13 +8,12 @@ import ProvisionCore
 final class HypervisorFollower: Sendable {
     private let task: Task<Void, Never>
 
-    init(inventory: Inventory, cluster: SimulatedTalosCluster, labDirectory: String) {
+    /// `restored`: nodes the saved lab brought back as they were; on the first look their saved
+    /// power stands (a machine left off stays off) unless the hypervisor says the domain is off or gone.
+    init(cluster: SimulatedTalosCluster, labDirectory: String, restored: Set<String> = []) {
         var watched: [(state: TestDriverState, nodes: [(domain: String, node: SimulatedTalosNode)])] = []
-        for provider in inventory.providers where provider.kind.value == .libvirt && (provider.setting("uri") ?? "").hasPrefix("test:///") {
-            let nodes = inventory.nodes.filter { $0.machine.provider.value == provider.name.value }.compactMap { spec in
-                cluster.node(spec.name.value).map { (domain: spec.machine.id?.value ?? spec.name.value, node: $0) }
-            }
-            watched.append((TestDriverState(path: "\(labDirectory)/libvirt-\(provider.name.value).xml"), nodes))
+        for (provider, nodes) in Dictionary(grouping: cluster.nodes.filter { $0.spec.hypervisor != nil }, by: { $0.spec.hypervisor! }) {
+            watched.append((TestDriverState(path: "\(labDirectory)/libvirt-\(provider).xml"), nodes.map { (domain: $0.spec.domain ?? $0.spec.name, node: $0) }))
         }
         let targets = watched
         task = Task {
@@ -30,6 +28,7 @@ final class HypervisorFollower: Sendable {
                         let first = seen[key] == nil
                         seen[key] = .some(now)
                         switch now {
+                        case true? where first && restored.contains(node.spec.name): continue
                         case true?: if !(await node.powered) { await node.powerOn() }
                         case false?: if await node.powered { await node.powerOff() }
                         case nil:

@@ -27,8 +27,8 @@ public final class LabServices: Sendable {
     /// test's lab) the VMs are simply on.
     /// `readOnly`: a dry run's lab, restored but recording nothing (its record file is not written).
     public static func start(_ inventory: Inventory, credentials: CredentialResolver, twin: String? = nil, readOnly: Bool = false) async throws -> LabServices {
-        let cluster = SimulatedTalosCluster(inventory: inventory)
         let saved = twin.flatMap(TwinSnapshot.load)
+        let cluster = SimulatedTalosCluster(inventory: inventory, kept: saved?.nodes ?? [])
         var listeners: [LabWakeOnLAN] = []
         var described: [String] = []
         do {
@@ -55,7 +55,7 @@ public final class LabServices: Sendable {
                 let followsHypervisor = labDirectory != nil && kind == .libvirt
                 if saved == nil, kind != .metal, !followsHypervisor { await cluster.node(node.name.value)?.powerOn() }
             }
-            let follower = labDirectory.map { HypervisorFollower(inventory: inventory, cluster: cluster, labDirectory: $0) }
+            let follower = labDirectory.map { HypervisorFollower(cluster: cluster, labDirectory: $0, restored: Set(saved?.nodes.map(\.name) ?? [])) }
             let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)
             await kube.start()
             return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners,

@@ -10,7 +10,8 @@ public enum StandardCatalog {
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
                                    TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachineEnsure(), MachineDelete(),
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
-                                   TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon()] {
+                                   TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon(),
+                                   TalosRemovalCheck(), TalosLeave(), ClusterOrphans()] {
             catalog.register(kind)
         }
         return catalog

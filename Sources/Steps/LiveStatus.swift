@@ -27,20 +27,20 @@ public struct LiveStatus: Sendable {
 
     public var nodes: [Node] = []
     public var instances: [Instance] = []
+    /// Machines the cluster has and the inventory does not list.
+    public var orphans: [Orphan] = []
     public var notes: [String] = []
 
     public static func read(_ context: StepContext) async -> LiveStatus {
         var status = LiveStatus()
         let inventory = context.inventory
         let talos = TalosAccess.from(context)
-        defer { talos.close() }
         let providers = MachineProviders.from(context)
         var members: Set<String>?
         var kubeNodes: [String: JSON]?
         if let kube = try? KubeAccess.from(context).kube() {
             kubeNodes = (try? await kube.list("v1", "Node")).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { $1 }) }
             if kubeNodes == nil { status.notes.append("the Kubernetes API at \(kube.config.server.absoluteString) does not answer") }
-            await kube.shutdown()
         } else {
             status.notes.append("no kubeconfig yet: Kubernetes columns are empty")
         }
@@ -61,6 +61,9 @@ public struct LiveStatus: Sendable {
         for index in status.nodes.indices where inventory.nodes[index].role.value == .controlplane {
             status.nodes[index].etcdMember = members.map { $0.contains(inventory.nodes[index].hostname) }
         }
+        let (orphans, notes) = await OrphanFinder(context: context).find()
+        status.orphans = orphans
+        status.notes += notes
         let pools = GPUPools(context: context)
         for pool in inventory.gpuPools {
             guard let client = try? await pools.client(pool), let found = try? await pools.live(pool, client) else {

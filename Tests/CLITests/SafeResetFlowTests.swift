@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 import Testing
 import TestSupport
 
@@ -59,7 +60,7 @@ import TestSupport
             #expect(after.members.count == 3, "cp2 is an etcd member again: \(after.members)")
             #expect(after.members.first { $0["hostname"] as? String == "cp2" }.map { "\($0["id"] ?? "")" } != oldMember, "as a new member")
             #expect(after.bootID("cp2") != before.bootID("cp2"), "it rebooted")
-            #expect(!FileManager.default.fileExists(atPath: state + "/resets/cp2"), "the flow finished and cleared its record")
+            #expect(try Journal(path: state + "/journal.sqlite").disruptions().isEmpty, "the flow finished and cleared its record")
             let snapshots = try FileManager.default.contentsOfDirectory(atPath: state + "/snapshots")
             #expect(!snapshots.isEmpty, "etcd was snapshotted first")
         }
@@ -77,7 +78,7 @@ import TestSupport
             #expect(result.stdout.contains("cp3"), "names the member that is down")
             #expect(!steps(result, "step.applied").contains("reset@cp2"))
             #expect(try Twin(state).bootID("cp2") == bootBefore, "cp2 was not touched")
-            #expect(!FileManager.default.fileExists(atPath: state + "/resets/cp2"))
+            #expect(try Journal(path: state + "/journal.sqlite").disruptions().isEmpty)
         }
     }
 

@@ -23,7 +23,7 @@ import TestSupport
 
     @Test func implementedKindsAreRegistered() {
         let catalog = StandardCatalog.make()
-        #expect(catalog.implemented.keys.sorted() == ["confirm", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-snapshot", "talos.identity-check", "talos.kubeconfig", "talos.quorum-check", "talos.reboot", "talos.reset", "talos.secrets"])
+        #expect(catalog.implemented.keys.sorted() == ["cluster.orphans", "confirm", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-snapshot", "talos.identity-check", "talos.kubeconfig", "talos.leave", "talos.quorum-check", "talos.reboot", "talos.removal-check", "talos.reset", "talos.secrets"])
         #expect(catalog.declared.count == catalog.implemented.count, "every declared kind is built")
     }
 }

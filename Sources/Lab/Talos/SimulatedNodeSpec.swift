@@ -16,6 +16,10 @@ public struct SimulatedNodeSpec: Sendable {
     public var faults: Set<SimulatedFault> = []
     /// Multiplies every simulated delay; 0 makes the node instant.
     public var timeScale: Double = 1
+    /// The lab libvirt provider whose domain (named like the node) powers it; nil when not a VM.
+    public var hypervisor: String?
+    /// The libvirt domain's name, when it is not the node's (`machine.id`).
+    public var domain: String?
 
     public init(name: String, address: String, port: Int = 50000) {
         self.name = name

@@ -18,20 +18,38 @@ public final class SimulatedTalosCluster: Sendable {
 
     /// One node per inventory node, on the inventory's (loopback) addresses, with the inventory's
     /// time scale and faults. Metal images boot from ISO and install; the others are preinstalled.
-    public convenience init(inventory: Inventory) {
+    /// `kept`: machines a saved lab holds that the inventory no longer lists; they go on existing.
+    public convenience init(inventory: Inventory) { self.init(inventory: inventory, kept: []) }
+
+    convenience init(inventory: Inventory, kept: [TwinSnapshot.NodeState]) {
         let scale = inventory.lab?.timeScale.value ?? 1
         let faults = inventory.lab?.faults ?? []
-        let specs = inventory.nodes.map { node -> SimulatedNodeSpec in
+        var specs = inventory.nodes.map { node -> SimulatedNodeSpec in
             var spec = SimulatedNodeSpec(name: node.name.value, address: node.address.value.description)
             spec.talosVersion = node.talosVersion?.value ?? inventory.cluster.talosVersion.value
             spec.platform = inventory.image(named: node.image.value)?.platform.value ?? "metal"
             spec.timeScale = scale
+            if let provider = inventory.provider(named: node.machine.provider.value), provider.kind.value == .libvirt {
+                spec.hypervisor = provider.name.value
+                spec.domain = node.machine.id?.value
+            }
             spec.faults = Set(faults.filter { $0.node.value == node.name.value }.compactMap { SimulatedFault(rawValue: $0.kind.value) })
             if node.image.value.contains("mini") {
                 spec.disks = [SimulatedDisk(path: "/dev/nvme0n1", size: 256 << 30, model: "APPLE SSD AP0256M", transport: "nvme"),
                               SimulatedDisk(path: "/dev/sda", size: 16 << 30, model: "USB DISK 3.0", transport: "usb")]
             }
             return spec
+        }
+        let listed = Set(specs.map(\.name))
+        for state in kept where !listed.contains(state.name) {
+            guard let address = state.address else { continue }
+            var spec = SimulatedNodeSpec(name: state.name, address: address)
+            spec.talosVersion = state.talosVersion ?? inventory.cluster.talosVersion.value
+            spec.platform = state.platform ?? "metal"
+            spec.timeScale = scale
+            spec.hypervisor = state.hypervisor
+            spec.domain = state.domain
+            specs.append(spec)
         }
         self.init(specs: specs)
     }

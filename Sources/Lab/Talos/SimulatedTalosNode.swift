@@ -93,7 +93,13 @@ public actor SimulatedTalosNode {
 
     /// What survives the lab's process: power and the applied config (Talos keeps it on disk).
     func snapshot() -> TwinSnapshot.NodeState {
-        promised ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, staged: staged?.text, bootID: bootID)
+        var state = promised ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, staged: staged?.text, bootID: bootID)
+        state.address = spec.address
+        state.talosVersion = spec.talosVersion
+        state.platform = spec.platform
+        state.hypervisor = spec.hypervisor
+        state.domain = spec.domain
+        return state
     }
 
     /// Brings the machine back as it was left: it never went down, so a configured machine is

@@ -17,6 +17,14 @@ struct TwinSnapshot: Codable, Sendable {
         /// A config on disk that is not active yet (STAGED): it becomes active at the next boot.
         var staged: String?
         var bootID: String?
+        /// The machine itself, so a lab keeps simulating it after the inventory drops it (a real
+        /// machine does not vanish when a line is deleted): address, Talos version, platform and
+        /// the libvirt provider whose domain it is (nil for metal).
+        var address: String?
+        var talosVersion: String?
+        var platform: String?
+        var hypervisor: String?
+        var domain: String?
     }
 
     struct EtcdState: Codable, Sendable {

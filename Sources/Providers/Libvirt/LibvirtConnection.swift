@@ -171,6 +171,22 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
+    /// Deletes a volume if it exists (a deleted VM's disk); false when there was none.
+    @discardableResult
+    public func deleteVolume(pool: String, name: String) throws -> Bool {
+        try locked { connection in
+            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else { throw LibvirtError.last("find storage pool \(pool)") }
+            defer { virStoragePoolFree(poolPointer) }
+            guard let volume = virStorageVolLookupByName(poolPointer, name) else {
+                virResetLastError()
+                return false
+            }
+            defer { virStorageVolFree(volume) }
+            guard virStorageVolDelete(volume, 0) == 0 else { throw LibvirtError.last("delete volume \(name) in \(pool)") }
+            return true
+        }
+    }
+
     private func withDomain<T>(_ name: String, _ operation: String, _ body: (virDomainPtr) throws -> T) throws -> T {
         try locked { connection in
             guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("\(operation) \(name)") }

@@ -65,11 +65,28 @@ public final class LibvirtMachineProvider: MachineProvider {
         try connection.destroy(name)
     }
 
+    /// Domains whose `<provision:node>` mark says `cluster/NODE`.
+    public func machines(ownedBy cluster: String) async throws -> [String] {
+        try connection.allDomains().compactMap { domain in
+            guard let start = domain.xml.range(of: "<provision:node"), let open = domain.xml.range(of: ">", range: start.upperBound..<domain.xml.endIndex),
+                  let close = domain.xml.range(of: "</provision:node>", range: open.upperBound..<domain.xml.endIndex) else { return nil }
+            let owner = domain.xml[open.upperBound..<close.lowerBound]
+            guard owner.hasPrefix(cluster + "/"), let name = domain.xml.range(of: "<name>").flatMap({ n in
+                domain.xml.range(of: "</name>", range: n.upperBound..<domain.xml.endIndex).map { String(domain.xml[n.upperBound..<$0.lowerBound]) }
+            }) else { return nil }
+            return name
+        }
+    }
+
+    /// Stops and undefines the domain and deletes the disk volume provision made for it, so a
+    /// retired VM gives its storage back.
     public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {
         let name = name(node)
-        guard let state = try connection.state(of: name) else { return }
         defer { saveState() }
-        if state == .running { try connection.destroy(name) }
-        try connection.undefine(name)
+        if let state = try connection.state(of: name) {
+            if state == .running { try connection.destroy(name) }
+            try connection.undefine(name)
+        }
+        try connection.deleteVolume(pool: provider.setting("storagePool") ?? "default", name: "\(name).raw")
     }
 }

@@ -40,6 +40,11 @@ public struct ProxmoxMachineProvider: MachineProvider {
                             tags: Dictionary(uniqueKeysWithValues: vm.tags.map { ($0, "") }))
     }
 
+    /// VMs tagged `talos` and the cluster's name, as `ensureRunning` tags them.
+    public func machines(ownedBy cluster: String) async throws -> [String] {
+        try await client.vms().filter { $0.tags.contains("talos") && $0.tags.contains(cluster) }.map(\.name)
+    }
+
     public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
         guard let mac = node.machine.mac?.value.description else {
             throw StepError.permanent("\(node.name.value) needs machine.mac for a Proxmox VM (its address is reserved by MAC)")

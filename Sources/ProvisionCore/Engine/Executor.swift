@@ -43,7 +43,8 @@ public struct Executor: Sendable {
     public init(graph: StepGraph, catalog: StepCatalog, context: StepContext, journal: Journal?, options: ExecutorOptions) {
         self.graph = graph
         self.catalog = catalog
-        self.context = context
+        // Steps that record work before sending it (a reboot, a reset) use the run's journal.
+        self.context = context.journal == nil ? context.with(journal: journal) : context
         self.journal = journal
         self.options = options
     }

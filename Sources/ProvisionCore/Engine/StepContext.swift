@@ -22,6 +22,12 @@ public struct StepContext: Sendable {
     public init(inventory: Inventory, stateDirectory: String, runID: String, target: String? = nil,
                 credentials: CredentialResolver, events: EventBus, dryRun: Bool = false, arguments: [String: String] = [:],
                 services: Services = Services(), journal: Journal? = nil) {
+        self.init(inventory: inventory, stateDirectory: stateDirectory, runID: runID, target: target, credentials: credentials, events: events,
+                  dryRun: dryRun, arguments: arguments, services: services, journal: journal, outputs: OutputStore())
+    }
+
+    init(inventory: Inventory, stateDirectory: String, runID: String, target: String?, credentials: CredentialResolver, events: EventBus,
+         dryRun: Bool, arguments: [String: String], services: Services, journal: Journal?, outputs: OutputStore) {
         self.inventory = inventory
         self.stateDirectory = stateDirectory
         self.runID = runID
@@ -32,7 +38,13 @@ public struct StepContext: Sendable {
         self.arguments = arguments
         self.services = services
         self.journal = journal
-        self.outputStore = OutputStore()
+        self.outputStore = outputs
+    }
+
+    /// The same context with the run's journal (the executor hands its own to the steps).
+    func with(journal: Journal?) -> StepContext {
+        StepContext(inventory: inventory, stateDirectory: stateDirectory, runID: runID, target: target, credentials: credentials, events: events,
+                    dryRun: dryRun, arguments: arguments, services: services, journal: journal, outputs: outputStore)
     }
 
     /// Outputs of another step instance from this run (or, after a resume, from the journal).

@@ -198,3 +198,26 @@ public struct LabSpec: Sendable {
     public var timeScale: Located<Double>
     public var faults: [Fault]
 }
+
+extension NodeSpec {
+    /// A node the inventory does not list but the cluster still has (an orphan), described from
+    /// what etcd, Kubernetes or a provider says of it, so `provision remove` can retire it with the
+    /// same steps as a listed node. Its fields point at the command line, not at a file.
+    public static func orphan(name: String, controlPlane: Bool, address: IPv4Address?, provider: String?, image: String) -> NodeSpec {
+        let here = SourceLocation(file: "command line", line: 1, column: 1)
+        return NodeSpec(name: Located(name, at: here), role: Located(controlPlane ? .controlplane : .worker, at: here), image: Located(image, at: here),
+                        address: Located(address ?? IPv4Address(raw: 0), at: here), hostname: name, talosVersion: nil,
+                        machine: MachineSpec(provider: Located(provider ?? "", at: here), cpus: nil, memory: nil, diskSize: nil, mac: nil, bridge: nil,
+                                             vlan: nil, id: nil, storage: nil),
+                        installDisk: nil, diskSelector: nil, wipe: false, allowRemovableDisk: false, kubespan: false, labels: [:], patches: [], location: here)
+    }
+}
+
+extension Inventory {
+    /// The inventory with one more node (an orphan being removed).
+    public func adding(_ node: NodeSpec) -> Inventory {
+        var copy = self
+        copy.nodes.append(node)
+        return copy
+    }
+}

@@ -28,4 +28,11 @@ public protocol MachineProvider: Sendable {
     func stop(_ node: NodeSpec, in inventory: Inventory) async throws
     /// Removes a VM or instance. Bare metal refuses: a reset is the only destructive verb for metal.
     func delete(_ node: NodeSpec, in inventory: Inventory) async throws
+    /// The names of the machines this provider holds that provision made for `cluster` (its owner
+    /// mark or tags): what finds a VM the inventory no longer lists. Metal holds none.
+    func machines(ownedBy cluster: String) async throws -> [String]
+}
+
+extension MachineProvider {
+    public func machines(ownedBy cluster: String) async throws -> [String] { [] }
 }

@@ -49,22 +49,38 @@ public struct MachineEnsure: StepKind {
     }
 }
 
-/// `machine.delete`: stops (gracefully first) and removes a VM. Bare metal refuses.
+/// `machine.delete`: stops (gracefully first) and removes a VM. Bare metal refuses, unless the
+/// step says `metal: keep` (a removal): then the machine stays, in maintenance, and the log says so.
 public struct MachineDelete: StepKind {
     public let info = StepKindInfo(name: "machine.delete", summary: "stop and delete a VM (never bare metal)",
-                                   estimate: .seconds(30), scope: .node, defaultTimeout: .seconds(600))
+                                   estimate: .seconds(30), scope: .node, defaultTimeout: .seconds(600), parameters: ["metal"])
 
     public init() {}
 
+    /// Nothing to delete: bare metal kept by a removal, or an orphan no provider holds.
+    func kept(_ node: NodeSpec, _ step: StepInstance, _ context: StepContext) -> String? {
+        if node.machine.provider.value.isEmpty { return "no provider holds a machine for \(node.name.value)" }
+        if step.parameters.string("metal") == "keep", context.inventory.provider(named: node.machine.provider.value)?.kind.value == .metal {
+            return "\(node.name.value) is bare metal: never deleted; it stays on, in maintenance mode, ready to be given a config again"
+        }
+        return nil
+    }
+
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try MachineEnsure().node(step, context)
+        if let note = kept(node, step, context) { return .satisfied(["machine": note]) }
         let state = try await MachineProviders.from(context).provider(for: node, context: context).observe(node, in: context.inventory)
         return state.power == .absent ? .satisfied([:]) : .pending("\(node.name.value) exists (\(state.power.rawValue))")
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let node = try MachineEnsure().node(step, context)
+        if let note = kept(node, step, context) {
+            context.log(note, step: step)
+            return ["machine": note]
+        }
         try await MachineProviders.from(context).provider(for: node, context: context).delete(node, in: context.inventory)
+        context.log("\(node.name.value): VM deleted", step: step)
         return [:]
     }
 }

@@ -3,12 +3,24 @@ import ProvisionCore
 import TalosKit
 
 /// The etcd health gate in front of, and behind, every control-plane disruption: every member
-/// started and healthy, no alarm raised, and never from 2 members (2 members survive no failure;
-/// Talos' own legacy upgrade refuses them). Talos 1.13's upgrade and reboot APIs check none of it.
+/// started and healthy, no alarm raised, and then the rule of what is about to happen to `node`.
+/// Talos 1.13's upgrade, reboot and reset APIs check none of it.
 struct EtcdGate {
-    let context: StepContext
+    /// What is about to happen to the member.
+    enum Purpose: Sendable {
+        /// Down for a while and back (a reboot, an upgrade): never from 2 members (with one down,
+        /// 2 have no quorum; Talos' own legacy upgrade refuses them).
+        case disrupt
+        /// Out of etcd and back as a new member (a safe reset): the others keep quorum meanwhile.
+        case leave
+        /// Out for good (`provision remove`): the others keep quorum and are not left at 2.
+        case remove
+    }
 
-    /// What forbids taking a control plane down now; empty when the gate is open.
+    let context: StepContext
+    var purpose: Purpose = .disrupt
+
+    /// What forbids it now; empty when the gate is open.
     func problems(before node: String?) async -> [String] {
         let access = TalosAccess.from(context)
         let controlPlanes = context.inventory.controlPlanes.map(\.name.value)
@@ -26,14 +38,33 @@ struct EtcdGate {
         guard let members else { return ["no control plane answers for etcd's members (" + reasons.joined(separator: "; ") + ")"] }
         var problems: [String] = []
         let voters = members.filter { !$0.isLearner }
-        if voters.count == 2 {
-            problems.append("etcd has 2 members: with one down it has no quorum, and 2 members survive no failure; add a third control plane first")
+        let hostname = node.flatMap { context.inventory.node(named: $0)?.hostname } ?? node
+        let others = voters.filter { $0.hostname != hostname }
+        let isMember = others.count < voters.count
+        switch purpose {
+        case .disrupt:
+            if voters.count == 2, isMember || node == nil {
+                problems.append("etcd has 2 members: with one down it has no quorum, and 2 members survive no failure; add a third control plane first")
+            }
+        case .leave:
+            if isMember, others.isEmpty || others.count < voters.count / 2 + 1 {
+                problems.append("etcd has \(voters.count) member\(voters.count == 1 ? "" : "s"); without \(node ?? "it") it would lose quorum")
+            }
+        case .remove:
+            if isMember, others.isEmpty {
+                problems.append("\(node ?? "it") is etcd's last member; removing it ends the cluster")
+            } else if isMember, others.count == 2 {
+                problems.append("removing \(node ?? "it") would leave etcd with 2 members, which survive no failure; add a control plane first (`provision up` with a new one in the inventory), then remove this one")
+            } else if isMember, others.count < voters.count / 2 + 1 {
+                problems.append("without \(node ?? "it") etcd would lose quorum")
+            }
         }
         if let learner = members.first(where: \.isLearner) { problems.append("etcd member \(learner.hostname) is still a learner (joining)") }
-        for member in voters {
+        // Every member must be started and healthy, except one that is leaving (it may be why: broken or dead).
+        for member in voters where purpose == .disrupt || member.hostname != hostname {
             let name = member.hostname.isEmpty ? String(member.id, radix: 16) : member.hostname
             guard let cp = context.inventory.controlPlanes.first(where: { $0.hostname == member.hostname })?.name.value else {
-                problems.append("etcd member \(name) is not a control plane of the inventory (an orphan: `provision remove` it)")
+                if purpose != .remove { problems.append("etcd member \(name) is not a control plane of the inventory (an orphan: `provision remove` it)") }
                 continue
             }
             do {

@@ -3,8 +3,8 @@ import KubeKit
 import ProvisionCore
 import TalosKit
 
-/// The one way a running node is taken down and brought back: a staged config's reboot today, an
-/// upgrade's reboot and a removal's reset build on it. The engine's resources keep control planes
+/// The one way a running node is taken down and brought back: a staged config's reboot, a safe
+/// reset's and a removal's reset, an upgrade's reboot. The engine's resources keep control planes
 /// strictly one at a time and workers to `--max-parallel`; this does the rest, in order:
 ///
 /// 1. on a control plane, the etcd gate (every member started and healthy, no alarm, not 2 members);
@@ -17,6 +17,16 @@ import TalosKit
 /// A `kill -9` anywhere resumes from the record: a disruption already sent is only waited for,
 /// never sent twice; one recorded but maybe not received is waited for first, then sent.
 struct GatedDisruption {
+    /// Which parts of the sequence this disruption has.
+    struct Sequence: Sendable {
+        /// The etcd gate before (a control plane), or nil when an earlier step checked already.
+        var gate: EtcdGate.Purpose? = .disrupt
+        var drain = true
+        /// Gate again, Ready, uncordon and clear the record; false when later steps finish the job
+        /// (a safe reset's rejoin, a removal) and clear it themselves.
+        var finish = true
+    }
+
     let step: StepInstance
     let context: StepContext
     let node: String
@@ -24,6 +34,7 @@ struct GatedDisruption {
     let action: String
     /// Why and with what (the apply mode, the image): kept in the record.
     let detail: String
+    var sequence = Sequence()
 
     var access: TalosAccess { TalosAccess.from(context) }
     var isControlPlane: Bool { context.inventory.node(named: node)?.role.value == .controlplane }
@@ -34,19 +45,26 @@ struct GatedDisruption {
         try? context.journal?.disruption(node: node)
     }
 
-    /// Runs the whole sequence. `send` makes the node go down (returns what to log), `cameBack`
-    /// says whether the node that came back is the one wanted (config active, version running).
+    /// The common case: back means a new boot ID, running and ready, and then `cameBack` says whether
+    /// the node that came back is the one wanted (a problem, or nil: config active, version running).
     func run(send: @Sendable (TalosClient) async throws -> String,
-             cameBack: @Sendable (TalosClient) async throws -> String?) async throws -> StepOutputs {
+             cameBack: @Sendable @escaping (TalosClient) async throws -> String?) async throws -> StepOutputs {
+        try await run(send: send) { bootBefore in try await rebooted(since: bootBefore, cameBack: cameBack) }
+    }
+
+    /// Runs the sequence. `send` makes the node go down (returns what to log); `back` returns the
+    /// outputs once the node is back as wanted, nil while it is not yet.
+    func run(send: @Sendable (TalosClient) async throws -> String,
+             back: @Sendable @escaping (String) async throws -> StepOutputs?) async throws -> StepOutputs {
         var record = Self.underWay(node, context)
         if let existing = record, existing.action != action {
             throw StepError.refused("\(node) has a \(existing.action) under way since run \(existing.runID); finish it first (`provision up`)")
         }
         if record == nil {
-            if isControlPlane {
-                try await EtcdGate(context: context).waitOpen(before: node, timeout: access.scaled(.seconds(300)), step: step, what: "take \(node) down")
+            if isControlPlane, let purpose = sequence.gate {
+                try await EtcdGate(context: context, purpose: purpose).waitOpen(before: node, timeout: access.scaled(.seconds(300)), step: step, what: "take \(node) down")
             }
-            try await drain()
+            if sequence.drain { try await drain() }
             let bootBefore = try await client().bootID()
             try context.journal?.recordDisruption(node: node, run: context.runID, action: action, bootBefore: bootBefore, detail: detail, phase: "gated")
             record = Self.underWay(node, context)
@@ -62,14 +80,20 @@ struct GatedDisruption {
             context.log("\(node): resuming the \(action) sent in run \(record?.runID ?? "?")", step: step)
         }
         let bootBefore = record?.bootBefore ?? ""
-        let bootAfter = try await waitBack(since: bootBefore, cameBack: cameBack)
+        var outputs = try await waitFor("\(node) to come back from its \(action)", interval: access.pollInterval, step: step, context: context) {
+            try await back(bootBefore)
+        }
+        outputs["bootBefore"] = bootBefore
+        outputs[action] = detail
+        try context.journal?.recordDisruption(node: node, run: context.runID, action: action, bootBefore: bootBefore, detail: detail, phase: "back")
+        context.log("\(node): back\(outputs["bootAfter"].map { " (boot \($0.prefix(8)))" } ?? "")", step: step)
+        guard sequence.finish else { return outputs }
         if isControlPlane {
             try await EtcdGate(context: context).waitOpen(before: nil, timeout: access.scaled(.seconds(600)), step: step, what: "\(node)'s \(action)", after: true)
         }
         try await uncordon()
         try context.journal?.endDisruption(node: node)
-        context.log("\(node): back (boot \(bootAfter.prefix(8)))", step: step)
-        return ["bootBefore": bootBefore, "bootAfter": bootAfter, action: detail]
+        return outputs
     }
 
     func client(timeout: Duration = .seconds(10)) async throws -> TalosClient { try await access.client(node, .admin, timeout: timeout) }
@@ -94,19 +118,17 @@ struct GatedDisruption {
         return false
     }
 
-    private func waitBack(since bootBefore: String, cameBack: @Sendable (TalosClient) async throws -> String?) async throws -> String {
-        let node = self.node
-        return try await waitFor("\(node) to come back from its \(action)", interval: access.pollInterval, step: step, context: context) {
-            let client = try await client(timeout: .seconds(5))
-            let bootID = try await client.bootID()
-            guard bootID != bootBefore else { return nil }
-            let status = try await client.machineStatus()
-            guard status.stage == .running, status.ready else { return nil }
-            if let problem = try await cameBack(client) {
-                throw StepError.permanent("\(node) came back from its \(action) (boot \(bootID.prefix(8))) but \(problem); not going on")
-            }
-            return bootID
+    /// A new boot ID, running and ready, and the caller's check passed: the usual "back".
+    func rebooted(since bootBefore: String, cameBack: @Sendable (TalosClient) async throws -> String?) async throws -> StepOutputs? {
+        let client = try await client(timeout: .seconds(5))
+        let bootID = try await client.bootID()
+        guard bootID != bootBefore else { return nil }
+        let status = try await client.machineStatus()
+        guard status.stage == .running, status.ready else { return nil }
+        if let problem = try await cameBack(client) {
+            throw StepError.permanent("\(node) came back from its \(action) (boot \(bootID.prefix(8))) but \(problem); not going on")
         }
+        return ["bootAfter": bootID]
     }
 
     private func kube() -> KubeClient? { try? KubeAccess.from(context).kube() }

@@ -6,7 +6,7 @@ import TalosKit
 /// guard the reset then stand aside, so a resumed run goes on instead of refusing a node that is,
 /// by design, in maintenance and out of etcd.
 func resetUnderWay(_ node: String, _ context: StepContext) -> Bool {
-    FileManager.default.fileExists(atPath: TalosReset.record(context, node))
+    TalosReset.underWay(node, context) != nil
 }
 
 /// `talos.identity-check`: the machine answering at the node's address is the node the inventory
@@ -44,8 +44,9 @@ public struct TalosIdentityCheck: StepKind {
     }
 }
 
-/// `talos.quorum-check`: resetting the node leaves a healthy etcd with quorum: every other member
-/// is running and reports no errors, and enough of them remain. Refused otherwise, unless `--force`.
+/// `talos.quorum-check`: resetting the node leaves a healthy etcd with quorum (the etcd gate, for a
+/// member that leaves and comes back): every member running and healthy, no alarm, and enough of
+/// the others remain. Refused otherwise, unless `--force`.
 public struct TalosQuorumCheck: StepKind {
     public let info = StepKindInfo(name: "talos.quorum-check", summary: "refuse if removing the node would break etcd quorum or the cluster is unhealthy",
                                    estimate: .seconds(3), scope: .node, mutates: false, defaultTimeout: .seconds(60), parameters: ["force"])
@@ -73,22 +74,6 @@ public struct TalosQuorumCheck: StepKind {
     }
 
     func problems(_ node: String, _ context: StepContext) async throws -> [String] {
-        let access = TalosAccess.from(context)
-        let hostname = context.inventory.node(named: node)?.hostname ?? node
-        let members = try await access.client(node, .admin, timeout: .seconds(5)).etcdMembers().filter { !$0.isLearner }
-        var problems: [String] = []
-        let others = members.filter { $0.hostname != hostname }
-        if others.count < members.count / 2 + 1 || others.isEmpty {
-            problems.append("etcd has \(members.count) member\(members.count == 1 ? "" : "s"); without \(node) it would lose quorum")
-        }
-        for other in context.inventory.controlPlanes where other.name.value != node {
-            do {
-                let status = try await access.client(other.name.value, .admin, timeout: .seconds(5)).etcdStatus()
-                if !status.errors.isEmpty { problems.append("\(other.name.value)'s etcd reports \(status.errors.joined(separator: ", "))") }
-            } catch {
-                problems.append("\(other.name.value) does not answer (\(error))")
-            }
-        }
-        return problems
+        await EtcdGate(context: context, purpose: .leave).problems(before: node)
     }
 }

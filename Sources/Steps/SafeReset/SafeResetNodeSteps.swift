@@ -61,17 +61,20 @@ public struct KubeCordon: StepKind {
     }
 }
 
-/// `kube.delete-node`: the Node object goes, so the node rejoins as new after its reset.
+/// `kube.delete-node`: the Node object goes, so the node rejoins as new after its reset. With
+/// `schedulable: delete` (a removal) any Node of that name goes; otherwise a fresh, schedulable one
+/// is taken for the node already back, and kept.
 public struct KubeDeleteNode: StepKind {
-    public let info = StepKindInfo(name: "kube.delete-node", summary: "delete the Node object", estimate: .seconds(3), scope: .node)
+    public let info = StepKindInfo(name: "kube.delete-node", summary: "delete the Node object", estimate: .seconds(3), scope: .node,
+                                   parameters: ["schedulable"])
 
     public init() {}
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let name = try kubeNodeName(step, context)
         let node = try await KubeAccess.from(context).kube().get("v1", "Node", name: name)
-        // After a reset the node registers again once reconfigured; a fresh, schedulable Node is the new one.
-        guard let node, node[path: "spec.unschedulable"]?.bool == true else { return .satisfied(["node": name]) }
+        guard let node else { return .satisfied(["node": name]) }
+        if step.parameters.string("schedulable") != "delete", node[path: "spec.unschedulable"]?.bool != true { return .satisfied(["node": name]) }
         return .pending("Node \(name) still exists")
     }
 
@@ -106,7 +109,7 @@ public struct KubeUncordon: StepKind {
             try await kube.get("v1", "Node", name: name) != nil ? true : nil
         }
         try await kube.cordon(name, false)
-        try? FileManager.default.removeItem(atPath: TalosReset.record(context, try step.requireNode()))
+        TalosReset.clear(context, node: try step.requireNode())
         context.log("\(name) is schedulable again; the safe reset is complete", step: step)
         return ["node": name]
     }

@@ -5,62 +5,61 @@ import TalosKit
 /// `talos.reset`: a graceful reset of STATE and EPHEMERAL with reboot (a control plane leaves etcd
 /// first), verified by the node coming back in maintenance or with a new boot ID.
 ///
-/// Never twice: before the call, the boot ID is recorded in `<state>/resets/<node>`; while that
-/// record exists the step only verifies. The follow-up steps of a safe reset remove it.
+/// Never twice: it is a `GatedDisruption` (action `reset`), so the boot ID is recorded in the
+/// journal before the call, and while that record exists the step only verifies. The checks that
+/// guard it are earlier steps (identity, quorum, drain); the steps that bring the node back (or
+/// retire it) end the record.
 public struct TalosReset: StepKind {
     public let info = StepKindInfo(name: "talos.reset", summary: "graceful reset of STATE and EPHEMERAL with reboot, verified",
                                    estimate: .seconds(120), scope: .node, defaultTimeout: .seconds(900))
 
     public init() {}
 
-    static func record(_ context: StepContext, _ node: String) -> String { "\(context.stateDirectory)/resets/\(node)" }
+    public func resources(for step: StepInstance, context: StepContext) -> [ResourceKey] {
+        TalosReboot.disruptionSlot(step.node, context)
+    }
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try step.requireNode()
-        guard let before = try? String(contentsOfFile: Self.record(context, node), encoding: .utf8) else {
-            return .pending("\(node) will be reset")
-        }
-        if let outputs = try await verified(node, bootBefore: before, context) { return .satisfied(outputs) }
-        return .pending("\(node) was reset (boot \(before.prefix(8))) and has not come back yet")
+        guard let record = Self.underWay(node, context) else { return .pending("\(node) will be reset") }
+        if let outputs = try await Self.verified(node, bootBefore: record.bootBefore, context) { return .satisfied(outputs) }
+        return .pending("\(node) was reset (boot \(record.bootBefore.prefix(8))) and has not come back yet")
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let node = try step.requireNode()
-        let access = TalosAccess.from(context)
-        let path = Self.record(context, node)
-        var before = try? String(contentsOfFile: path, encoding: .utf8)
-        if before == nil {
-            let client = try await access.client(node, .admin)
-            let bootID = try await client.bootID()
-            try FileManager.default.createDirectory(atPath: "\(context.stateDirectory)/resets", withIntermediateDirectories: true)
-            try PrivateFile.write(Array(bootID.utf8), to: path)
-            let actor = try await client.resetSystemPartitions()
-            context.log("reset of \(node) started (actor \(actor)); waiting for it to come back", step: step)
-            before = bootID
-        }
-        let bootBefore = before ?? ""
-        return try await waitFor("\(node) to come back after reset", interval: access.pollInterval, step: step, context: context) {
-            try await verified(node, bootBefore: bootBefore, context)
-        }
+        var disruption = GatedDisruption(step: step, context: context, node: node, action: "reset", detail: "STATE and EPHEMERAL, graceful")
+        disruption.sequence = .init(gate: nil, drain: false, finish: false)
+        return try await disruption.run(send: { client in
+            "reset started (actor \(try await client.resetSystemPartitions()))"
+        }, back: { bootBefore in
+            try await Self.verified(node, bootBefore: bootBefore, context)
+        })
+    }
+
+    /// The reset of `node` under way (recorded, not yet ended by the steps that follow it).
+    static func underWay(_ node: String, _ context: StepContext) -> Journal.Disruption? {
+        GatedDisruption.underWay(node, context).flatMap { $0.action == "reset" ? $0 : nil }
     }
 
     /// The node is back: in maintenance (metal/ISO), or configured again with a new boot ID (cloud
     /// images re-apply their user-data).
-    func verified(_ node: String, bootBefore: String, _ context: StepContext) async throws -> StepOutputs? {
+    static func verified(_ node: String, bootBefore: String, _ context: StepContext) async throws -> StepOutputs? {
         let access = TalosAccess.from(context)
         let probe = try await access.probe(node)
+        probe.connection?.close()
         switch probe.mode {
-        case .maintenance: return ["after": "maintenance", "bootBefore": bootBefore]
+        case .maintenance: return ["after": "maintenance"]
         case .configured:
             let now = try? await access.client(node, .admin, timeout: .seconds(5)).bootID()
-            if let now, now != bootBefore { return ["after": "configured", "bootBefore": bootBefore, "bootAfter": now] }
+            if let now, now != bootBefore { return ["after": "configured", "bootAfter": now] }
             return nil
         default: return nil
         }
     }
 
-    /// Forgets the record once the node has been brought back (used by the steps that follow).
+    /// The reset is over: the node was brought back (or retired). Called by the steps that follow it.
     public static func clear(_ context: StepContext, node: String) {
-        try? FileManager.default.removeItem(atPath: record(context, node))
+        try? context.journal?.endDisruption(node: node)
     }
 }

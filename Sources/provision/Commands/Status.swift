@@ -73,6 +73,8 @@ struct Status: AsyncParsableCommand {
                                         "outcome": $0.outcome ?? (($0.finishedAt == nil) ? "running or killed" : "unknown")] },
                     "gpuInstances": (live?.instances ?? []).map { ["pool": $0.pool, "id": $0.id, "state": $0.state,
                                                                   "address": $0.address ?? "", "expiresAt": $0.expiresAt ?? ""] },
+                    "orphans": (live?.orphans ?? []).map { ["name": $0.name, "address": $0.address ?? NSNull(), "controlPlane": $0.controlPlane,
+                                                           "seenIn": $0.seenIn] as [String: Any] },
                     "notes": live?.notes ?? ["offline: the journal only"],
                 ])
                 return
@@ -96,20 +98,15 @@ struct Status: AsyncParsableCommand {
             for instance in live?.instances ?? [] {
                 output.result("gpu \(instance.pool): \(instance.id) \(instance.state) \(instance.address ?? "-") expires \(instance.expiresAt ?? "(no tag)")")
             }
+            for orphan in live?.orphans ?? [] {
+                output.result("orphan \(orphan.name)\(orphan.address.map { " (\($0))" } ?? ""): in \(orphan.seenIn.joined(separator: ", ")) but not in the inventory; `provision remove \(inv.name)/\(orphan.name)` retires it")
+            }
             for note in live?.notes ?? [] { output.note(note) }
         }
     }
 
-    /// Live state, read without changing anything: a lab inventory's lab is brought up from its
-    /// saved state for the look (or the served one is used) and not saved afterwards.
+    /// Live state, read without changing anything (a lab inventory's lab read-only).
     static func live(_ inv: Inventory, stateDir: String, output: Output) async -> LiveStatus {
-        let redactor = Redactor()
-        let resolver = CredentialResolver(baseDirectory: inv.directory, redactor: redactor)
-        let lab = try? await InProcessLab.start(inv, stateDirectory: stateDir, credentials: resolver, output: output)
-        let context = StepContext(inventory: inv, stateDirectory: stateDir, runID: "status", credentials: resolver,
-                                  events: EventBus(redactor: redactor, sinks: []))
-        let status = await LiveStatus.read(context)
-        await lab?.services.stop()
-        return status
+        await LiveLook.with(inv, stateDirectory: stateDir, output: output) { context in await LiveStatus.read(context) }
     }
 }

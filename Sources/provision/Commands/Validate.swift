@@ -82,7 +82,7 @@ struct Validate: AsyncParsableCommand {
             .map { String($0.dropLast(5)) }.sorted()
         return names.compactMap { name in
             switch name {
-            case "safe-reset": return (name, inv.controlPlanes.first?.name.value)
+            case "safe-reset", "remove": return (name, inv.controlPlanes.first?.name.value)
             case "machines-down": return inv.nodes.first.map { (name, $0.name.value) }
             case let gpu where gpu.hasPrefix("gpu-"): return inv.gpuPools.isEmpty ? nil : (name, inv.gpuPools[0].name.value)
             default: return (name, nil)

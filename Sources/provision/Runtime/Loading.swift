@@ -64,6 +64,18 @@ struct Loader {
         return (inventory, name)
     }
 
+    /// `INVENTORY/NAME` (or `NAME` when one inventory lists it), without requiring the inventory to
+    /// list it: `remove` also takes orphans.
+    func reference(_ text: String) throws(Exit) -> (Inventory, String) {
+        let ref = try checked { () throws(InputError) in
+            try locator.reference(text) { path, name in
+                guard let (inventory, _) = try? InventoryParser.load(path: path) else { return false }
+                return inventory.node(named: name) != nil
+            }
+        }
+        return (try inventory(path: ref.inventoryPath), ref.member ?? "")
+    }
+
     func graph(_ playbookName: String, inventory: Inventory, target: String?) throws(Exit) -> (Playbook, StepGraph) {
         try checked { () throws(InputError) in
             let path = try locator.playbookPath(playbookName, inventoryFile: inventory.file)
