@@ -40,6 +40,9 @@ public struct TalosSecrets: StepKind {
         }
         try store.saveIfAbsent(bundle)
         _ = try await store.load()
-        return ["path": store.path]
+        // The cluster is created: the Talos minor whose defaults its configs use is frozen now.
+        let contract = try VersionContract.frozen(stateDirectory: context.stateDirectory, version: context.inventory.cluster.talosVersion.value)
+        context.log("version contract \(contract.minor): configs keep its defaults whatever talosVersion becomes", step: step)
+        return ["path": store.path, "versionContract": contract.minor]
     }
 }

@@ -43,6 +43,17 @@ import TestSupport
             #expect(dry.status == 0 && dry.stderr.contains("0 would change"), "\(dry.stderr)")
             let replanned = try await project.run(["plan", "demo"])
             #expect(replanned.status == 0, "\(replanned.stdout)")
+
+            // The version contract was frozen when the cluster was created; a raised talosVersion leaves it.
+            let contractFile = project.state + "/version-contract.json"
+            let frozen = try String(contentsOfFile: contractFile, encoding: .utf8)
+            #expect(frozen.contains("\"minor\" : \"v1.13\"") && frozen.contains("v1.13.2"), "\(frozen)")
+            try project.edit { $0.replacingOccurrences(of: "talosVersion: v1.13.2", with: "talosVersion: v1.13.9") }
+            _ = try await project.run(["plan", "demo"])
+            #expect(try String(contentsOfFile: contractFile, encoding: .utf8) == frozen, "raising talosVersion never moves the contract")
+            let status = try await project.run(["status", "demo", "--json"])
+            let contract = project.json(status)["versionContract"] as? [String: Any]
+            #expect(contract?["talos"] as? String == "v1.13" && contract?["frozenFrom"] as? String == "v1.13.2", "\(status.stdout)")
         }
     }
 

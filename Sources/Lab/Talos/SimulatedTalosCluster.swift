@@ -26,7 +26,8 @@ public final class SimulatedTalosCluster: Sendable {
         let faults = inventory.lab?.faults ?? []
         var specs = inventory.nodes.map { node -> SimulatedNodeSpec in
             var spec = SimulatedNodeSpec(name: node.name.value, address: node.address.value.description)
-            spec.talosVersion = node.talosVersion?.value ?? inventory.cluster.talosVersion.value
+            // A machine runs what was installed on it (saved by the lab), not what the inventory now says.
+            spec.talosVersion = kept.first { $0.name == node.name.value }?.talosVersion ?? node.talosVersion?.value ?? inventory.cluster.talosVersion.value
             spec.platform = inventory.image(named: node.image.value)?.platform.value ?? "metal"
             spec.timeScale = scale
             if let provider = inventory.provider(named: node.machine.provider.value), provider.kind.value == .libvirt {

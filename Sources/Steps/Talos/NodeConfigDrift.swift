@@ -33,8 +33,15 @@ struct NodeConfigDrift: Sendable {
                 throw StepError.permanent("\(node)'s machine config as Talos returned it cannot be read: \(error)")
             }
         }
-        return NodeConfigDrift(desired: try ConfigDocuments(yaml: text, file: "rendered config of \(node)"),
-                               active: try parse(try await client.machineConfig(.active)),
-                               persistent: try parse(try await client.machineConfig(.persistent)), desiredText: text)
+        let active = try parse(try await client.machineConfig(.active))
+        var desired = try ConfigDocuments(yaml: text, file: "rendered config of \(node)")
+        var desiredText = text
+        // The installer image names the Talos version: changing it is an upgrade's business
+        // (`provision upgrade`), never a config change `up` makes, so the node's own one is kept.
+        if let image = active?.installImage, desired.installImage != image {
+            desired.installImage = image
+            desiredText = desired.yaml
+        }
+        return NodeConfigDrift(desired: desired, active: active, persistent: try parse(try await client.machineConfig(.persistent)), desiredText: desiredText)
     }
 }

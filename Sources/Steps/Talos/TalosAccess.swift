@@ -15,6 +15,7 @@ public final class TalosAccess: Sendable {
 
     let inventory: Inventory
     let store: SecretsStore
+    let stateDirectory: String
     /// Tests point the client at simulated nodes on other ports.
     let port: Int
     private let cache = Mutex<Cache>(Cache())
@@ -28,6 +29,7 @@ public final class TalosAccess: Sendable {
     public init(inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, port: Int = 50000) {
         self.inventory = inventory
         store = SecretsStore(inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
+        self.stateDirectory = stateDirectory
         self.port = port
     }
 
@@ -91,14 +93,24 @@ public final class TalosAccess: Sendable {
     /// The node's machine config, rendered and validated as `provision config render` shows it.
     public func config(for node: String) async throws -> String {
         guard let spec = inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
-        let renderer = try MachineConfigRenderer(bundle: try await bundle(), inventory: inventory)
+        let renderer = try await renderer()
         do { return try renderer.yaml(renderer.target(node: spec)) } catch { throw StepError.permanent("\(error)") }
     }
 
     /// A GPU pool's worker config: what its instances get as user data.
     public func config(forPool pool: GPUPoolSpec) async throws -> String {
-        let renderer = try MachineConfigRenderer(bundle: try await bundle(), inventory: inventory)
+        let renderer = try await renderer()
         do { return try renderer.yaml(renderer.target(pool: pool)) } catch { throw StepError.permanent("\(error)") }
+    }
+
+    /// The renderer with the bundle. A cluster that has configs has a version contract: frozen here
+    /// for one created before contracts were recorded.
+    func renderer() async throws -> MachineConfigRenderer {
+        let bundle = try await bundle()
+        do { _ = try VersionContract.frozen(stateDirectory: stateDirectory, version: inventory.cluster.talosVersion.value) } catch {
+            throw StepError.permanent("cannot record the version contract in \(stateDirectory): \(error)")
+        }
+        do { return try MachineConfigRenderer(bundle: bundle, inventory: inventory) } catch { throw StepError.permanent("\(error)") }
     }
 
     /// How often waits poll: a lab runs on a compressed clock.

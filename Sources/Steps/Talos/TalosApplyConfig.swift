@@ -23,6 +23,7 @@ public struct TalosApplyConfig: StepKind {
         let result = try await TalosAccess.from(context).probe(node)
         result.connection?.close()
         if case .satisfied = try Self.observation(node, result) {
+            Self.versionDrift(step, node, running: result.version, context)
             return try await configured(step, node, context)
         }
         return .pending("\(node) is in maintenance mode, waiting for its config")
@@ -49,6 +50,17 @@ public struct TalosApplyConfig: StepKind {
         let reason = "config differs from the active one (\(max(lines, 1)) lines); " + (reboot ? "needs a reboot (Talos says so): staged, then a gated reboot" : "Talos applies it live")
         context.plan(PlannedChange(node: node, resource: "config", action: reboot ? "reboot" : "update", reason: reason, reboot: reboot, diff: drift.diff), step: step)
         return .pending("\(node): \(reason)")
+    }
+
+    /// A node on another Talos version than the inventory's is an upgrade's business, never `up`'s:
+    /// the plan says so and names the command.
+    static func versionDrift(_ step: StepInstance, _ node: String, running: String?, _ context: StepContext) {
+        guard let running, let spec = context.inventory.node(named: node) else { return }
+        let wanted = spec.talosVersion?.value ?? context.inventory.cluster.talosVersion.value
+        guard running != wanted else { return }
+        let reason = "runs Talos \(running), the inventory says \(wanted); `up` never upgrades: `provision upgrade \(context.inventory.name)` does, node by node"
+        context.plan(PlannedChange(node: node, resource: "talos-version", action: "upgrade", reason: reason), step: step)
+        if !context.dryRun { context.log("\(node) \(reason)", level: .warning, step: step) }
     }
 
     /// Talos' own answer, from a dry-run apply: whether the change needs a reboot.

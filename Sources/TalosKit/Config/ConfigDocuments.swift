@@ -30,6 +30,15 @@ public struct ConfigDocuments: Sendable, Equatable {
 
     public var yaml: String { documents.map(\.yaml).joined(separator: "---\n") }
 
+    /// `machine.install.image` of the v1alpha1 document: the installer, hence the Talos version.
+    public var installImage: String? {
+        get { documents.first { $0["version"]?.stringValue == "v1alpha1" }?["machine"]?["install"]?["image"]?.stringValue }
+        set {
+            guard let newValue, let index = documents.firstIndex(where: { $0["version"]?.stringValue == "v1alpha1" }) else { return }
+            documents[index] = documents[index].setting(["machine", "install", "image"], .string(newValue))
+        }
+    }
+
     /// The config with every secret value replaced: what a plan or a log may show.
     public var redacted: ConfigDocuments { ConfigDocuments(documents: documents.map { $0.redactingSecrets() }) }
 
@@ -45,6 +54,18 @@ public struct ConfigDocuments: Sendable, Equatable {
 }
 
 extension ConfigValue {
+    /// The value with `path` set (maps along the path are created when missing).
+    func setting(_ path: [String], _ value: ConfigValue) -> ConfigValue {
+        guard let key = path.first else { return value }
+        guard case var .map(entries) = self else { return ConfigValue.map([]).setting(path, value) }
+        if let index = entries.firstIndex(where: { $0.key == key }) {
+            entries[index].value = entries[index].value.setting(Array(path.dropFirst()), value)
+        } else {
+            entries.append(Entry(key, ConfigValue.map([]).setting(Array(path.dropFirst()), value)))
+        }
+        return .map(entries)
+    }
+
     /// Keys whose values are secret anywhere in a Talos config (keys of CAs, tokens, secrets).
     static let secretKeys: Set<String> = ["key", "token", "secret", "bootstrapToken", "secretboxEncryptionSecret", "aescbcEncryptionSecret"]
 

@@ -6,18 +6,18 @@ struct Plan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "What would change on the machines, read live: per node, what, why, and whether it costs a reboot.",
         discussion: """
-            Observes everything the playbook would touch, read-only (a dry run of it: on a lab inventory the lab is started read-only), and says per node what would change and why: a machine to create or start; a machine config that differs from the node's active one, as a unified diff with every secret redacted, and whether Talos applies it live or needs a reboot (Talos' own answer, from a dry-run apply); a Kubernetes layer to converge. Nodes that etcd, Kubernetes or a provider knows but the inventory does not are listed as orphans: `up` never touches them; `provision remove` retires them. Steps that can only be judged once those changes are made are counted as waiting.
+            Observes everything the playbook would touch, read-only (a dry run of it: on a lab inventory the lab is started read-only), and says per node what would change and why: a machine to create or start; a machine config that differs from the node's active one, as a unified diff with every secret redacted, and whether Talos applies it live or needs a reboot (Talos' own answer, from a dry-run apply); a Kubernetes layer to converge. Nodes that etcd, Kubernetes or a provider knows but the inventory does not are listed as orphans: `up` never touches them; `provision remove` retires them. A node on another Talos version than the inventory's is listed as an advisory naming the upgrade command: `up` never upgrades. Steps that can only be judged once those changes are made are counted as waiting.
 
             With --graph, the static step graph instead, grouped by phase with the critical path and each step's state from the journal; it reads no live state.
 
-            --json prints one document: {"inventory", "playbook", "changesPending", "changes": [{"node", "resource", "action", "reason", "reboot", "diff"}], "waiting": [step], "orphans": [{"node", "resource", "action": "orphan", "reason"}], "failures": [{"step", "message"}]}. node is null for cluster-wide changes; reboot is true, false, or null when it is not a node's config.
+            --json prints one document: {"inventory", "playbook", "changesPending", "changes": [{"node", "resource", "action", "reason", "reboot", "diff"}], "waiting": [step], "orphans": [{"node", "resource", "action": "orphan", "reason"}], "advisories": [{"node", "resource": "talos-version", "action": "upgrade", "reason"}], "failures": [{"step", "message"}]}. node is null for cluster-wide changes; reboot is true, false, or null when it is not a node's config.
 
             Examples:
               provision plan demo
               provision plan homelab --json | jq '.changes[] | select(.reboot)'
               provision plan homelab --graph --playbook safe-reset --target cp2
 
-            Exit 0 when nothing would change, 2 when something would, 1 when part of the cluster could not be observed, 64 on bad input.
+            Exit 0 when nothing would change, 2 when something would (an upgrade pending included), 1 when part of the cluster could not be observed, 64 on bad input.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -59,7 +59,7 @@ struct Plan: AsyncParsableCommand {
         PlanReport(inventory: inv.name, playbook: playbook, result: result).print(output)
         if summary.refused { throw Exit(status: .refused) }
         if !result.failures.isEmpty { throw Exit(status: .failed) }
-        if !result.changes.isEmpty || !result.waiting.isEmpty { throw Exit(status: .changes) }
+        if !result.changes.isEmpty || !result.waiting.isEmpty || !result.advisories.isEmpty { throw Exit(status: .changes) }
     }
 
     /// The step graph by phase, marked from the journal; no live state.

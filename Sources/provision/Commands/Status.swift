@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ProvisionCore
 import Steps
+import TalosKit
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -44,6 +45,7 @@ struct Status: AsyncParsableCommand {
             let byNode = Dictionary(grouping: attempts.filter { $0.node != nil }) { $0.node! }
 
             let live = offline ? nil : await Self.live(inv, stateDir: stateDir, output: output)
+            let contract = VersionContract.load(stateDirectory: stateDir)
             var rows: [[String: Any]] = []
             for (index, node) in inv.nodes.enumerated() {
                 let name = node.name.value
@@ -68,6 +70,8 @@ struct Status: AsyncParsableCommand {
             if global.json {
                 output.document([
                     "inventory": inv.name, "stateDirectory": stateDir, "nodes": rows,
+                    "versionContract": contract.map { ["talos": $0.minor, "frozenFrom": $0.frozenFrom,
+                                                       "frozenAt": ISO8601DateFormatter().string(from: $0.frozenAt)] as [String: Any] } ?? NSNull(),
                     "runs": runs.map { ["id": $0.id, "playbook": $0.playbook, "command": $0.command,
                                         "startedAt": ISO8601DateFormatter().string(from: $0.startedAt),
                                         "outcome": $0.outcome ?? (($0.finishedAt == nil) ? "running or killed" : "unknown")] },
@@ -80,6 +84,9 @@ struct Status: AsyncParsableCommand {
                 return
             }
             output.result("\(inv.name): \(Validate.summary(inv)) · state \(stateDir)")
+            if let contract {
+                output.result("version contract: Talos \(contract.minor) (frozen from \(contract.frozenFrom) when the cluster was created; configs keep its defaults)")
+            }
             if runs.isEmpty { output.result("no runs yet: `provision up \(inv.name)` starts one") }
             for run in runs.prefix(3) {
                 output.result("  run \(run.id) \(run.command): \(run.outcome ?? (run.finishedAt == nil ? "running, or killed" : "?"))")

@@ -32,6 +32,8 @@ final class PlanCollector: EventSink {
         var waiting: [String] = []
         /// Nodes outside the inventory (never touched by `up`).
         var orphans: [PlannedChange] = []
+        /// What differs but is another command's to change (a Talos upgrade).
+        var advisories: [PlannedChange] = []
         var failures: [(step: String, message: String)] = []
     }
 
@@ -41,9 +43,10 @@ final class PlanCollector: EventSink {
         for instance in graph.instances {
             let reported = changes[instance.id] ?? []
             result.orphans += reported.filter { $0.action == "orphan" }
+            result.advisories += reported.filter { $0.action == "upgrade" }
             if let failure = failures[instance.id] { result.failures.append((instance.id, failure)) }
             guard let verdict = verdicts[instance.id], verdict.pending else { continue }
-            let own = reported.filter { $0.action != "orphan" }
+            let own = reported.filter { $0.action != "orphan" && $0.action != "upgrade" }
             if !own.isEmpty {
                 result.changes += own
             } else if verdict.message.hasPrefix("waits for") {

@@ -11,8 +11,8 @@ struct PlanReport {
     func print(_ output: Output) {
         if output.json {
             output.document([
-                "inventory": inventory, "playbook": playbook, "changesPending": !result.changes.isEmpty || !result.waiting.isEmpty,
-                "changes": result.changes.map(Self.encode), "waiting": result.waiting, "orphans": result.orphans.map(Self.encode),
+                "inventory": inventory, "playbook": playbook, "changesPending": !result.changes.isEmpty || !result.waiting.isEmpty || !result.advisories.isEmpty,
+                "changes": result.changes.map(Self.encode), "waiting": result.waiting, "orphans": result.orphans.map(Self.encode), "advisories": result.advisories.map(Self.encode),
                 "failures": result.failures.map { ["step": $0.step, "message": $0.message] },
             ])
             return
@@ -21,12 +21,13 @@ struct PlanReport {
         var head = "Plan: \(inventory) · playbook \(playbook) · read live · "
         head += result.changes.isEmpty ? "nothing would change" : "\(result.changes.count) change\(result.changes.count == 1 ? "" : "s")"
         if reboots > 0 { head += " (\(reboots) with a reboot)" }
+        if !result.advisories.isEmpty { head += " · \(result.advisories.count) for `provision upgrade`" }
         output.result(head)
         let width = max("(cluster)".count, result.changes.compactMap(\.node).map(\.count).max() ?? 0) + 1
-        for change in result.changes + result.orphans {
+        for change in result.changes + result.orphans + result.advisories {
             let who = (change.node ?? "(cluster)").padding(toLength: width, withPad: " ", startingAt: 0)
             let cost = change.reboot == true ? "  [reboot]" : change.reboot == false ? "  [live]" : ""
-            output.result("  \(who) \(change.resource.padding(toLength: 11, withPad: " ", startingAt: 0)) \(change.action.padding(toLength: 8, withPad: " ", startingAt: 0)) \(change.reason)\(cost)")
+            output.result("  \(who) \(change.resource.padding(toLength: 13, withPad: " ", startingAt: 0)) \(change.action.padding(toLength: 8, withPad: " ", startingAt: 0)) \(change.reason)\(cost)")
             if let diff = change.diff {
                 for line in diff.split(separator: "\n", omittingEmptySubsequences: false) where !line.isEmpty { output.result("      \(line)") }
             }
