@@ -1,6 +1,8 @@
 import Foundation
+import ProvisionCore
 import Testing
 import TestSupport
+@testable import TalosKit
 
 /// Day 2 on the demo lab: an inventory change to a running node is planned honestly and applied
 /// safely, live when Talos can, else staged and rebooted once, gated, with the lab's record as
@@ -145,5 +147,60 @@ import TestSupport
         #expect(up.stderr.contains("machine.env: unknown key") && up.stderr.contains("demo.yaml:"), "\(up.stderr)")
         #expect(up.stderr.contains("nothing was sent"), "\(up.stderr)")
         #expect(!FileManager.default.fileExists(atPath: project.state + "/lab/twin.json"), "no lab was even started")
+    }
+
+    /// A changed Cilium value and a changed 1Password vault: planned with what differs, reconciled
+    /// by `up` (the Cilium installer runs again, the store moves), and then nothing is pending.
+    @Test(.timeLimit(.minutes(5))) func theKubernetesLayerIsPlannedAndReconciled() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            try project.edit { $0.replacingOccurrences(of: "  apiServer: kubeprism\n", with: "  apiServer: kubeprism\n  hubble: true\n")
+                .replacingOccurrences(of: "  vault: demo\n", with: "  vault: homelab\n") }
+            let plan = try await project.run(["plan", "demo", "--json"])
+            #expect(plan.status == 2, "\(plan.stderr)")
+            let changes = changes(plan, project)
+            let cilium = changes.first { $0["resource"] as? String == "cilium" }
+            #expect((cilium?["diff"] as? String)?.contains("+hubble.enabled=true") == true, "\(changes)")
+            #expect(changes.contains { $0["resource"] as? String == "foundation" && ($0["reason"] as? String)?.contains("demo -> homelab") == true }, "\(changes)")
+            let up = try await project.run(["up", "demo"])
+            #expect(up.status == 0 && up.stderr.contains("upgrading Cilium") && up.stderr.contains("(vault homelab)"), "\(up.stderr)")
+            #expect(try await project.run(["plan", "demo"]).status == 0, "reconciled")
+        }
+    }
+
+    /// What people and cron see of a day-2 run: the bundle's keys and tokens, the 1Password token and
+    /// credentials, the cloud keys appear in no plan, diff, log line, trace log or journal row.
+    @Test(.timeLimit(.minutes(5))) func noSecretReachesAPlanADiffALogOrTheJournal() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            var seen = ""
+            func run(_ arguments: [String]) async throws {
+                let result = try await project.run(arguments)
+                seen += result.stdout + result.stderr
+            }
+            try await run(["up", "demo", "-v"])
+            try project.patch("cp1", Self.liveChange)
+            try project.patch("cp2", Self.rebootChange)
+            try await run(["plan", "demo"])
+            try await run(["plan", "demo", "--json"])
+            try await run(["up", "demo", "--dry-run", "-v"])
+            try await run(["up", "demo", "-v", "--json"])
+            for log in try FileManager.default.contentsOfDirectory(atPath: project.state + "/logs") {
+                seen += try String(contentsOfFile: "\(project.state)/logs/\(log)", encoding: .utf8)
+            }
+            let journal = try Journal(path: project.state + "/journal.sqlite")
+            seen += try journal.allAttempts().map { "\($0.error ?? "") \($0.outputs ?? "")" }.joined()
+            seen += try journal.disruptions().map { "\($0.detail) \($0.bootBefore)" }.joined()
+            let bundle = try SecretsBundle.load(path: project.state + "/secrets.yaml")
+            var secrets = bundle.secretValues
+            for name in ["onepassword-token", "aws-secret-access-key"] {
+                secrets.append(try String(contentsOfFile: "\(project.dir)/lab/\(name)", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))
+            }
+            let credentials = try String(contentsOfFile: "\(project.dir)/lab/onepassword-credentials.json", encoding: .utf8)
+            secrets.append(Data(credentials.utf8).base64EncodedString())
+            #expect(seen.contains("config differs") && seen.contains("<redacted>"), "the scan saw the plans and their diffs")
+            for secret in secrets where secret.count >= 8 { #expect(!seen.contains(secret), "a secret leaked: \(secret.prefix(6))…") }
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import KubeKit
 import ProvisionCore
+import TalosKit
 
 /// `kube.cilium`: installs Cilium with the in-cluster installer Job Talos documents (the cilium-cli
 /// image on a control plane's host network, values from the inventory), waits for the agent
@@ -19,8 +20,15 @@ public struct KubeCilium: StepKind {
         let kube = try KubeAccess.from(context).kube()
         let values = CiliumValues(context.inventory)
         let recorded = try await kube.get("v1", "ConfigMap", name: Self.record, namespace: "kube-system")
-        guard recorded?[path: "data.fingerprint"]?.string == values.fingerprint else {
-            return .pending(recorded == nil ? "Cilium is not installed by provision yet" : "Cilium's values changed")
+        let version = context.inventory.cni.version?.value ?? "1.18.4"
+        guard recorded?[path: "data.fingerprint"]?.string == values.fingerprint, recorded?[path: "data.version"]?.string == version else {
+            guard let recorded else { return .pending("Cilium is not installed by provision yet") }
+            let old = "version \(recorded[path: "data.version"]?.string ?? "?")\n" + (recorded[path: "data.values"]?.string ?? "") + "\n"
+            let new = "version \(version)\n" + values.flags.joined(separator: "\n") + "\n"
+            let reason = "Cilium's version or values changed: the installer runs again (`cilium upgrade`) and the rollout is waited for"
+            context.plan(PlannedChange(node: nil, resource: "cilium", action: "update", reason: reason,
+                                       diff: TextDiff.unified(old, new, oldName: "installed", newName: "inventory")), step: step)
+            return .pending(reason)
         }
         if let pending = try await kube.rolloutPending("DaemonSet", name: "cilium", namespace: "kube-system") { return .pending(pending) }
         let notReady = try await kube.notReadyNodes(Self.nodeNames(context.inventory))
@@ -35,7 +43,7 @@ public struct KubeCilium: StepKind {
         if let note = values.xdpOff { context.log(note, step: step) }
         let version = context.inventory.cni.version?.value ?? "1.18.4"
         let upgrade = try await kube.get("apps/v1", "DaemonSet", name: "cilium", namespace: "kube-system") != nil
-        let job = "cilium-install-\(values.fingerprint.prefix(8))"
+        let job = "cilium-install-\(values.fingerprint.prefix(8))-\(version.replacingOccurrences(of: ".", with: "-"))"
         try await kube.apply(manifest: Self.installer(job: job, version: version, upgrade: upgrade, values: values))
         context.log("\(upgrade ? "upgrading" : "installing") Cilium \(version) with job kube-system/\(job)", step: step)
 

@@ -24,6 +24,10 @@ public struct KubeFoundation: StepKind {
             if existing?["data"] != secret["data"] { return .pending("Secret \(secret.namespace ?? "")/\(secret.name) is missing or differs") }
         }
         guard spec.kind.value == .onepassword else { return .satisfied(["kind": spec.kind.value.rawValue]) }
+        if let drift = try await Self.settingsDrift(spec, kube) {
+            context.plan(PlannedChange(node: nil, resource: "foundation", action: "update", reason: drift), step: step)
+            return .pending(drift)
+        }
         let store = try? await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: Self.storeName)
         guard store?.condition("Ready") == "True" else { return .pending("ClusterSecretStore \(Self.storeName) is not Ready") }
         return .satisfied(["store": Self.storeName])
@@ -96,6 +100,28 @@ public struct KubeFoundation: StepKind {
         case .none:
             return []
         }
+    }
+
+    /// The inventory's foundation settings against what runs: the store's vault and Connect host,
+    /// and the External Secrets and Connect versions of their Deployments. Nil when they agree.
+    static func settingsDrift(_ spec: FoundationSpec, _ kube: KubeClient) async throws -> String? {
+        let namespace = spec.namespace.value
+        var changes: [String] = []
+        if let store = try? await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: storeName) {
+            let want = clusterSecretStore(spec)[path: "spec.provider.onepassword"], have = store[path: "spec.provider.onepassword"]
+            if have?["vaults"] != want?["vaults"] {
+                changes.append("store vault \(have?["vaults"]?.object?.keys.sorted().joined(separator: ",") ?? "none") -> \(spec.vault?.value ?? "")")
+            }
+            if have?["connectHost"] != want?["connectHost"] { changes.append("store Connect host -> \(want?["connectHost"]?.string ?? "")") }
+        }
+        let versions = [("external-secrets", "ghcr.io/external-secrets/external-secrets:", spec.externalSecretsVersion?.value ?? "v0.19.2"),
+                        ("onepassword-connect", "1password/connect-api:", spec.connectVersion?.value ?? "1.7.3")]
+        for (name, image, version) in versions {
+            guard let deployment = try await kube.get("apps/v1", "Deployment", name: name, namespace: namespace) else { continue }
+            let running = deployment[path: "spec.template.spec.containers"]?.array?.compactMap { $0["image"]?.string }.first { $0.hasPrefix(image) }
+            if let running, running != image + version { changes.append("\(name) \(running.dropFirst(image.count)) -> \(version)") }
+        }
+        return changes.isEmpty ? nil : "foundation settings changed: " + changes.joined(separator: "; ")
     }
 
     static func clusterSecretStore(_ spec: FoundationSpec) -> JSON {
