@@ -203,4 +203,22 @@ import TestSupport
             for secret in secrets where secret.count >= 8 { #expect(!seen.contains(secret), "a secret leaked: \(secret.prefix(6))…") }
         }
     }
+
+    /// A VM sized otherwise than the inventory says is planned as a resize (an advisory: provision
+    /// does not resize a running VM), and a run warns instead of calling it done.
+    @Test(.timeLimit(.minutes(4))) func aResizedVMIsPlannedAsAnAdvisory() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            try project.edit { $0.replacingOccurrences(of: "cpus: 2, memory: 4GiB, disk: 20GiB, mac: \"52:54:00:00:00:21\"",
+                                                      with: "cpus: 4, memory: 8GiB, disk: 20GiB, mac: \"52:54:00:00:00:21\"") }
+            let plan = try await project.run(["plan", "demo", "--json"])
+            #expect(plan.status == 2, "\(plan.stdout)\(plan.stderr)")
+            let advisories = project.json(plan)["advisories"] as? [[String: Any]] ?? []
+            let w1 = advisories.first { $0["node"] as? String == "w1" }
+            #expect(w1?["action"] as? String == "resize" && (w1?["reason"] as? String)?.contains("cpus 2 -> 4, memory 4GiB -> 8GiB") == true, "\(advisories)")
+            let up = try await project.run(["up", "demo"])
+            #expect(up.status == 0 && up.stderr.contains("provision does not resize a VM"), "\(up.stderr)")
+        }
+    }
 }

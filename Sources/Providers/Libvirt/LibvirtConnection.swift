@@ -171,6 +171,22 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
+    /// A volume's capacity in bytes, or nil when there is none.
+    public func volumeCapacity(pool: String, name: String) throws -> Int64? {
+        try locked { connection in
+            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else { throw LibvirtError.last("find storage pool \(pool)") }
+            defer { virStoragePoolFree(poolPointer) }
+            guard let volume = virStorageVolLookupByName(poolPointer, name) else {
+                virResetLastError()
+                return nil
+            }
+            defer { virStorageVolFree(volume) }
+            var info = virStorageVolInfo()
+            guard virStorageVolGetInfo(volume, &info) == 0 else { throw LibvirtError.last("read volume \(name)") }
+            return Int64(info.capacity)
+        }
+    }
+
     /// Deletes a volume if it exists (a deleted VM's disk); false when there was none.
     @discardableResult
     public func deleteVolume(pool: String, name: String) throws -> Bool {

@@ -31,7 +31,31 @@ public final class LibvirtMachineProvider: MachineProvider {
         let name = name(node)
         guard let state = try connection.state(of: name) else { return MachineState(power: .absent) }
         let power: MachineState.Power = state == .running ? .running : (state == .shutOff || state == .crashed ? .stopped : .unknown)
-        return MachineState(power: power, id: name, address: node.address.value)
+        let disk = try connection.volumeCapacity(pool: provider.setting("storagePool") ?? "default", name: "\(name).raw")
+        return MachineState(power: power, id: name, address: node.address.value, shape: Self.shape(try connection.xml(of: name), disk: disk))
+    }
+
+    /// vCPUs, memory and MACs from the domain's XML (libvirt writes memory in KiB unless told a unit).
+    static func shape(_ xml: String, disk: Int64?) -> MachineShape {
+        func element(_ tag: String) -> (attributes: Substring, text: String)? {
+            guard let open = xml.range(of: "<\(tag)"), let end = xml.range(of: ">", range: open.upperBound..<xml.endIndex),
+                  let close = xml.range(of: "</\(tag)>", range: end.upperBound..<xml.endIndex) else { return nil }
+            return (xml[open.upperBound..<end.lowerBound], String(xml[end.upperBound..<close.lowerBound]))
+        }
+        let cpus = element("vcpu").flatMap { Int($0.text.trimmingCharacters(in: .whitespaces)) }
+        var memory: Int64?
+        if let (attributes, text) = element("memory"), let amount = Int64(text.trimmingCharacters(in: .whitespaces)) {
+            let unit = attributes.range(of: "unit='").map { attributes[$0.upperBound...].prefix { $0 != "'" } } ?? "KiB"
+            let scale: Int64 = ["b": 1, "bytes": 1, "KiB": 1 << 10, "k": 1 << 10, "MiB": 1 << 20, "M": 1 << 20, "GiB": 1 << 30, "G": 1 << 30][String(unit)] ?? 1 << 10
+            memory = amount * scale
+        }
+        var macs: [String] = []
+        var rest = Substring(xml)
+        while let found = rest.range(of: "<mac address='") {
+            macs.append(String(rest[found.upperBound...].prefix { $0 != "'" }))
+            rest = rest[found.upperBound...]
+        }
+        return MachineShape(cpus: cpus, memoryBytes: memory, diskBytes: disk, macs: macs)
     }
 
     public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {

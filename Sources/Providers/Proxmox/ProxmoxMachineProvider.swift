@@ -37,7 +37,21 @@ public struct ProxmoxMachineProvider: MachineProvider {
             address = reported
         }
         return MachineState(power: vm.status == "running" ? .running : .stopped, id: "\(vm.vmid)", address: address,
-                            tags: Dictionary(uniqueKeysWithValues: vm.tags.map { ($0, "") }))
+                            tags: Dictionary(uniqueKeysWithValues: vm.tags.map { ($0, "") }), shape: Self.shape(try await client.config(vm.vmid)))
+    }
+
+    /// cores, memory (MiB), the scsi0 size and the NICs' MACs from the VM's config.
+    static func shape(_ config: [String: String]) -> MachineShape {
+        var disk: Int64?
+        if let size = config["scsi0"]?.split(separator: ",").first(where: { $0.hasPrefix("size=") })?.dropFirst(5) {
+            let number = Int64(size.dropLast()) ?? 0
+            disk = size.hasSuffix("G") ? number << 30 : size.hasSuffix("M") ? number << 20 : size.hasSuffix("T") ? number << 40 : nil
+        }
+        let macs = config.filter { $0.key.hasPrefix("net") }.sorted { $0.key < $1.key }.compactMap { entry in
+            entry.value.split(separator: ",").first?.split(separator: "=").last.map(String.init)
+        }
+        return MachineShape(cpus: config["cores"].flatMap { Int($0) }, memoryBytes: config["memory"].flatMap { Int64($0) }.map { $0 << 20 },
+                            diskBytes: disk, macs: macs)
     }
 
     /// VMs tagged `talos` and the cluster's name, as `ensureRunning` tags them.

@@ -7,12 +7,43 @@ public struct MachineState: Sendable, Equatable {
     public var id: String?
     public var address: IPv4Address?
     public var tags: [String: String]
+    /// The machine's size as the provider has it (VMs), to compare with the inventory.
+    public var shape: MachineShape?
 
-    public init(power: Power, id: String? = nil, address: IPv4Address? = nil, tags: [String: String] = [:]) {
+    public init(power: Power, id: String? = nil, address: IPv4Address? = nil, tags: [String: String] = [:], shape: MachineShape? = nil) {
         self.power = power
         self.id = id
         self.address = address
         self.tags = tags
+        self.shape = shape
+    }
+}
+
+/// A VM's size: what `plan` compares with the inventory's cpus, memory, disk and MAC.
+public struct MachineShape: Sendable, Equatable {
+    public var cpus: Int?
+    public var memoryBytes: Int64?
+    public var diskBytes: Int64?
+    public var macs: [String]
+
+    public init(cpus: Int?, memoryBytes: Int64?, diskBytes: Int64?, macs: [String]) {
+        self.cpus = cpus
+        self.memoryBytes = memoryBytes
+        self.diskBytes = diskBytes
+        self.macs = macs
+    }
+
+    /// How `node`'s inventory entry differs from this shape, in words (`cpus 2 -> 4`); empty when it does not.
+    public func differences(from node: NodeSpec) -> [String] {
+        var found: [String] = []
+        func gib(_ bytes: Int64) -> String { bytes % (1 << 30) == 0 ? "\(bytes >> 30)GiB" : "\(bytes >> 20)MiB" }
+        if let want = node.machine.cpus?.value, let have = cpus, want != have { found.append("cpus \(have) -> \(want)") }
+        if let want = node.machine.memory?.value, let have = memoryBytes, want != have { found.append("memory \(gib(have)) -> \(gib(want))") }
+        if let want = node.machine.diskSize?.value, let have = diskBytes, want != have { found.append("disk \(gib(have)) -> \(gib(want))") }
+        if let want = node.machine.mac?.value.description.lowercased(), !macs.isEmpty, !macs.map({ $0.lowercased() }).contains(want) {
+            found.append("NIC \(macs.joined(separator: ",")) -> \(want)")
+        }
+        return found
     }
 }
 

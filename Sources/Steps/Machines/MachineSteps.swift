@@ -29,7 +29,12 @@ public struct MachineEnsure: StepKind {
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try node(step, context)
         let state = try await MachineProviders.from(context).provider(for: node, context: context).observe(node, in: context.inventory)
-        if state.power == .running { return .satisfied(Self.outputs(state)) }
+        if state.power == .running {
+            Self.shapeDrift(node, state, step, context)
+            return .satisfied(Self.outputs(state))
+        }
+        context.plan(PlannedChange(node: node.name.value, resource: "machine", action: state.power == .absent ? "create" : "start",
+                                   reason: "\(node.name.value) is \(state.power.rawValue)"), step: step)
         return .pending("\(node.name.value) is \(state.power.rawValue)")
     }
 
@@ -39,6 +44,16 @@ public struct MachineEnsure: StepKind {
         let state = try await provider.ensureRunning(node, in: context.inventory)
         context.log("\(node.name.value) is \(state.power.rawValue)\(state.id.map { " (\($0))" } ?? "")", step: step)
         return Self.outputs(state)
+    }
+
+    /// A VM whose size differs from the inventory's: provision does not resize a running VM (the
+    /// hypervisor needs it powered off, and the node drained for that), so the plan says so as an
+    /// advisory and a run warns; it is never reported as done silently.
+    static func shapeDrift(_ node: NodeSpec, _ state: MachineState, _ step: StepInstance, _ context: StepContext) {
+        guard let differences = state.shape?.differences(from: node), !differences.isEmpty else { return }
+        let reason = "\(differences.joined(separator: ", ")): provision does not resize a VM; power it off and resize it in the hypervisor, or recreate the node (`provision remove`, then `up`)"
+        context.plan(PlannedChange(node: node.name.value, resource: "machine", action: "resize", reason: reason, reboot: true), step: step)
+        if !context.dryRun { context.log("\(node.name.value): \(reason)", level: .warning, step: step) }
     }
 
     static func outputs(_ state: MachineState) -> StepOutputs {

@@ -43,10 +43,10 @@ final class PlanCollector: EventSink {
         for instance in graph.instances {
             let reported = changes[instance.id] ?? []
             result.orphans += reported.filter { $0.action == "orphan" }
-            result.advisories += reported.filter { $0.action == "upgrade" }
+            result.advisories += reported.filter { Self.advisory($0) }
             if let failure = failures[instance.id] { result.failures.append((instance.id, failure)) }
             guard let verdict = verdicts[instance.id], verdict.pending else { continue }
-            let own = reported.filter { $0.action != "orphan" && $0.action != "upgrade" }
+            let own = reported.filter { $0.action != "orphan" && !Self.advisory($0) }
             if !own.isEmpty {
                 result.changes += own
             } else if verdict.message.hasPrefix("waits for") {
@@ -58,6 +58,9 @@ final class PlanCollector: EventSink {
         }
         return result
     }
+
+    /// Changes another command (or the operator) makes, not `up`: an upgrade, a VM resize.
+    static func advisory(_ change: PlannedChange) -> Bool { change.action == "upgrade" || change.action == "resize" }
 
     /// The resource a step kind converges, for changes it did not describe itself.
     static func resource(of kind: String) -> String {

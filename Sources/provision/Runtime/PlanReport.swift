@@ -21,7 +21,7 @@ struct PlanReport {
         var head = "Plan: \(inventory) · playbook \(playbook) · read live · "
         head += result.changes.isEmpty ? "nothing would change" : "\(result.changes.count) change\(result.changes.count == 1 ? "" : "s")"
         if reboots > 0 { head += " (\(reboots) with a reboot)" }
-        if !result.advisories.isEmpty { head += " · \(result.advisories.count) for `provision upgrade`" }
+        if !result.advisories.isEmpty { head += " · \(result.advisories.count) not up's to make (an upgrade, a resize)" }
         output.result(head)
         let width = max("(cluster)".count, result.changes.compactMap(\.node).map(\.count).max() ?? 0) + 1
         for change in result.changes + result.orphans + result.advisories {
