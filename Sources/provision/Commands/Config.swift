@@ -7,9 +7,7 @@ struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Render Talos machine configs from the secrets bundle, the inventory and its patches.",
         discussion: """
-            Every document is checked against Talos' own schema for the node's version (1.12 or
-            1.13) before anything is printed or written. Printed configs have every secret replaced
-            by «redacted»; --output writes the real config, mode 0600, and prints only its path.
+            Every document is checked against Talos' own schema for the node's version (1.12 or 1.13) before anything is printed or written. Printed configs have every secret replaced by «redacted»; --output writes the real config, mode 0600, and prints only its path.
 
             Examples:
               provision config render homelab cp1

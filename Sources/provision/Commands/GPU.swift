@@ -7,10 +7,7 @@ struct GPU: AsyncParsableCommand {
         commandName: "gpu",
         abstract: "Launch and tear down on-demand GPU workers; safe to run from cron.",
         discussion: """
-            Every instance is tagged with its cluster, pool, owner and expiry, so `gpu sweep` can
-            enforce lifetimes from the tags alone, even if this machine's state is gone. When stdin is
-            not a terminal (cron), --yes is implied; overlapping runs wait for the inventory lock or
-            exit 4.
+            Every instance is tagged with its cluster, pool, owner and expiry, so `gpu sweep` can enforce lifetimes from the tags alone, even if this machine's state is gone. When stdin is not a terminal (cron), --yes is implied; overlapping runs wait for the inventory lock or exit 4.
 
             Crontab examples:
               0 18 * * 5  provision gpu up homelab/gpu --ttl 4h --json >> /var/log/provision-gpu.jsonl

@@ -81,9 +81,7 @@ struct Lab: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Forget a lab inventory's simulated machines, cluster and instances.",
             discussion: """
-                Removes the lab's saved state (its hypervisor, Talos machines, etcd, Kubernetes objects
-                and EC2 instances); the next command starts a fresh lab. The secrets bundle, journal and
-                logs stay.
+                Removes the lab's saved state (its hypervisor, Talos machines, etcd, Kubernetes objects and EC2 instances); the next command starts a fresh lab. The secrets bundle, journal and logs stay.
 
                 Example:
                   provision lab reset demo

@@ -7,10 +7,7 @@ struct Secrets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The cluster's Talos secrets bundle: create, adopt, inspect.",
         discussion: """
-            The bundle (CAs, keys, tokens) is the cluster's root of trust. It lives in the state
-            directory as secrets.age, encrypted to the inventory's age recipients and readable with
-            `age -d -i KEY`, or as a 0600 secrets.yaml when the inventory says `encryption: plaintext`.
-            It is never overwritten and never printed.
+            The bundle (CAs, keys, tokens) is the cluster's root of trust. It lives in the state directory as secrets.age, encrypted to the inventory's age recipients and readable with `age -d -i KEY`, or as a 0600 secrets.yaml when the inventory says `encryption: plaintext`. It is never overwritten and never printed.
 
             Examples:
               provision secrets init homelab                   create it if absent
@@ -150,9 +147,7 @@ struct TalosConfigCommand: AsyncParsableCommand {
         commandName: "talosconfig",
         abstract: "Write a talosconfig with a fresh client certificate (admin, or least-privilege operator).",
         discussion: """
-            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five
-            minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or
-            apply configs: use it for cron jobs. The file is written with mode 0600.
+            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or apply configs: use it for cron jobs. The file is written with mode 0600.
 
             Examples:
               provision talosconfig homelab --output ~/.talos/config

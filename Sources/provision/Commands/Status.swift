@@ -8,10 +8,7 @@ struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Each node live (machine, Talos, etcd, Kubernetes), GPU instances, and the last runs.",
         discussion: """
-            Per node: role, address, what its provider reports, its Talos stage and version, whether it
-            is an etcd member, whether Kubernetes calls it Ready, and the last step the journal
-            recorded for it; then every GPU instance with its expiry. Reads without taking the lock and
-            changes nothing, so it works while a run is in progress. --offline shows the journal only.
+            Per node: role, address, what its provider reports, its Talos stage and version, whether it is an etcd member, whether Kubernetes calls it Ready, and the last step the journal recorded for it; then the cluster's version contract, orphans (machines etcd, Kubernetes or a provider has that the inventory does not list) and every GPU instance with its expiry. Reads without taking the lock and changes nothing, so it works while a run is in progress. --offline shows the journal only.
 
             Examples:
               provision status homelab
