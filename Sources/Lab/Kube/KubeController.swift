@@ -124,8 +124,11 @@ actor KubeController {
             let desired = nodes.filter { $0.condition("Ready") != "Unknown" }.count
             let done = desired > 0 && (Self.rolledOut(ds) || settled(ds, after: Self.rollout))
             let count = done ? desired : 0
-            for (field, value) in [("desiredNumberScheduled", desired), ("currentNumberScheduled", count), ("numberReady", count),
-                                   ("updatedNumberScheduled", count), ("numberAvailable", count)] {
+            // A rolling update keeps the old pods serving until the new ones are up (nodes stay Ready);
+            // only the updated count waits for the rollout.
+            let serving = done ? desired : min(ds[path: "status.numberAvailable"]?.int ?? 0, desired)
+            for (field, value) in [("desiredNumberScheduled", desired), ("currentNumberScheduled", serving), ("numberReady", serving),
+                                   ("updatedNumberScheduled", count), ("numberAvailable", serving)] {
                 ds.set("status.\(field)", .int(value))
             }
             ds.set("status.observedGeneration", .int(done ? ds[path: "metadata.generation"]?.int ?? 1 : ds[path: "status.observedGeneration"]?.int ?? 0))
@@ -149,10 +152,11 @@ actor KubeController {
         }
         for var job in await store.all(group: "batch", plural: "jobs") where job.condition("Complete") != "True" {
             guard !readyNodes.isEmpty || Self.hostNetwork(job), settled(job, after: Self.job) else { continue }
+            // What the job installs is in place before the job reports Complete, as with a real installer.
+            await KubeInstallers.completed(job, store: store)
             job.set("status.succeeded", .int(1))
             job.set("status.conditions", .array([.object(["type": "Complete", "status": "True"])]))
             await store.controllerWrite(resource("Job"), job)
-            await KubeInstallers.completed(job, store: store)
         }
     }
 

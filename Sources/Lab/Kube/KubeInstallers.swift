@@ -27,9 +27,16 @@ enum KubeInstallers {
                                                            ])])])])])])
         }
         let apps = KubeResourceCatalog.builtIn
-        await store.controllerWrite(apps.first { $0.kind == "DaemonSet" }!, workload("DaemonSet", "cilium", ["k8s-app": "cilium"]))
+        let daemonSets = apps.first { $0.kind == "DaemonSet" }!, deployments = apps.first { $0.kind == "Deployment" }!
+        // An upgrade changes the spec of what runs; its status (the pods serving now) carries over.
+        func keepingStatus(_ object: JSON, of resource: ServedResource) async -> JSON {
+            var object = object
+            if let status = (try? await store.get(resource, namespace: "kube-system", name: object.name))?["status"] { object.set("status", status) }
+            return object
+        }
+        await store.controllerWrite(daemonSets, await keepingStatus(workload("DaemonSet", "cilium", ["k8s-app": "cilium"]), of: daemonSets))
         var operatorDeployment = workload("Deployment", "cilium-operator", ["io.cilium/app": "operator", "name": "cilium-operator"])
         operatorDeployment.set("spec.replicas", .int(1))
-        await store.controllerWrite(apps.first { $0.kind == "Deployment" }!, operatorDeployment)
+        await store.controllerWrite(deployments, await keepingStatus(operatorDeployment, of: deployments))
     }
 }

@@ -8,7 +8,7 @@ struct AppliedConfig: Sendable {
     var text: String
     /// The documents as parsed, and as Talos compares and diffs them (YAML re-emitted, comments gone).
     var documents: [ConfigValue]
-    var canonical: String { documents.map(\.yaml).joined(separator: "---\n") }
+    var canonical: String { ConfigDocuments(documents: documents).yaml }
     /// The v1alpha1 document: what `CanApplyImmediate` compares.
     var main: ConfigValue? { documents.first { $0["version"]?.stringValue == "v1alpha1" } }
     var controlPlane: Bool
@@ -28,21 +28,16 @@ struct AppliedConfig: Sendable {
     }
 
     static func parse(_ text: String, talosVersion: String) throws(Rejection) -> AppliedConfig {
-        let documents = text.components(separatedBy: "\n---").map { $0.hasPrefix("\n") ? String($0.dropFirst()) : $0 }
-            .filter { !$0.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty }
-        guard !documents.isEmpty else { throw Rejection(description: "configuration is empty") }
+        let values: [ConfigValue]
+        do { values = try ConfigDocuments(yaml: text, file: "config").documents } catch {
+            throw Rejection(description: "failed to parse config: \(error)")
+        }
+        guard !values.isEmpty else { throw Rejection(description: "configuration is empty") }
         let schema: ConfigSchema
         do { schema = try ConfigSchema(talosVersion: talosVersion) } catch { throw Rejection(description: "\(error)") }
-        var values: [ConfigValue] = []
-        for (index, document) in documents.enumerated() {
-            let node: YAMLNode
-            do { node = try YAMLLoader().load(text: document, file: "config document \(index + 1)") } catch {
-                throw Rejection(description: "failed to parse config: \(error)")
-            }
-            let value = ConfigValue(node)
+        for value in values {
             let problems = schema.problems(in: value)
             if !problems.isEmpty { throw Rejection(description: "configuration validation failed: " + problems.joined(separator: "; ")) }
-            values.append(value)
         }
         guard let main = values.first(where: { $0["version"]?.stringValue == "v1alpha1" }) else {
             throw Rejection(description: "config is not complete for boot: no v1alpha1 document")
