@@ -83,10 +83,12 @@ public final class TalosAccess: Sendable {
     /// insecurely). The result's connection stays with that identity, for a call that follows.
     /// Before the bundle exists (first run, machines come up in parallel with the secrets step)
     /// only maintenance can be recognised, and a configured node shows as "configured-unverified".
-    public func probe(_ node: String) async throws -> TalosProbe.Result {
+    public func probe(_ node: String, disks: Bool = false, etcdMembers: Bool = false) async throws -> TalosProbe.Result {
         let credentials = store.exists || cache.withLock({ $0.bundle != nil }) ? try await credentials() : nil
         var probe = TalosProbe(host: try address(of: node), port: port, credentials: credentials)
         probe.timeout = .seconds(3)
+        probe.readDisks = disks
+        probe.readEtcdMembers = etcdMembers
         return await probe.run()
     }
 

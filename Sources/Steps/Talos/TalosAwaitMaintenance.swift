@@ -14,10 +14,14 @@ public struct TalosAwaitMaintenance: StepKind {
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try step.requireNode()
         let access = TalosAccess.from(context)
-        let result = try await access.probe(node)
+        let result = try await access.probe(node, disks: true)
+        result.connection?.close()
         switch result.mode {
         case .configured: return .satisfied(["mode": "configured"])
-        case .maintenance: return .satisfied(try preflight(node, result.disks, context))
+        case .maintenance:
+            // A disk list that could not be read is not an empty one: judge the install disk only on a real answer.
+            guard let disks = result.disks else { return .pending("\(node) answers, but its disks could not be read yet: \(result.disksError ?? "no reply")") }
+            return .satisfied(try preflight(node, disks, context))
         case .wrongCluster, .configuredUnverified:
             throw StepError.refused("\(node) at \(try access.address(of: node)) is not this cluster's node: \(result.reason ?? "its certificate is not from our OS CA"); reset it by hand or fix the address")
         case .unreachable, .tlsError: return .pending("\(node) is not answering yet: \(result.reason ?? "no reply")")

@@ -27,7 +27,10 @@ public struct TalosProbe: Sendable {
         public var hostname: String?
         /// The machine stage (`MachineStatuses` resource), e.g. installing, running.
         public var stage: String?
-        public var disks: [Storage_Disk] = []
+        /// The disks, when asked for and read; nil when not asked or the read failed (never "none").
+        public var disks: [Storage_Disk]?
+        /// Why the disks could not be read, when they could not.
+        public var disksError: String?
         public var etcdMembers: [Machine_EtcdMember]?
         /// Who the node's certificate showed it to be.
         public var identity: TalosPeerIdentity?
@@ -43,6 +46,9 @@ public struct TalosProbe: Sendable {
     /// The cluster's CA and a client certificate and key, when we have them.
     public var credentials: (ca: String, certificate: String, key: String)?
     public var timeout: Duration = .seconds(5)
+    /// What to read beyond the version and identity: only what the caller uses (each is a call).
+    public var readDisks = true
+    public var readEtcdMembers = true
 
     public init(host: String, port: Int = 50000, credentials: (ca: String, certificate: String, key: String)?) {
         self.host = host
@@ -60,15 +66,16 @@ public struct TalosProbe: Sendable {
         }
         var client = TalosClient(connection: connection)
         client.timeout = timeout
+        let version: Machine_Version
         do {
-            _ = try await client.version()
+            version = try await client.version()
         } catch {
             connection.close()
             return Self.classify(failure: error, facts: connection.handshake.facts, verifiable: credentials != nil)
         }
         let mode: Mode = if case .ours = connection.handshake.identity { .configured } else { .maintenance }
         do {
-            var result = try await details(client, mode: mode)
+            var result = try await details(client, mode: mode, version: version)
             result.identity = connection.handshake.identity
             result.connection = connection
             return result
@@ -95,13 +102,14 @@ public struct TalosProbe: Sendable {
         }
     }
 
-    func details(_ client: TalosClient, mode: Mode) async throws -> Result {
-        let version = try await client.version()
+    func details(_ client: TalosClient, mode: Mode, version: Machine_Version) async throws -> Result {
         var result = Result(mode: mode, version: version.version.tag, platform: version.platform.name)
         result.hostname = try? await client.hostname()
         result.stage = try? await client.machineStatus().stage.rawValue
-        result.disks = (try? await client.disks()) ?? []
-        if mode == .configured {
+        if readDisks {
+            do { result.disks = try await client.disks() } catch { result.disksError = "\(error)" }
+        }
+        if mode == .configured, readEtcdMembers {
             do { result.etcdMembers = try await client.etcdMembers() } catch TalosError.unimplemented { result.etcdMembers = nil } catch {}
         }
         return result

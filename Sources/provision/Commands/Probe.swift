@@ -57,7 +57,7 @@ struct Probe: AsyncParsableCommand {
     }
 
     static func report(_ result: TalosProbe.Result, target: String, output: Output) {
-        let disks = result.disks.map { disk -> [String: Any] in
+        let disks = (result.disks ?? []).map { disk -> [String: Any] in
             let usb = disk.busPath.lowercased().contains("usb")
             return ["device": disk.deviceName, "sizeBytes": disk.size, "model": disk.model, "serial": disk.serial,
                     "type": "\(disk.type)", "busPath": disk.busPath, "usb": usb, "readonly": disk.readonly, "systemDisk": disk.systemDisk]
@@ -65,6 +65,7 @@ struct Probe: AsyncParsableCommand {
         if output.json {
             var object: [String: Any] = ["target": target, "mode": result.mode.rawValue, "reachable": result.reachable, "disks": disks]
             object["reason"] = result.reason ?? NSNull()
+            object["disksError"] = result.disksError ?? NSNull()
             object["version"] = result.version ?? NSNull()
             object["platform"] = result.platform ?? NSNull()
             object["hostname"] = result.hostname ?? NSNull()
@@ -79,9 +80,10 @@ struct Probe: AsyncParsableCommand {
         if let stage = result.stage { line += ", stage \(stage)" }
         output.result(line)
         if let reason = result.reason { output.result("  \(reason)") }
-        if !result.disks.isEmpty {
+        if let error = result.disksError { output.result("  disks: could not be read (\(error))") }
+        if let list = result.disks, !list.isEmpty {
             output.result("  disks:")
-            for disk in result.disks {
+            for disk in list {
                 let flags = [disk.busPath.lowercased().contains("usb") ? "USB: never an install target" : nil, disk.readonly ? "read-only" : nil,
                              disk.systemDisk ? "system disk" : nil].compactMap { $0 }
                 output.result("    \(disk.deviceName)  \(disk.size / 1_000_000_000) GB  \(disk.type)  \(disk.model)\(disk.serial.isEmpty ? "" : "  serial \(disk.serial)")\(flags.isEmpty ? "" : "  (\(flags.joined(separator: ", ")))")")
