@@ -91,7 +91,8 @@ import TestSupport
         #expect(CLI.events(again.stdout.split(separator: "\n").map(String.init), kind: "step.applied").isEmpty, "no mutating step on a converged lab")
 
         // `lab reset` forgets the twin; the next run builds it again.
-        let reset = try await CLI.run(["lab", "reset", "demo", "--state-dir", state])
+        // Under the lab lock: a lab served by another test binds the demo's addresses, and reset refuses then.
+        let reset = try await DemoLabLock.exclusive { try await CLI.run(["lab", "reset", "demo", "--state-dir", state]) }
         #expect(reset.status == 0, "\(reset.stderr)")
         #expect(!FileManager.default.fileExists(atPath: state + "/lab"))
         let token = try String(contentsOfFile: repositoryRoot + "/lab/onepassword-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
