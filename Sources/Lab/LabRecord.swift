@@ -18,6 +18,9 @@ public final class LabRecord: Sendable {
         public var etcdRunning: [String]?
         public var etcdMembers: Int?
         public var quorum: Bool?
+        /// A call that changes a machine (`Upgrade`, `LifecycleService/Upgrade`, `ImageService/Pull`), or a note.
+        public var method: String?
+        public var detail: String?
     }
 
     private let state = Mutex<(entries: [Entry], file: FileHandle?, stopped: Bool)>(([], nil, false))
@@ -53,6 +56,22 @@ public final class LabRecord: Sendable {
 
     func stage(_ node: String, _ stage: String, bootID: String) {
         append(Entry(t: Self.now(), node: node, event: "stage", stage: stage, bootID: bootID))
+    }
+
+    /// A machine-changing call arrived (which upgrade path a node went through, say).
+    func call(_ node: String, _ method: String, detail: String? = nil) {
+        append(Entry(t: Self.now(), node: node, event: "call", method: method, detail: detail))
+    }
+
+    /// A Kubernetes component (`kube-apiserver`, `kubelet`) restarts into a new version (`restarting`),
+    /// then runs it and is ready (`ready`).
+    func component(_ node: String, _ name: String, version: String, stage: String) {
+        append(Entry(t: Self.now(), node: node, event: "component", stage: stage, method: name, detail: version))
+    }
+
+    /// Something the machine did that a test asserts on (an upgrade falling back).
+    func note(_ node: String, _ what: String, detail: String) {
+        append(Entry(t: Self.now(), node: node, event: what, detail: detail))
     }
 
     func etcd(running: [String], members: Int, quorum: Bool) {

@@ -46,7 +46,7 @@ public final class LabServices: Sendable {
             if let labDirectory, !readOnly { cluster.record.attach(path: labDirectory + "/record.jsonl") }
             cluster.record.lab("started")
             if let saved {
-                await cluster.etcd.restore(saved.etcd)
+                await cluster.etcd.restore(saved.etcd, running: saved.nodes.filter { $0.powered && $0.config != nil }.map(\.name))
                 for state in saved.nodes { await cluster.node(state.name)?.restore(state) }
                 if let instances = saved.ec2 { await ec2?.restore(instances) }
             }

@@ -11,7 +11,7 @@ public enum StandardCatalog {
                                    TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachineEnsure(), MachineDelete(),
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon(),
-                                   TalosRemovalCheck(), TalosLeave(), ClusterOrphans()] {
+                                   TalosRemovalCheck(), TalosLeave(), ClusterOrphans(), TalosUpgrade(), KubeUpgrade()] {
             catalog.register(kind)
         }
         return catalog

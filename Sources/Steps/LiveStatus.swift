@@ -13,6 +13,8 @@ public struct LiveStatus: Sendable {
         public var machine = "?"
         public var talos = "?"
         public var version: String?
+        /// The Image Factory schematic it runs, when configured and a factory image.
+        public var schematic: String?
         public var etcdMember: Bool?
         public var kubernetes = "?"
     }
@@ -51,6 +53,7 @@ public struct LiveStatus: Sendable {
             let probe = (try? await talos.probe(name))
             node.talos = probe.map { $0.stage ?? $0.mode.rawValue } ?? "?"
             node.version = probe?.version
+            if probe?.mode == .configured { node.schematic = try? await talos.client(name, .admin, timeout: .seconds(3)).schematic() }
             if spec.role.value == .controlplane, members == nil, probe?.mode == .configured,
                let list = try? await talos.client(name, .admin, timeout: .seconds(3)).etcdMembers() {
                 members = Set(list.map(\.hostname))

@@ -73,7 +73,8 @@ import TestSupport
     }
 
     /// The newcomer's first command: the whole demo, in this process, from an empty state directory.
-    @Test(.timeLimit(.minutes(3))) func upDemoBuildsTheSimulatedClusterEndToEnd() async throws {
+    /// (The limit covers waiting for the demo lab lock, which other demo tests hold for minutes.)
+    @Test(.timeLimit(.minutes(8))) func upDemoBuildsTheSimulatedClusterEndToEnd() async throws {
         let state = FileManager.default.temporaryDirectory.path + "/up-demo-\(UUID())"
         let result = try await DemoLabLock.exclusive { try await CLI.run(["up", "demo", "--state-dir", state, "--json"], timeout: .seconds(150)) }
         #expect(result.status == 0, "\(result.stderr)")

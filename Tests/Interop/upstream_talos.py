@@ -9,10 +9,15 @@ and is taken from protos/cosi.
     upstream_talos.py client --host H --port P --ca CA --cert CRT --key KEY --config FILE
                                                     a dry-run ApplyConfiguration and COSI Get of the
                                                     active machine config; prints one JSON object
-    upstream_talos.py server --cert CRT --key KEY --client-ca CA --config FILE --ready FILE
+    upstream_talos.py upgrade --host H --port P --ca CA --cert CRT --key KEY --image REF
+                                                    ImageService/Pull then LifecycleService/Upgrade of REF
+                                                    into the system containerd, each stream read to its
+                                                    end; prints one JSON object (name, progress, messages, exit code)
+    upstream_talos.py server --cert CRT --key KEY --client-ca CA --config FILE --ready FILE [--upgrade-exit N]
                                                     serves ApplyConfiguration (dry run: NO_REBOOT unless
-                                                    the config has udev rules), Reboot and COSI Get;
-                                                    logs each call as a JSON line on stdout
+                                                    the config has udev rules), Reboot, COSI Get, ImageService/Pull,
+                                                    LifecycleService/Upgrade (ending with exit code N) and the
+                                                    legacy MachineService/Upgrade; logs each call as a JSON line on stdout
 """
 import argparse
 import json
@@ -147,14 +152,48 @@ def client(args):
     asyncio.run(run())
 
 
+def upgrade(args):
+    generate()
+    import asyncio
+    from grpclib.client import Channel
+    from common import common_pb2
+    from machine import image_pb2, image_grpc, lifecycle_pb2, lifecycle_grpc
+
+    async def run():
+        channel = Channel(args.host, int(args.port), ssl=tls(args.cert, args.key, args.ca, server=False))
+        containerd = common_pb2.ContainerdInstance(driver=common_pb2.CONTAINERD, namespace=common_pb2.NS_SYSTEM)
+        out = {"name": None, "progress": 0, "messages": [], "exitCode": None}
+        try:
+            async with image_grpc.ImageServiceStub(channel).Pull.open(timeout=60) as stream:
+                await stream.send_message(image_pb2.ImageServicePullRequest(containerd=containerd, image_ref=args.image), end=True)
+                async for reply in stream:
+                    if reply.WhichOneof("response") == "name":
+                        out["name"] = reply.name
+                    else:
+                        out["progress"] += 1
+            async with lifecycle_grpc.LifecycleServiceStub(channel).Upgrade.open(timeout=120) as stream:
+                await stream.send_message(lifecycle_pb2.LifecycleServiceUpgradeRequest(
+                    containerd=containerd, source=lifecycle_pb2.InstallArtifactsSource(image_name=args.image)), end=True)
+                async for reply in stream:
+                    if reply.progress.WhichOneof("response") == "exit_code":
+                        out["exitCode"] = reply.progress.exit_code
+                    else:
+                        out["messages"].append(reply.progress.message)
+            print(json.dumps(out))
+        finally:
+            channel.close()
+    asyncio.run(run())
+
+
 def server(args):
     generate()
     import asyncio
     from grpclib import GRPCError
     from grpclib.const import Status
     from grpclib.server import Server
-    from machine import machine_pb2, machine_grpc
+    from machine import machine_pb2, machine_grpc, image_pb2, image_grpc, lifecycle_pb2, lifecycle_grpc
     from cosi import resource_pb2, resource_grpc
+    from common import common_pb2
     config = open(args.config).read()
 
     def log(**fields):
@@ -175,6 +214,37 @@ def server(args):
             log(method="Reboot", mode=int(request.mode))
             await stream.send_message(machine_pb2.RebootResponse(messages=[machine_pb2.Reboot(actor_id="reboot-upstream-1")]))
 
+        async def Upgrade(self, stream):
+            request = await stream.recv_message()
+            log(method="MachineService/Upgrade", image=request.image, preserve=request.preserve, stage=request.stage, force=request.force)
+            await stream.send_message(machine_pb2.UpgradeResponse(messages=[machine_pb2.Upgrade(ack="Upgrade request received", actor_id="upgrade-upstream-1")]))
+
+    def instance(containerd):
+        return f"{common_pb2.ContainerDriver.Name(containerd.driver)}/{common_pb2.ContainerdNamespace.Name(containerd.namespace)}"
+
+    pulled = set()
+
+    class Image(complete(image_grpc.ImageServiceBase)):
+        async def Pull(self, stream):
+            request = await stream.recv_message()
+            log(method="ImageService/Pull", image=request.image_ref, containerd=instance(request.containerd))
+            for layer in ["sha256:aaa", "sha256:bbb"]:
+                await stream.send_message(image_pb2.ImageServicePullResponse(pull_progress=image_pb2.ImageServicePullProgress(
+                    layer_id=layer, progress=image_pb2.ImageServicePullLayerProgress(status=image_pb2.ImageServicePullLayerProgress.DOWNLOAD_COMPLETE))))
+            pulled.add((instance(request.containerd), request.image_ref))
+            await stream.send_message(image_pb2.ImageServicePullResponse(name=request.image_ref))
+
+    class Lifecycle(complete(lifecycle_grpc.LifecycleServiceBase)):
+        async def Upgrade(self, stream):
+            request = await stream.recv_message()
+            log(method="LifecycleService/Upgrade", image=request.source.image_name, containerd=instance(request.containerd),
+                pulledThere=(instance(request.containerd), request.source.image_name) in pulled)
+            for text in ["validating installer", "installing into the inactive slot", "upgrade complete"]:
+                await stream.send_message(lifecycle_pb2.LifecycleServiceUpgradeResponse(progress=lifecycle_pb2.LifecycleServiceInstallProgress(message=text)))
+            # Talos ends the stream OK even when the installer failed: the exit code says so.
+            await stream.send_message(lifecycle_pb2.LifecycleServiceUpgradeResponse(progress=lifecycle_pb2.LifecycleServiceInstallProgress(
+                exit_code=int(args.upgrade_exit))))
+
     class State(complete(resource_grpc.StateBase)):
         async def Get(self, stream):
             request = await stream.recv_message()
@@ -186,7 +256,7 @@ def server(args):
             await stream.send_message(resource_pb2.GetResponse(resource=resource))
 
     async def run():
-        grpc_server = Server([Machine(), State()])
+        grpc_server = Server([Machine(), State(), Image(), Lifecycle()])
         await grpc_server.start("127.0.0.1", 0, ssl=tls(args.cert, args.key, args.client_ca, server=True))
         port = grpc_server._server.sockets[0].getsockname()[1]
         with open(args.ready + ".tmp", "w") as out:
@@ -204,11 +274,16 @@ def main():
     for name in ["host", "port", "ca", "cert", "key", "config"]:
         c.add_argument("--" + name, required=True)
     c.add_argument("--name", default="cp1")
+    u = sub.add_parser("upgrade")
+    for name in ["host", "port", "ca", "cert", "key", "image"]:
+        u.add_argument("--" + name, required=True)
     s = sub.add_parser("server")
     for name in ["cert", "key", "client-ca", "config", "ready"]:
         s.add_argument("--" + name, required=True)
+    s.add_argument("--upgrade-exit", default="0")
     args = parser.parse_args()
-    {"compare": lambda: compare(), "client": lambda: client(args), "server": lambda: server(args)}[args.command]()
+    {"compare": lambda: compare(), "client": lambda: client(args), "upgrade": lambda: upgrade(args),
+     "server": lambda: server(args)}[args.command]()
 
 
 if __name__ == "__main__":

@@ -130,3 +130,10 @@ final class BlackHole: @unchecked Sendable {
 
     func close() { _ = Glibc.close(descriptor) }
 }
+
+/// The inventory accepts exactly the faults the lab can show.
+@Suite struct FaultListTests {
+    @Test func theInventoryKnowsEveryFaultTheLabHas() {
+        #expect(Set(SimulatedFault.allCases.map(\.rawValue)) == Set(InventoryParser.labFaults))
+    }
+}

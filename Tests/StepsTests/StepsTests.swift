@@ -21,9 +21,21 @@ import TestSupport
         #expect(graph["apply-config@mini02"]?.dependencies.contains("secrets") == true)
     }
 
+    /// `inOrder`: the upgrade's control planes go one after another in inventory order, and the
+    /// first that fails stops the rest (they depend on it); workers only wait for all of them.
+    @Test func upgradeControlPlanesGoInInventoryOrder() throws {
+        let (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/homelab.yaml")
+        let playbook = try PlaybookParser.load(path: "\(repositoryRoot)/playbooks/upgrade.yaml", catalog: StandardCatalog.make())
+        let graph = try PlaybookExpander(inventory: inventory).expand(playbook)
+        #expect(Set(graph["upgrade-cp@cp1"]?.dependencies ?? []) == ["confirm"])
+        #expect(Set(graph["upgrade-cp@cp2"]?.dependencies ?? []) == ["confirm", "upgrade-cp@cp1"])
+        #expect(Set(graph["upgrade-cp@cp3"]?.dependencies ?? []) == ["confirm", "upgrade-cp@cp2"])
+        #expect(graph["upgrade-worker@mini02"]?.dependencies.contains("upgrade-worker@mini01") == false, "workers are not chained")
+    }
+
     @Test func implementedKindsAreRegistered() {
         let catalog = StandardCatalog.make()
-        #expect(catalog.implemented.keys.sorted() == ["cluster.orphans", "confirm", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-snapshot", "talos.identity-check", "talos.kubeconfig", "talos.leave", "talos.quorum-check", "talos.reboot", "talos.removal-check", "talos.reset", "talos.secrets"])
+        #expect(catalog.implemented.keys.sorted() == ["cluster.orphans", "confirm", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.upgrade", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-snapshot", "talos.identity-check", "talos.kubeconfig", "talos.leave", "talos.quorum-check", "talos.reboot", "talos.removal-check", "talos.reset", "talos.secrets", "talos.upgrade"])
         #expect(catalog.declared.count == catalog.implemented.count, "every declared kind is built")
     }
 }

@@ -126,6 +126,20 @@ import TestSupport
         #expect(typed?.description.contains("machine.kubelet.registerWithFQDN: expected boolean") == true)
     }
 
+    /// A mini's config rendered for 1.12 (with `machine.network`) is what it still runs after its
+    /// upgrade: a 1.13 node decodes the deprecated key, though the published 1.13 schema leaves it out.
+    @Test func a112ConfigStaysAcceptableToA113NodeButIsNotWhatWeRender() throws {
+        let (renderer, inv) = try renderer("demo")
+        let documents = try renderer.render(renderer.target(node: inv.node(named: "mini01")!))
+        let legacy = try #require(documents.first { $0["version"] != nil })
+        #expect(legacy["machine"]?["network"] != nil, "the 1.12 render carries machine.network")
+        #expect(try ConfigSchema(talosVersion: "v1.12.6").problems(in: legacy).isEmpty)
+        #expect(try ConfigSchema(talosVersion: "v1.13.9").problems(in: legacy).contains("machine.network: unknown key"))
+        #expect(try ConfigSchema(talosVersion: "v1.13.9", asNodeDecoder: true).problems(in: legacy).isEmpty)
+        let typo = try #require(try ConfigDocuments(yaml: legacy.yaml.replacingOccurrences(of: "\n    network:\n", with: "\n    netwrok:\n")).documents.first)
+        #expect(!(try ConfigSchema(talosVersion: "v1.13.9", asNodeDecoder: true).problems(in: typo)).isEmpty, "other unknown keys are still refused")
+    }
+
     @Test func unsupportedTalosVersionIsNamed() throws {
         let (renderer, inv) = try renderer("demo")
         var target = renderer.target(node: inv.node(named: "w1")!)

@@ -13,6 +13,9 @@ public struct LabRecordFile {
         public var etcdRunning: [String]?
         public var etcdMembers: Int?
         public var quorum: Bool?
+        /// For `call` events: the RPC; for `note` events, what happened.
+        public var method: String?
+        public var detail: String?
     }
 
     public let entries: [Entry]

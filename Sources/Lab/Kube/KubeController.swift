@@ -39,6 +39,7 @@ actor KubeController {
 
     func tick() async {
         await nodes()
+        await staticPods()
         await crds()
         await workloads()
         await endpoints()
@@ -64,7 +65,12 @@ actor KubeController {
             let registered = existing[kubelet.hostname]
             guard kubelet.running || registered != nil else { continue }
             var node = registered ?? Self.newNode(kubelet.hostname, address: machine.spec.address, controlPlane: kubelet.controlPlane,
-                                                  kubernetesVersion: kubernetesVersion, talosVersion: machine.spec.talosVersion)
+                                                  kubernetesVersion: kubelet.version ?? kubernetesVersion, talosVersion: kubelet.talosVersion)
+            // A kubelet reports the version it runs and the OS it runs on, each time it posts status.
+            if kubelet.running {
+                node.set("status.nodeInfo.kubeletVersion", .string(kubelet.version ?? kubernetesVersion))
+                node.set("status.nodeInfo.osImage", .string("Talos (\(kubelet.talosVersion))"))
+            }
             let (status, reason, message): (String, String, String)
             if !kubelet.running {
                 (status, reason, message) = ("Unknown", "NodeStatusUnknown", "Kubelet stopped posting node status.")
@@ -85,6 +91,29 @@ actor KubeController {
             node.set("status.conditions", .array([.object(["type": "Ready", "status": .string(status), "reason": .string(reason),
                                                            "message": .string(message), "lastTransitionTime": transition])]))
             await store.controllerWrite(resource("Node"), node)
+        }
+    }
+
+    /// A control plane's static pods, mirrored into kube-system as the kubelet does: the image its
+    /// config names, the `talos.dev/config-version` of that config, Ready once the component runs it.
+    func staticPods() async {
+        for machine in await directory.all {
+            guard let kubelet = await machine.kubelet, kubelet.controlPlane else { continue }
+            let generation = await machine.configGeneration
+            for component in await machine.componentStatus where component.name != "kubelet" {
+                let name = "\(component.name)-\(kubelet.hostname)"
+                let existing = try? await store.get(resource("Pod"), namespace: "kube-system", name: name)
+                var pod = existing ?? .object(["apiVersion": "v1", "kind": "Pod", "metadata": .object([
+                    "name": .string(name), "namespace": "kube-system",
+                    "labels": .object(["k8s-app": .string(component.name), "tier": "control-plane"]),
+                ])])
+                pod.set("metadata.annotations", .object(["kubernetes.io/config.mirror": .string(name), "talos.dev/config-version": .string("\(generation)")]))
+                pod.set("spec.nodeName", .string(kubelet.hostname))
+                pod.set("spec.containers", .array([.object(["name": .string(component.name), "image": .string("registry.k8s.io/\(component.name):\(component.version)")])]))
+                pod.set("status.phase", component.ready ? "Running" : "Pending")
+                pod.set("status.conditions", .array([.object(["type": "Ready", "status": component.ready ? "True" : "False"])]))
+                await store.controllerWrite(resource("Pod"), pod)
+            }
         }
     }
 

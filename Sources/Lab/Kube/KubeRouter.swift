@@ -8,6 +8,22 @@ struct KubeRouter: Sendable {
     let store: KubeStore
     let kubernetesVersion: String
     let endpoint: String
+    /// Where the control planes are: `/version` answers with the oldest kube-apiserver that runs
+    /// (during a rolling upgrade the load balancer may land on either).
+    var directory: SimulatedDirectory?
+
+    func serverVersion() async -> String {
+        var versions: [String] = []
+        for machine in await directory?.all ?? [] {
+            for component in await machine.componentStatus where component.name == "kube-apiserver" && component.ready { versions.append(component.version) }
+        }
+        return versions.min { KubeRouter.older($0, $1) } ?? kubernetesVersion
+    }
+
+    static func older(_ a: String, _ b: String) -> Bool {
+        func parts(_ v: String) -> [Int] { v.dropFirst().split(separator: ".").map { Int($0) ?? 0 } }
+        return parts(a).lexicographicallyPrecedes(parts(b))
+    }
 
     func respond(_ request: LabHTTPRequest) async -> LabHTTPResponse {
         guard let client = request.client else { return reply(APIFailure(code: 401, reason: "Unauthorized", message: "Unauthorized").status, 401) }
@@ -32,9 +48,10 @@ struct KubeRouter: Sendable {
         let served = await store.served
         switch parts {
         case ["version"]:
-            let version = kubernetesVersion.dropFirst().split(separator: ".")
+            let gitVersion = await serverVersion()
+            let version = gitVersion.dropFirst().split(separator: ".")
             return reply(.object(["major": .string(String(version.first ?? "1")), "minor": .string(String(version.dropFirst().first ?? "0")),
-                                  "gitVersion": .string(kubernetesVersion), "platform": "linux/amd64", "goVersion": "go1.24"]))
+                                  "gitVersion": .string(gitVersion), "platform": "linux/amd64", "goVersion": "go1.24"]))
         case ["healthz"], ["readyz"], ["livez"]:
             return LabHTTPResponse(status: 200, contentType: "text/plain", body: Data("ok".utf8))
         case ["api"]:

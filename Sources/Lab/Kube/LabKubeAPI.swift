@@ -28,7 +28,7 @@ public final class LabKubeAPI: Sendable {
                 "status": .object(["phase": "Active"]),
             ]))
         }
-        let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)")
+        let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)", directory: cluster.directory)
         let tls = try KubeAPITLS(caPEM: caPEM, caKeyPEM: caKeyPEM, addresses: [host])
         let etcd = cluster.etcd, audit = self.audit, directory = cluster.directory
         server = try await LabHTTPServer(host: host, port: port, security: { try tls.secure($0) }) { request in

@@ -22,20 +22,25 @@ struct AppliedConfig: Sendable {
     var certSANs: [String]
     /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
     var nodeLabels: [String: String]
+    /// The Kubernetes components the config runs, by process name (`kube-apiserver`, `kubelet`),
+    /// at the version of their image tag: what a config change restarts.
+    var components: [String: String]
 
     struct Rejection: Error, CustomStringConvertible {
         let description: String
     }
 
-    static func parse(_ text: String, talosVersion: String) throws(Rejection) -> AppliedConfig {
+    /// `validate: false` for a config the node accepted before (restored from disk): a Talos
+    /// upgraded since keeps running the config of its older version, as the real one does.
+    static func parse(_ text: String, talosVersion: String, validate: Bool = true) throws(Rejection) -> AppliedConfig {
         let values: [ConfigValue]
         do { values = try ConfigDocuments(yaml: text, file: "config").documents } catch {
             throw Rejection(description: "failed to parse config: \(error)")
         }
         guard !values.isEmpty else { throw Rejection(description: "configuration is empty") }
         let schema: ConfigSchema
-        do { schema = try ConfigSchema(talosVersion: talosVersion) } catch { throw Rejection(description: "\(error)") }
-        for value in values {
+        do { schema = try ConfigSchema(talosVersion: talosVersion, asNodeDecoder: true) } catch { throw Rejection(description: "\(error)") }
+        for value in values where validate {
             let problems = schema.problems(in: value)
             if !problems.isEmpty { throw Rejection(description: "configuration validation failed: " + problems.joined(separator: "; ")) }
         }
@@ -63,12 +68,20 @@ struct AppliedConfig: Sendable {
         } ?? []
         var labels: [String: String] = [:]
         if case let .map(entries)? = machine?["nodeLabels"] { for entry in entries { labels[entry.key] = entry.value.stringValue ?? "" } }
+        var components: [String: String] = [:]
+        func tag(_ image: ConfigValue?) -> String? { image?.stringValue?.split(separator: ":").last.map(String.init) }
+        components["kubelet"] = tag(machine?["kubelet"]?["image"])
+        if type != "worker" {
+            components["kube-apiserver"] = tag(cluster?["apiServer"]?["image"])
+            components["kube-controller-manager"] = tag(cluster?["controllerManager"]?["image"])
+            components["kube-scheduler"] = tag(cluster?["scheduler"]?["image"])
+        }
         return AppliedConfig(
             text: text, documents: values, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
-            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels)
+            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels, components: components)
     }
 
     private static func decode(_ base64: String) -> String? {

@@ -75,7 +75,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     static func versionMessage(_ node: SimulatedTalosNode) async -> Machine_Version {
         let configured = await node.configured
         var version = Machine_Version()
-        version.version.tag = node.spec.talosVersion
+        version.version.tag = await node.talosVersion
         version.version.sha = "simulated"
         version.version.os = "linux"
         version.version.arch = "amd64"
@@ -168,7 +168,8 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
 
     func upgrade(request: Machine_UpgradeRequest, context: ServerContext) async throws -> Machine_UpgradeResponse {
         try await node.authorize(.admin, "Upgrade", context)
-        throw RPCError(code: .unimplemented, message: "the lab does not simulate upgrades yet")
+        let ack = try await node.legacyUpgrade(request)
+        return .with { $0.messages = [.with { $0.ack = ack; $0.actorID = "upgrade-\(node.spec.name)" }] }
     }
 
     func etcdSnapshot(request: Machine_EtcdSnapshotRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {

@@ -35,6 +35,8 @@ public actor SimulatedEtcd {
         record.etcd(running: Array(running.filter { clusterOf[$0] != nil }), members: members, quorum: hasQuorum)
     }
 
+    func isRunning(_ node: String) -> Bool { running.contains(node) }
+
     /// Whether the node's etcd data directory holds anything (bootstrap then says AlreadyExists).
     func hasData(_ node: String) -> Bool { clusterOf[node] != nil }
 
@@ -183,7 +185,9 @@ extension SimulatedEtcd {
         }, nextCluster: nextCluster)
     }
 
-    func restore(_ state: TwinSnapshot.EtcdState) {
+    /// `running`: the members whose machines resume running (they never went down), so a restored
+    /// lab does not record them coming up one by one as a loss of quorum.
+    func restore(_ state: TwinSnapshot.EtcdState, running resuming: [String]) {
         clusters = [:]
         clusterOf = [:]
         for cluster in state.clusters {
@@ -192,5 +196,7 @@ extension SimulatedEtcd {
             for member in cluster.members { clusterOf[member.node] = cluster.key }
         }
         nextCluster = state.nextCluster
+        running = Set(resuming.filter { clusterOf[$0] != nil })
+        if !running.isEmpty { note() }
     }
 }

@@ -20,6 +20,8 @@ public struct SimulatedNodeSpec: Sendable {
     public var hypervisor: String?
     /// The libvirt domain's name, when it is not the node's (`machine.id`).
     public var domain: String?
+    /// The Image Factory schematic the machine was installed with.
+    public var schematic: String?
 
     public init(name: String, address: String, port: Int = 50000) {
         self.name = name
@@ -64,6 +66,10 @@ public enum SimulatedFault: String, Sendable, CaseIterable {
     case etcdUnhealthy = "etcd-unhealthy"
     /// This node's etcd member raises a NOSPACE alarm once it runs (until disarmed).
     case etcdAlarm = "etcd-alarm"
+    /// ImageService/Pull (and the legacy upgrade's pull) fails: the registry does not answer.
+    case pullFails = "pull-fails"
+    /// An upgraded slot never boots: Talos falls back to the old version.
+    case upgradeFailsBoot = "upgrade-fails-boot"
 }
 
 /// How long things take on a real node, in seconds, before scaling.
@@ -73,4 +79,6 @@ enum SimulatedTiming {
     static let reboot = 4.0
     static let etcdJoin = 3.0
     static let resetWipe = 3.0
+    static let pull = 10.0
+    static let upgradeInstall = 20.0
 }

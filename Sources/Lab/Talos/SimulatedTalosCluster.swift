@@ -1,5 +1,6 @@
 import Foundation
 import ProvisionCore
+import TalosKit
 
 /// The simulated Talos machines of one lab: a node per spec, sharing one etcd.
 public final class SimulatedTalosCluster: Sendable {
@@ -24,11 +25,15 @@ public final class SimulatedTalosCluster: Sendable {
     convenience init(inventory: Inventory, kept: [TwinSnapshot.NodeState]) {
         let scale = inventory.lab?.timeScale.value ?? 1
         let faults = inventory.lab?.faults ?? []
+        let schematics = Dictionary(uniqueKeysWithValues: inventory.images.map { image in
+            (image.name.value, try? SchematicParser.load(path: Inventory.resolve(image.schematic.value, inventoryFile: inventory.file)).id)
+        })
         var specs = inventory.nodes.map { node -> SimulatedNodeSpec in
             var spec = SimulatedNodeSpec(name: node.name.value, address: node.address.value.description)
             // A machine runs what was installed on it (saved by the lab), not what the inventory now says.
             spec.talosVersion = kept.first { $0.name == node.name.value }?.talosVersion ?? node.talosVersion?.value ?? inventory.cluster.talosVersion.value
             spec.platform = inventory.image(named: node.image.value)?.platform.value ?? "metal"
+            spec.schematic = kept.first { $0.name == node.name.value }?.schematic ?? schematics[node.image.value] ?? nil
             spec.timeScale = scale
             if let provider = inventory.provider(named: node.machine.provider.value), provider.kind.value == .libvirt {
                 spec.hypervisor = provider.name.value
@@ -50,6 +55,7 @@ public final class SimulatedTalosCluster: Sendable {
             spec.timeScale = scale
             spec.hypervisor = state.hypervisor
             spec.domain = state.domain
+            spec.schematic = state.schematic
             specs.append(spec)
         }
         self.init(specs: specs)

@@ -13,7 +13,7 @@ public actor SimulatedTalosNode {
     nonisolated let directory: SimulatedDirectory
     nonisolated let tls = NodeTLS()
 
-    public private(set) var stage: MachineStatus.Stage = .unknown {
+    public internal(set) var stage: MachineStatus.Stage = .unknown {
         didSet {
             guard stage != oldValue else { return }
             history.append(stage)
@@ -24,6 +24,16 @@ public actor SimulatedTalosNode {
     public private(set) var history: [MachineStatus.Stage] = []
     public private(set) var bootID = UUID().uuidString.lowercased()
     public private(set) var powered = false
+    /// The Talos it runs (what it was installed with, then what an upgrade booted it into).
+    public internal(set) var talosVersion: String
+    /// The Image Factory schematic it runs (COSI ExtensionStatuses `schematic`); nil for none.
+    public internal(set) var schematic: String?
+    /// Installed into the other boot slot by an upgrade: what the next boot runs, unless it fails.
+    var otherSlot: (version: String, schematic: String?)?
+    /// Installer images pulled, by containerd instance and reference.
+    var pulled: Set<String> = []
+    /// Talos takes one installation or upgrade at a time.
+    var installing = false
     /// The active config (COSI `MachineConfigs/v1alpha1`).
     var config: AppliedConfig?
     /// A config written to disk but not active yet (STAGED, or REBOOT until the reboot): it becomes
@@ -31,13 +41,18 @@ public actor SimulatedTalosNode {
     var staged: AppliedConfig?
     var persistent: AppliedConfig? { staged ?? config }
     /// While a reset or reboot runs: the state it ends in, which is what a save records.
-    private var promised: TwinSnapshot.NodeState?
+    var promised: TwinSnapshot.NodeState?
     /// The boot ID the next boot gets, when it is already promised (a reset recorded before it reboots).
-    private var nextBootID: String?
+    var nextBootID: String?
     /// Talos is on the disk (metal after its first install; cloud images always).
     var installed: Bool
     /// Bumped on every power transition so a scheduled step of an older boot does nothing.
-    private var epoch = 0
+    var epoch = 0
+    /// Kubernetes components by process name and the version they run (SimulatedComponents).
+    var components: [String: String] = [:]
+    var restarting: Set<String> = []
+    /// Bumped on every config change: the `talos.dev/config-version` of its static pods.
+    var configGeneration = 0
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
     private var serving: Task<Void, Never>?
     private var actors = 0
@@ -47,6 +62,8 @@ public actor SimulatedTalosNode {
     public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd, trustd: SimulatedTrustd = SimulatedTrustd(),
                 directory: SimulatedDirectory = SimulatedDirectory()) {
         self.spec = spec
+        talosVersion = spec.talosVersion
+        schematic = spec.schematic
         self.etcd = etcd
         self.trustd = trustd
         self.directory = directory
@@ -61,9 +78,9 @@ public actor SimulatedTalosNode {
 
     /// What this machine's kubelet would register: its hostname and role, and whether it runs now.
     /// Nil until a config makes it a cluster member.
-    var kubelet: (hostname: String, controlPlane: Bool, running: Bool, labels: [String: String])? {
+    var kubelet: (hostname: String, controlPlane: Bool, running: Bool, labels: [String: String], talosVersion: String, version: String?)? {
         guard let config else { return nil }
-        return (hostname, config.controlPlane, stage == .running, config.nodeLabels)
+        return (hostname, config.controlPlane, stage == .running && !restarting.contains("kubelet"), config.nodeLabels, talosVersion, components["kubelet"])
     }
     public var isControlPlane: Bool { config?.controlPlane ?? false }
     var hostname: String { config?.hostname ?? "talos-" + spec.address.replacingOccurrences(of: ".", with: "-") }
@@ -83,7 +100,7 @@ public actor SimulatedTalosNode {
     @discardableResult
     public func powerOn(userData: String) async -> String? {
         var problem: String?
-        do { config = try AppliedConfig.parse(userData, talosVersion: spec.talosVersion) } catch {
+        do { config = try AppliedConfig.parse(userData, talosVersion: talosVersion) } catch {
             problem = "user data is not a Talos machine config: \(error)"
         }
         installed = true
@@ -95,7 +112,12 @@ public actor SimulatedTalosNode {
     func snapshot() -> TwinSnapshot.NodeState {
         var state = promised ?? TwinSnapshot.NodeState(name: spec.name, powered: powered, config: config?.text, staged: staged?.text, bootID: bootID)
         state.address = spec.address
-        state.talosVersion = spec.talosVersion
+        state.talosVersion = state.talosVersion ?? talosVersion
+        state.schematic = state.schematic ?? schematic
+        if promised == nil, let slot = otherSlot {
+            state.slotVersion = slot.version
+            state.slotSchematic = slot.schematic
+        }
         state.platform = spec.platform
         state.hypervisor = spec.hypervisor
         state.domain = spec.domain
@@ -105,11 +127,12 @@ public actor SimulatedTalosNode {
     /// Brings the machine back as it was left: it never went down, so a configured machine is
     /// running with the same boot ID, and one in maintenance is in maintenance.
     func restore(_ state: TwinSnapshot.NodeState) async {
-        if let text = state.config, let parsed = try? AppliedConfig.parse(text, talosVersion: spec.talosVersion) {
+        if let text = state.config, let parsed = try? AppliedConfig.parse(text, talosVersion: talosVersion, validate: false) {
             config = parsed
             installed = true
         }
-        staged = state.staged.flatMap { try? AppliedConfig.parse($0, talosVersion: spec.talosVersion) }
+        staged = state.staged.flatMap { try? AppliedConfig.parse($0, talosVersion: talosVersion, validate: false) }
+        if let version = state.slotVersion { otherSlot = (version, state.slotSchematic) }
         guard state.powered, !spec.faults.contains(.neverBoots) else { return }
         await directory.register(self)
         powered = true
@@ -138,7 +161,7 @@ public actor SimulatedTalosNode {
     }
 
     /// Waits (scaled) and tells whether the node is still in the same boot.
-    private func pause(_ seconds: Double, _ mark: Int) async -> Bool {
+    func pause(_ seconds: Double, _ mark: Int) async -> Bool {
         let scaled = seconds * spec.timeScale
         if scaled > 0 { try? await Task.sleep(for: .milliseconds(Int(scaled * 1000))) } else { await Task.yield() }
         return mark == epoch
@@ -150,10 +173,20 @@ public actor SimulatedTalosNode {
         bootID = nextBootID ?? UUID().uuidString.lowercased()
         nextBootID = nil
         promised = nil
-        // What is on disk is what boots.
+        // What is on disk is what boots: the staged config, and the upgraded slot unless it fails.
         if let staged {
             config = staged
             self.staged = nil
+        }
+        if let slot = otherSlot {
+            otherSlot = nil
+            if spec.faults.contains(.upgradeFailsBoot) {
+                // The new image never gets to running; Talos' A/B fallback boots the old slot again.
+                directory.record.note(spec.name, "upgrade-fallback", detail: "\(slot.version) failed to boot; back on \(talosVersion)")
+            } else {
+                talosVersion = slot.version
+                schematic = slot.schematic
+            }
         }
         stage = .booting
         guard !spec.faults.contains(.neverBoots) else { return }
@@ -180,6 +213,7 @@ public actor SimulatedTalosNode {
         }
         guard let caKey, mark == epoch else { return }
         if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
+        startComponents(config)
         stage = .running
         await startAPI { node in
             try node.tls.useConfigured(osCA: (config.osCA.certificate, caKey), hostname: config.hostname ?? node.spec.name,
@@ -199,7 +233,7 @@ public actor SimulatedTalosNode {
         }
     }
 
-    fileprivate func reboot() async {
+    func reboot() async {
         epoch += 1
         let mark = epoch
         stage = .rebooting
@@ -222,7 +256,9 @@ public actor SimulatedTalosNode {
         let tls = self.tls
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in tls.configure(channel) }
         let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: spec.address, port: spec.port), transportSecurity: .plaintext, config: config)
-        let services: [any RegistrableRPCService] = [MachineHandler(node: self), StorageHandler(node: self), ResourceHandler(node: self)]
+        var services: [any RegistrableRPCService] = [MachineHandler(node: self), StorageHandler(node: self), ResourceHandler(node: self)]
+        // ImageService and LifecycleService exist from Talos 1.13 on; 1.12 answers Unimplemented.
+        if TalosReleases.minor(of: talosVersion)?.lifecycleAPI ?? true { services += [ImageHandler(node: self), LifecycleHandler(node: self)] }
         let server = GRPCServer(transport: transport, services: services)
         self.server = server
         let name = spec.name, address = spec.address
@@ -272,7 +308,7 @@ public actor SimulatedTalosNode {
         }
         let text = String(decoding: request.data, as: UTF8.self)
         let parsed: AppliedConfig
-        do { parsed = try AppliedConfig.parse(text, talosVersion: spec.talosVersion) } catch {
+        do { parsed = try AppliedConfig.parse(text, talosVersion: talosVersion) } catch {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
         if stage == .maintenance {
@@ -309,6 +345,7 @@ public actor SimulatedTalosNode {
         case .noReboot:
             config = parsed
             staged = nil
+            restartChanged(from: active, to: parsed)
             return (mode, "Applied configuration without a reboot")
         case .staged:
             staged = parsed

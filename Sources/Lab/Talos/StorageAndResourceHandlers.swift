@@ -33,6 +33,7 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     let node: SimulatedTalosNode
     static let machineStatusType = "MachineStatuses.runtime.talos.dev"
     static let machineConfigType = "MachineConfigs.config.talos.dev"
+    static let extensionStatusType = "ExtensionStatuses.runtime.talos.dev"
 
     func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
         if request.namespace == "config", request.type == Self.machineConfigType {
@@ -59,6 +60,14 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
             return
         }
         try await node.authorize(.read, "List", context)
+        if request.namespace == "runtime", request.type == Self.extensionStatusType {
+            // Factory images list their schematic as an extension named `schematic`.
+            if let schematic = await node.schematic {
+                let yaml = "image: schematic\nmetadata:\n    name: schematic\n    version: \(schematic)\n    description: This extension holds the schematic ID of the image\n"
+                try await response.write(.with { $0.resource = Self.resource(namespace: "runtime", type: Self.extensionStatusType, id: "0", yaml: yaml) })
+            }
+            return
+        }
         guard request.namespace == "runtime", request.type == Self.machineStatusType else { return }
         let resource = await machineStatus()
         try await response.write(.with { $0.resource = resource })

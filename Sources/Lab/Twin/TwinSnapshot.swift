@@ -25,6 +25,10 @@ struct TwinSnapshot: Codable, Sendable {
         var platform: String?
         var hypervisor: String?
         var domain: String?
+        /// The running schematic, and what an upgrade installed into the other boot slot.
+        var schematic: String?
+        var slotVersion: String?
+        var slotSchematic: String?
     }
 
     struct EtcdState: Codable, Sendable {

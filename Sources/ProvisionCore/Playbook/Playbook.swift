@@ -23,6 +23,9 @@ public struct StepDefinition: Sendable {
     public var when: Located<Condition>?
     /// Skip instead of failing validation when the selector matches nothing.
     public var optional: Bool
+    /// Each node's instance waits for the one before it (inventory order): a rollout that goes node
+    /// by node in a known order and stops at the first node that fails.
+    public var inOrder: Bool = false
     public var timeout: Located<Duration>?
     public var retries: Located<Int>?
     public var location: SourceLocation

@@ -35,8 +35,11 @@ public struct PlaybookExpander {
                 nodes = nodes.filter { when.value.evaluate(inventory: inventory, node: $0) }
             }
             nodesOf[step.id.value] = nodes.map { $0?.name.value }
+            var previous: String?
             for node in nodes {
                 var dependencies: [String] = []
+                if step.inOrder, let previous { dependencies.append(previous) }
+                previous = instanceID(step.id.value, node?.name.value)
                 for need in step.needs {
                     guard let targets = nodesOf[need.step.value] else { continue }
                     if need.scope == .all || targets == [nil] || node == nil {

@@ -46,6 +46,7 @@ public struct PlaybookParser {
         let with = r.node("with")
         let when = r.string("when")
         let optional = r.bool("optional")?.value ?? false
+        let inOrder = r.bool("inOrder")
         let timeout = r.parsed("timeout", expected: "a duration such as 10m", DurationText.parse)
         let retries = r.int("retries", range: 0...20)
         r.allow("description")
@@ -72,6 +73,10 @@ public struct PlaybookParser {
                 collector.error("playbook.scope", at: uses.location, "`\(uses.value)` runs per node but the step has no `forEach`",
                                 fix: "add `forEach: all` or a selector such as `role=controlplane`")
             }
+            if let inOrder, forEach == nil {
+                collector.error("playbook.in-order", at: inOrder.location, "`inOrder` orders a step's nodes, but the step has no `forEach`",
+                                fix: "remove `inOrder`, or add `forEach`")
+            }
             if info.scope == .cluster, let forEach {
                 collector.error("playbook.scope", at: forEach.location, "`\(uses.value)` runs once per cluster; it takes no `forEach`",
                                 fix: "remove `forEach`")
@@ -94,7 +99,7 @@ public struct PlaybookParser {
             }
         }
         return StepDefinition(id: id, uses: uses, forEach: selector, needs: needs, with: with, when: condition,
-                              optional: optional, timeout: timeout, retries: retries, location: node.location)
+                              optional: optional, inOrder: inOrder?.value ?? false, timeout: timeout, retries: retries, location: node.location)
     }
 
     func parseNeed(_ node: YAMLNode) -> StepDefinition.Need? {

@@ -61,6 +61,10 @@ struct GatedDisruption {
             throw StepError.refused("\(node) has a \(existing.action) under way since run \(existing.runID); finish it first (`provision up`)")
         }
         if record == nil {
+            // One node that came back wrong stops the rollout: nothing else goes down until it is understood.
+            if let failed = try context.journal?.disruptions().first(where: { $0.phase == "failed" && $0.node != node }) {
+                throw StepError.refused("the rollout is stopped: \(failed.node)'s \(failed.action) (\(failed.detail)) failed in run \(failed.runID); \(node) is left as it is")
+            }
             if isControlPlane, let purpose = sequence.gate {
                 try await EtcdGate(context: context, purpose: purpose).waitOpen(before: node, timeout: access.scaled(.seconds(300)), step: step, what: "take \(node) down")
             }

@@ -105,14 +105,22 @@ public final class TalosAccess: Sendable {
         do { return try renderer.yaml(renderer.target(pool: pool)) } catch { throw StepError.permanent("\(error)") }
     }
 
-    /// The renderer with the bundle. A cluster that has configs has a version contract: frozen here
-    /// for one created before contracts were recorded.
+    /// The renderer with the bundle. A cluster that has configs has a version contract and a
+    /// recorded Kubernetes version: both recorded here for one created before they were kept.
     func renderer() async throws -> MachineConfigRenderer {
         let bundle = try await bundle()
-        do { _ = try VersionContract.frozen(stateDirectory: stateDirectory, version: inventory.cluster.talosVersion.value) } catch {
-            throw StepError.permanent("cannot record the version contract in \(stateDirectory): \(error)")
+        let kubernetes: KubernetesVersions
+        do {
+            _ = try VersionContract.frozen(stateDirectory: stateDirectory, version: inventory.cluster.talosVersion.value)
+            kubernetes = try KubernetesVersions.recorded(stateDirectory: stateDirectory, version: inventory.cluster.kubernetesVersion.value)
+        } catch {
+            throw StepError.permanent("cannot record the cluster's versions in \(stateDirectory): \(error)")
         }
-        do { return try MachineConfigRenderer(bundle: bundle, inventory: inventory) } catch { throw StepError.permanent("\(error)") }
+        do {
+            var renderer = try MachineConfigRenderer(bundle: bundle, inventory: inventory)
+            renderer.kubernetes = kubernetes
+            return renderer
+        } catch { throw StepError.permanent("\(error)") }
     }
 
     /// How often waits poll: a lab runs on a compressed clock.

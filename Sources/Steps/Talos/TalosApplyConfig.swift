@@ -55,12 +55,27 @@ public struct TalosApplyConfig: StepKind {
     /// A node on another Talos version than the inventory's is an upgrade's business, never `up`'s:
     /// the plan says so and names the command.
     static func versionDrift(_ step: StepInstance, _ node: String, running: String?, _ context: StepContext) {
+        kubernetesDrift(step, node, context)
         guard let running, let spec = context.inventory.node(named: node) else { return }
         let wanted = spec.talosVersion?.value ?? context.inventory.cluster.talosVersion.value
         guard running != wanted else { return }
         let reason = "runs Talos \(running), the inventory says \(wanted); `up` never upgrades: `provision upgrade \(context.inventory.name)` does, node by node"
         context.plan(PlannedChange(node: node, resource: "talos-version", action: "upgrade", reason: reason), step: step)
         if !context.dryRun { context.log("\(node) \(reason)", level: .warning, step: step) }
+    }
+
+    /// A raised `kubernetesVersion` is rendered only once `provision upgrade` moves the cluster (the
+    /// configs stay at the recorded version); said once, at the first control plane.
+    static func kubernetesDrift(_ step: StepInstance, _ node: String, _ context: StepContext) {
+        guard node == context.inventory.controlPlanes.first?.name.value,
+              let recorded = KubernetesVersions.load(stateDirectory: context.stateDirectory) else { return }
+        let wanted = context.inventory.cluster.kubernetesVersion.value
+        guard recorded.version != wanted || recorded.target != nil else { return }
+        let reason = recorded.target != nil
+            ? "a Kubernetes upgrade to \(recorded.target ?? "") is under way; `provision upgrade \(context.inventory.name)` finishes it"
+            : "the cluster runs Kubernetes \(recorded.version), the inventory says \(wanted); `up` never upgrades: `provision upgrade \(context.inventory.name) --kubernetes-only` does, component by component"
+        context.plan(PlannedChange(node: nil, resource: "kubernetes", action: "upgrade", reason: reason), step: step)
+        if !context.dryRun { context.log(reason, level: .warning, step: step) }
     }
 
     /// Talos' own answer, from a dry-run apply: whether the change needs a reboot.

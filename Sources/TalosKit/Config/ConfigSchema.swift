@@ -11,8 +11,19 @@ public final class ConfigSchema: @unchecked Sendable {
 
     public static let supportedVersions = ["v1.12", "v1.13"]
 
-    /// The schema for a Talos version such as `v1.13.2` (by minor version).
-    public init(talosVersion: String) throws(ConfigError) {
+    /// v1alpha1 keys a minor's published schema leaves out but its decoder still parses (deprecated,
+    /// hidden from the docs): a config a node accepted under 1.12 keeps working after an upgrade.
+    static let hiddenButParsed: [String: Set<String>] = [
+        "v1.13": ["machine.network", "machine.env", "machine.disks", "machine.time", "machine.registries"],
+    ]
+
+    /// Paths accepted without a check; empty unless the schema stands in for a node's decoder.
+    private let tolerated: Set<String>
+
+    /// The schema for a Talos version such as `v1.13.2` (by minor version). `asNodeDecoder`: judge as
+    /// a running node does (the lab), which also takes the deprecated keys the published schema hides;
+    /// what we render must pass without that.
+    public init(talosVersion: String, asNodeDecoder: Bool = false) throws(ConfigError) {
         let minor = talosVersion.split(separator: ".").prefix(2).joined(separator: ".")
         guard Self.supportedVersions.contains(minor),
               let url = Bundle.module.url(forResource: minor, withExtension: "json"),
@@ -23,6 +34,7 @@ public final class ConfigSchema: @unchecked Sendable {
         }
         definitions = defs
         version = minor
+        tolerated = asNodeDecoder ? Self.hiddenButParsed[minor] ?? [] : []
     }
 
     /// Problems in one document, as `path: reason` strings; empty when valid.
@@ -84,6 +96,7 @@ public final class ConfigSchema: @unchecked Sendable {
             }
             for entry in entries {
                 let child = path.isEmpty ? entry.key : "\(path).\(entry.key)"
+                if tolerated.contains(child) { continue }
                 if let sub = properties[entry.key] as? [String: Any] {
                     check(entry.value, against: sub, path: child, problems: &problems)
                 } else if let (_, sub) = patterns.first(where: { Self.regex($0.key, matches: entry.key) }), let sub = sub as? [String: Any] {

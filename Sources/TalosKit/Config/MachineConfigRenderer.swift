@@ -8,6 +8,8 @@ public struct MachineConfigRenderer: Sendable {
     public let inventory: Inventory
     /// Schematic ID per hardware class (images:), for installer image references.
     public let schematics: [String: String]
+    /// The Kubernetes the cluster runs (its state); nil renders the inventory's `kubernetesVersion`.
+    public var kubernetes: KubernetesVersions?
 
     public init(bundle: SecretsBundle, inventory: Inventory) throws(ConfigError) {
         self.bundle = bundle
@@ -73,7 +75,9 @@ public struct MachineConfigRenderer: Sendable {
     func baseDocument(_ target: Target) -> ConfigValue {
         let cluster = inventory.cluster
         let cp = target.role == .controlplane
-        let kube = cluster.kubernetesVersion.value
+        func kube(_ component: KubernetesVersions.Component) -> String {
+            kubernetes?.version(of: component, node: target.name) ?? cluster.kubernetesVersion.value
+        }
         let cilium = inventory.cni.kind.value == .cilium
         let installer = ImageURLs(schematicID: schematics[target.image.name.value] ?? "", version: target.talosVersion,
                                   platform: target.image.platform.value).installer
@@ -107,7 +111,7 @@ public struct MachineConfigRenderer: Sendable {
             "ca": .object(["crt": .string(bundle.os.crt), "key": .string(cp ? bundle.os.key : "")]),
             "certSANs": sans.isEmpty ? nil : .list(sans),
             "kubelet": .object([
-                "image": .string("ghcr.io/siderolabs/kubelet:\(kube)"),
+                "image": .string("ghcr.io/siderolabs/kubelet:\(kube(.kubelet))"),
                 "defaultRuntimeSeccompProfileEnabled": .bool(true),
                 "disableManifestsDirectory": .bool(true),
                 "nodeIP": target.gpu ? nil : .object(["validSubnets": .list([.string(cluster.nodeCIDR.value.description)])]),
@@ -148,16 +152,16 @@ public struct MachineConfigRenderer: Sendable {
             if cp {
                 let proxy: ConfigValue = cilium && inventory.cni.kubeProxyReplacement
                     ? .object(["disabled": .bool(true)])
-                    : .object(["image": .string("registry.k8s.io/kube-proxy:\(kube)")])
+                    : .object(["image": .string("registry.k8s.io/kube-proxy:\(kube(.proxy))")])
                 entries += [
                     .init("secretboxEncryptionSecret", .string(bundle.secretboxEncryptionSecret)),
                     .init("ca", .object(["crt": .string(bundle.k8s.crt), "key": .string(bundle.k8s.key)])),
                     .init("aggregatorCA", .object(["crt": .string(bundle.k8sAggregator.crt), "key": .string(bundle.k8sAggregator.key)])),
                     .init("serviceAccount", .object(["key": .string(bundle.k8sServiceAccountKey)])),
-                    .init("apiServer", .object(["image": .string("registry.k8s.io/kube-apiserver:\(kube)"), "certSANs": .list(apiSANs)])),
-                    .init("controllerManager", .object(["image": .string("registry.k8s.io/kube-controller-manager:\(kube)")])),
+                    .init("apiServer", .object(["image": .string("registry.k8s.io/kube-apiserver:\(kube(.apiServer))"), "certSANs": .list(apiSANs)])),
+                    .init("controllerManager", .object(["image": .string("registry.k8s.io/kube-controller-manager:\(kube(.controllerManager))")])),
                     .init("proxy", proxy),
-                    .init("scheduler", .object(["image": .string("registry.k8s.io/kube-scheduler:\(kube)")])),
+                    .init("scheduler", .object(["image": .string("registry.k8s.io/kube-scheduler:\(kube(.scheduler))")])),
                     .init("discovery", discovery),
                     .init("etcd", .object(["ca": .object(["crt": .string(bundle.etcd.crt), "key": .string(bundle.etcd.key)])])),
                 ]

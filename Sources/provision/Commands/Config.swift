@@ -49,7 +49,9 @@ struct Config: AsyncParsableCommand {
                 let bundle = try await session.bundle()
                 var rendered: [(String, String)] = []
                 do throws(ConfigError) {
-                    let renderer = try MachineConfigRenderer(bundle: bundle, inventory: inv)
+                    var renderer = try MachineConfigRenderer(bundle: bundle, inventory: inv)
+                    // At the Kubernetes the cluster runs (what `up` would send), once it has one.
+                    renderer.kubernetes = KubernetesVersions.load(stateDirectory: session.store.stateDirectory)
                     for name in chosen {
                         let target = inv.node(named: name).map(renderer.target(node:)) ?? renderer.target(pool: inv.pool(named: name)!)
                         rendered.append((name, try renderer.yaml(target)))

@@ -59,6 +59,7 @@ struct Status: AsyncParsableCommand {
                     row["machine"] = state.machine
                     row["talos"] = state.talos
                     if let version = state.version { row["talosVersion"] = version }
+                    row["schematic"] = state.schematic ?? NSNull()
                     row["etcdMember"] = state.etcdMember.map { $0 as Any } ?? NSNull()
                     row["kubernetes"] = state.kubernetes
                 }

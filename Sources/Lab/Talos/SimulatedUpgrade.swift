@@ -1,0 +1,136 @@
+import Foundation
+import GRPCCore
+import TalosKit
+
+/// How a simulated node upgrades, as Talos 1.13 does (reference/day2.md 2.3): ImageService/Pull
+/// into a containerd instance; LifecycleService/Upgrade installs the pulled installer into the
+/// other boot slot and reboots nothing, checks no etcd; the legacy MachineService/Upgrade checks
+/// etcd on a control plane (refusing 2 members or an unstarted one), then installs and reboots by
+/// itself. The next boot runs the other slot, or falls back to the old one (`upgrade-fails-boot`).
+extension SimulatedTalosNode {
+    /// `factory.talos.dev/nocloud-installer/<schematic>:<version>` or `ghcr.io/siderolabs/installer:<version>`.
+    static func installer(_ image: String) -> (version: String, schematic: String?)? {
+        guard let colon = image.lastIndex(of: ":"), TalosReleases.parts(String(image[image.index(after: colon)...])) != nil else { return nil }
+        let version = String(image[image.index(after: colon)...])
+        let path = image[..<colon].split(separator: "/")
+        let schematic = path.count >= 3 && path[path.count - 2].hasSuffix("-installer") ? String(path.last!) : nil
+        return (version, schematic)
+    }
+
+    static func key(_ containerd: Common_ContainerdInstance, _ image: String) -> String { "\(containerd.driver)/\(containerd.namespace)/\(image)" }
+
+    /// Pulls an image; progress goes to `progress` as a registry would report layers.
+    func pull(_ image: String, into containerd: Common_ContainerdInstance, progress: @Sendable (Int) async throws -> Void) async throws {
+        directory.record.call(spec.name, "ImageService/Pull", detail: image)
+        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        guard !spec.faults.contains(.pullFails) else {
+            throw RPCError(code: .unavailable, message: "failed to pull image \"\(image)\": dial tcp: lookup factory.talos.dev: i/o timeout (simulated fault)")
+        }
+        guard Self.installer(image) != nil else { throw RPCError(code: .notFound, message: "failed to resolve reference \"\(image)\": not found") }
+        let mark = epoch
+        for layer in 1...3 {
+            guard await pause(SimulatedTiming.pull / 3, mark) else { throw RPCError(code: .unavailable, message: "the node rebooted during the pull") }
+            try await progress(layer)
+        }
+        pulled.insert(Self.key(containerd, image))
+    }
+
+    /// Installs a pulled installer into the other slot; the returned lines are the installer's log
+    /// and the exit code is non-zero when it refuses (not pulled there, an incompatible host).
+    func installUpgrade(_ image: String, from containerd: Common_ContainerdInstance) async throws -> (messages: [String], exitCode: Int32) {
+        directory.record.call(spec.name, "LifecycleService/Upgrade", detail: image)
+        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        guard !installing else { throw RPCError(code: .failedPrecondition, message: "another installation/upgrade is already in progress") }
+        guard let target = Self.installer(image) else { return (["invalid installer image reference \(image)"], 1) }
+        guard pulled.contains(Self.key(containerd, image)) else {
+            return (["error: image \(image) not found in \(containerd.driver)/\(containerd.namespace): pull it into the same containerd instance first"], 1)
+        }
+        if let host = TalosReleases.parts(talosVersion), let window = TalosReleases.minor(of: target.version)?.upgradesFrom,
+           host.minor < window.low || host.minor >= window.below {
+            return (["host version \(talosVersion) is not supported by the \(target.version) installer"], 1)
+        }
+        installing = true
+        defer { installing = false }
+        let mark = epoch
+        guard await pause(SimulatedTiming.upgradeInstall, mark) else { throw RPCError(code: .unavailable, message: "the node rebooted during the install") }
+        otherSlot = target
+        await directory.commit()
+        return (["installing \(target.version) to the inactive boot slot", "upgrade of the inactive slot complete; reboot to run it"], 0)
+    }
+
+    /// The legacy upgrade: checks, then pull, install and reboot on the node, certain once acknowledged.
+    func legacyUpgrade(_ request: Machine_UpgradeRequest) async throws -> String {
+        directory.record.call(spec.name, "MachineService/Upgrade", detail: request.image)
+        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        guard let target = Self.installer(request.image) else { throw RPCError(code: .invalidArgument, message: "invalid installer image \(request.image)") }
+        guard !spec.faults.contains(.pullFails) else {
+            throw RPCError(code: .unavailable, message: "error pulling \"\(request.image)\": i/o timeout (simulated fault)")
+        }
+        if isControlPlane, !request.force, !request.preserve {
+            // ValidateForUpgrade, under the etcd upgrade mutex.
+            let members = (try? await etcd.members(via: spec.name)) ?? []
+            if members.count == 2 {
+                throw RPCError(code: .failedPrecondition, message: "etcd member count(2) is insufficient to maintain quorum if upgrade commences")
+            }
+            for member in members where !(await etcd.isRunning(member.node)) {
+                throw RPCError(code: .failedPrecondition, message: "etcd member \(member.hostname) is not healthy; all members must be healthy to perform an upgrade")
+            }
+        }
+        installing = true
+        otherSlot = target
+        nextBootID = UUID().uuidString.lowercased()
+        var after = snapshot()
+        after.talosVersion = spec.faults.contains(.upgradeFailsBoot) ? talosVersion : target.version
+        after.schematic = spec.faults.contains(.upgradeFailsBoot) ? schematic : target.schematic
+        after.slotVersion = nil
+        after.slotSchematic = nil
+        after.bootID = nextBootID
+        after.powered = true
+        promised = after
+        await directory.commit()
+        let mark = epoch
+        stage = .upgrading
+        Task {
+            guard await self.pause(SimulatedTiming.pull + SimulatedTiming.upgradeInstall, mark) else { return }
+            await self.finishLegacyUpgrade()
+        }
+        return "Upgrade request received"
+    }
+
+    private func finishLegacyUpgrade() async {
+        installing = false
+        await reboot()
+    }
+}
+
+/// `machine.ImageService` of a simulated node (Talos 1.13+).
+struct ImageHandler: Machine_ImageService.SimpleServiceProtocol {
+    let node: SimulatedTalosNode
+
+    func pull(request: Machine_ImageServicePullRequest, response: RPCWriter<Machine_ImageServicePullResponse>, context: ServerContext) async throws {
+        try await node.authorize(.operate, "ImageService/Pull", context)
+        try await node.pull(request.imageRef, into: request.containerd) { layer in
+            try await response.write(.with {
+                $0.pullProgress = .with { progress in
+                    progress.layerID = "sha256:layer\(layer)"
+                    progress.progress.status = .downloadComplete
+                    progress.progress.offset = Int64(layer) << 20
+                    progress.progress.total = 3 << 20
+                }
+            })
+        }
+        try await response.write(.with { $0.name = request.imageRef })
+    }
+}
+
+/// `machine.LifecycleService` of a simulated node (Talos 1.13+).
+struct LifecycleHandler: Machine_LifecycleService.SimpleServiceProtocol {
+    let node: SimulatedTalosNode
+
+    func upgrade(request: Machine_LifecycleServiceUpgradeRequest, response: RPCWriter<Machine_LifecycleServiceUpgradeResponse>, context: ServerContext) async throws {
+        try await node.authorize(.admin, "LifecycleService/Upgrade", context)
+        let (messages, code) = try await node.installUpgrade(request.source.imageName, from: request.containerd)
+        for message in messages { try await response.write(.with { $0.progress.message = message }) }
+        try await response.write(.with { $0.progress.exitCode = code })
+    }
+}

@@ -1,0 +1,94 @@
+import Foundation
+import GRPCCore
+import SwiftProtobuf
+import Yams
+
+/// The calls of a Talos upgrade: on 1.13+ ImageService/Pull then LifecycleService/Upgrade into the
+/// same containerd instance (neither reboots, drains nor checks etcd: the caller does), on 1.12 the
+/// legacy MachineService/Upgrade (pulls, etcd-checks, drains and reboots on the node itself).
+extension TalosClient {
+    /// The in-memory containerd of the system namespace: talosctl 1.14's default, because the CRI
+    /// instance breaks pulls on 1.13 (talos#13919). Pull and Upgrade must name the same one.
+    public static let installerContainerd: Common_ContainerdInstance = .with {
+        $0.driver = .containerd
+        $0.namespace = .nsSystem
+    }
+
+    /// Pulls `image` (the installer), reading the progress stream to its end; returns the name.
+    public func pull(_ image: String) async throws -> String {
+        var request = Machine_ImageServicePullRequest()
+        request.containerd = Self.installerContainerd
+        request.imageRef = image
+        var pullOptions = options
+        pullOptions.timeout = max(timeout, .seconds(600))
+        return try await withClient { grpc in
+            try await Machine_ImageService.Client(wrapping: grpc).pull(request, options: pullOptions) { response in
+                var name = ""
+                for try await message in response.messages { if case let .name(pulled)? = message.response { name = pulled } }
+                return name
+            }
+        }
+    }
+
+    /// What the installer said, and how it ended.
+    public struct InstallOutcome: Sendable {
+        public var messages: [String]
+        public var exitCode: Int32?
+    }
+
+    /// Installs `image` into the other boot slot (no reboot). A non-zero exit code is a failure even
+    /// though the RPC ends OK: it is thrown, with the installer's last words.
+    public func installUpgrade(_ image: String) async throws -> InstallOutcome {
+        var request = Machine_LifecycleServiceUpgradeRequest()
+        request.containerd = Self.installerContainerd
+        request.source.imageName = image
+        var upgradeOptions = options
+        upgradeOptions.timeout = max(timeout, .seconds(900))
+        let outcome = try await withClient { grpc in
+            try await Machine_LifecycleService.Client(wrapping: grpc).upgrade(request, options: upgradeOptions) { response in
+                var outcome = InstallOutcome(messages: [], exitCode: nil)
+                for try await message in response.messages {
+                    switch message.progress.response {
+                    case let .message(text)?: outcome.messages.append(text)
+                    case let .exitCode(code)?: outcome.exitCode = code
+                    case nil: break
+                    }
+                }
+                return outcome
+            }
+        }
+        if let code = outcome.exitCode, code != 0 {
+            throw TalosError.rejected("the installer exited \(code): \(outcome.messages.suffix(3).joined(separator: " / "))")
+        }
+        return outcome
+    }
+
+    /// The legacy upgrade: the node pulls, checks etcd (refusing 2 members or an unstarted one),
+    /// drains, installs and reboots by itself. Returns the acknowledgement.
+    public func legacyUpgrade(_ image: String) async throws -> String {
+        var request = Machine_UpgradeRequest()
+        request.image = image
+        return try await machine { try Self.first(try await $0.upgrade(request, options: options).messages, "Upgrade").ack }
+    }
+
+    /// The running schematic: the extension Talos lists as `schematic` (COSI ExtensionStatuses);
+    /// nil when the node reports none (not a factory image).
+    public func schematic() async throws -> String? {
+        var request = Cosi_Resource_ListRequest()
+        request.namespace = "runtime"
+        request.type = "ExtensionStatuses.runtime.talos.dev"
+        let specs = try await withClient { grpc in
+            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
+                var specs: [String] = []
+                for try await item in response.messages { specs.append(item.resource.spec.yamlSpec) }
+                return specs
+            }
+        }
+        for spec in specs {
+            guard let root = try? Yams.load(yaml: spec) as? [String: Any], let metadata = root["metadata"] as? [String: Any],
+                  metadata["name"] as? String == "schematic" else { continue }
+            return metadata["version"] as? String
+        }
+        return nil
+    }
+}
