@@ -1,6 +1,7 @@
 import Foundation
 import ProvisionCore
 import Testing
+import TalosKit
 import TestSupport
 
 /// `provision upgrade` on the demo lab: the inventory raises Talos (the cluster to v1.13.9, the Mac
@@ -173,6 +174,37 @@ import TestSupport
             let worker = try await project.kubectl(["get", "nodes", "-l", "provision.dev/gpu-pool", "-o", "jsonpath={.items[*].status.nodeInfo.kubeletVersion}"])
             #expect(worker.stdout == "v1.35.0", "the GPU worker joins at the cluster's new version: \(worker.stdout) \(worker.stderr)")
             #expect(try await project.run(["gpu", "down", "demo/gpu", "--yes"]).status == 0)
+            lab.signal(SIGINT)
+            _ = try await lab.finish(timeout: .seconds(30))
+        }
+    }
+
+    /// `kill -9` in the middle of the Kubernetes part, then `upgrade` again: it resumes from the
+    /// recorded per-node versions, restarts no component twice, and records the new version.
+    @Test(.timeLimit(.minutes(6))) func killedDuringTheKubernetesPartItResumesWhereItStopped() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let lab = try await project.serve()
+            defer { lab.signal(SIGINT) }
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            try project.edit { $0.replacingOccurrences(of: "kubernetesVersion: v1.34.2", with: "kubernetesVersion: v1.35.0") }
+            let start = LabRecordFile.now()
+            let run = try project.running(["upgrade", "demo", "--yes", "--json"])
+            let hit = try await run.waitFor(timeout: .seconds(120)) { lines in lines.contains { $0.contains("cp2: kube-scheduler v1.34.2 -> v1.35.0 sent") } }
+            run.signal(SIGKILL)
+            _ = try? await run.finish(timeout: .seconds(30))
+            #expect(hit, "killed inside the Kubernetes part")
+            let midway = KubernetesVersions.load(stateDirectory: project.state)
+            #expect(midway?.target == "v1.35.0" && midway?.version == "v1.34.2", "the rollout is recorded as under way: \(String(describing: midway))")
+            let status = project.json(try await project.run(["status", "demo", "--json"]))["kubernetesVersion"] as? [String: Any]
+            #expect(status?["upgradingTo"] as? String == "v1.35.0", "status says so: \(String(describing: status))")
+            let resumed = try await project.run(["upgrade", "demo", "--yes"])
+            #expect(resumed.status == 0, "\(resumed.stderr)")
+            let record = try LabRecordFile(stateDirectory: project.state)
+            let restarts = record.since(start).filter { $0.event == "component" && $0.stage == "restarting" }.map { "\($0.node ?? "") \($0.method ?? "")" }
+            #expect(restarts.count == 15 && Set(restarts).count == 15, "every component restarted once on each node: \(restarts)")
+            let finished = KubernetesVersions.load(stateDirectory: project.state)
+            #expect(finished?.version == "v1.35.0" && finished?.target == nil && finished?.nodes.isEmpty == true, "\(String(describing: finished))")
             lab.signal(SIGINT)
             _ = try await lab.finish(timeout: .seconds(30))
         }

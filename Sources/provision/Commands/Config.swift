@@ -5,6 +5,7 @@ import TalosKit
 
 struct Config: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Render Talos machine configs from the secrets bundle, the inventory and its patches.",
         discussion: """
             Every document is checked against Talos' own schema for the node's version (1.12 or 1.13) before anything is printed or written. Printed configs have every secret replaced by «redacted»; --output writes the real config, mode 0600, and prints only its path.
@@ -18,7 +19,7 @@ struct Config: AsyncParsableCommand {
         subcommands: [Render.self])
 
     struct Render: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "One node's (or GPU pool's) machine config.")
+        static let configuration = CommandConfiguration(commandName: "render", abstract: "One node's (or GPU pool's) machine config.")
 
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Inventory name or path.") var inventory: String

@@ -57,6 +57,7 @@ struct GPU: AsyncParsableCommand {
 
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "down",
             abstract: "Drain the pool's Nodes, cancel spot requests, terminate, delete the Nodes, verify nothing bills.",
             discussion: """
                 The Nodes are deleted only once EC2 reports the instances terminated: a kubelet that still runs registers a deleted Node again. The run ends with a check that no Node, instance or open spot request of the pool is left.
@@ -81,6 +82,7 @@ struct GPU: AsyncParsableCommand {
 
     struct Sweep: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "sweep",
             abstract: "Terminate every tagged instance past its expiry or max lifetime; remove orphaned Nodes.",
             discussion: "Needs no local state: it reads the instances' tags. Example: provision gpu sweep homelab")
 

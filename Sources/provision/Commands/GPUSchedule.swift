@@ -28,6 +28,7 @@ enum CronCalendar {
 extension GPU {
     struct Schedule: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "schedule",
             abstract: "Print the crontab lines (and systemd timers) that run each pool's schedule and the sweep.",
             discussion: """
                 Each pool's `schedule.up` launches it for its defaultTTL and `schedule.down` tears it down; `gpu sweep` runs every 15 minutes so an instance past its expiry never outlives a missed `down`. Paste the crontab lines with `crontab -e`, or install the printed units with `systemctl --user enable --now provision-*.timer`.

@@ -5,6 +5,7 @@ import TalosKit
 
 struct Image: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "image",
         abstract: "Talos Image Factory schematic IDs and boot/installer URLs, computed offline.",
         discussion: """
             Each hardware class in the inventory names a schematic file (images/*.yaml). Its ID is the SHA-256 of the factory's canonical form, so URLs are known without a network call.

@@ -5,11 +5,13 @@ import ProvisionCore
 
 struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "lab",
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
         subcommands: [Serve.self, Reset.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "serve",
             abstract: "Keep a lab inventory's simulated nodes and APIs up in the foreground for other clients.",
             discussion: """
                 Starts one simulated Talos node per inventory node, each on its own loopback address at port 50000, with Talos' TLS behaviour: maintenance mode (its self-signed maintenance certificate, no client certificate) until a config is applied, then mTLS from the cluster's OS CA. A VM's node runs while its domain in the lab's test-driver hypervisor runs (`provision machines up demo` or `provision up demo` creates and starts it) and loses its disk when the domain is deleted; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's listener. The aws provider's endpoint serves EC2's Query API; its instances boot as Talos workers from their user data. The Kubernetes API answers at the cluster endpoint once a control plane is configured.
@@ -79,6 +81,7 @@ struct Lab: AsyncParsableCommand {
 
     struct Reset: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "reset",
             abstract: "Forget a lab inventory's simulated machines, cluster and instances.",
             discussion: """
                 Removes the lab's saved state (its hypervisor, Talos machines, etcd, Kubernetes objects and EC2 instances); the next command starts a fresh lab. The secrets bundle, journal and logs stay.

@@ -6,11 +6,13 @@ import Steps
 
 struct Machines: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "machines",
         abstract: "The machines under the cluster: make them exist and run, list them, remove a VM.",
         subcommands: [Up.self, List.self, Down.self])
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "up",
             abstract: "Create and start the inventory's VMs and wake its bare metal; nothing else.",
             discussion: """
                 Idempotent: running machines are left alone. Journaled and locked like `up`.
@@ -45,6 +47,7 @@ struct Machines: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "list",
             abstract: "What each provider reports for each node: state, id, address, tags.",
             discussion: "Examples:\n  provision machines list homelab\n  provision machines list demo --json")
 
@@ -91,6 +94,7 @@ struct Machines: AsyncParsableCommand {
 
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "down",
             abstract: "Stop and delete one node's VM (never bare metal). Asks you to type the node's name.",
             discussion: """
                 Examples:

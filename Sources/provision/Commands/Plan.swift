@@ -4,6 +4,7 @@ import ProvisionCore
 
 struct Plan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "plan",
         abstract: "What would change on the machines, read live: per node, what, why, and whether it costs a reboot.",
         discussion: """
             Observes everything the playbook would touch, read-only (a dry run of it: on a lab inventory the lab is started read-only), and says per node what would change and why: a machine to create or start; a machine config that differs from the node's active one, as a unified diff with every secret redacted, and whether Talos applies it live or needs a reboot (Talos' own answer, from a dry-run apply); a Kubernetes layer to converge. Nodes that etcd, Kubernetes or a provider knows but the inventory does not are listed as orphans: `up` never touches them; `provision remove` retires them. A node on another Talos version than the inventory's is listed as an advisory naming the upgrade command: `up` never upgrades. Steps that can only be judged once those changes are made are counted as waiting.

@@ -5,6 +5,7 @@ import TalosKit
 
 struct Probe: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "probe",
         abstract: "Ask a node's Talos API which state it is in: the first thing to run when a node does not come up.",
         discussion: """
             Says whether the node is in maintenance mode, configured by this cluster, configured by another one (or not a Talos node at all), unreachable, or failing TLS (with the reason); its Talos version, hostname, the disks an install could use (USB and read-only disks flagged), and on control planes the etcd members. For INVENTORY/NODE the cluster's own CA and a short-lived reader certificate are used; with an address, pass --talosconfig to check a configured node.

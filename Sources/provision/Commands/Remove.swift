@@ -5,6 +5,7 @@ import Steps
 
 struct Remove: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "remove",
         abstract: "Retire a node, listed in the inventory or orphaned: drain it, take it out of etcd, reset it, delete its Node and its VM.",
         discussion: """
             Checks first, and refuses (exit 3, nothing touched) when the machine answering is not this cluster's, when it calls itself by another name, or when etcd would lose quorum or be left with 2 members without it (add a control plane first; --force overrides). Then asks you to type the node's name, cordons and drains it (PodDisruptionBudgets respected), and takes it out of etcd: a graceful reset of STATE and EPHEMERAL when it answers (Talos leaves etcd itself, then wipes), its member removed by ID through a healthy control plane when it is dead. Its Kubernetes Node is deleted, then its VM. Bare metal is never deleted: a Mac mini is left on, in maintenance mode, and the run says so.

@@ -5,6 +5,7 @@ import TalosKit
 
 struct Secrets: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "secrets",
         abstract: "The cluster's Talos secrets bundle: create, adopt, inspect.",
         discussion: """
             The bundle (CAs, keys, tokens) is the cluster's root of trust. It lives in the state directory as secrets.age, encrypted to the inventory's age recipients and readable with `age -d -i KEY`, or as a 0600 secrets.yaml when the inventory says `encryption: plaintext`. It is never overwritten and never printed.
@@ -17,7 +18,7 @@ struct Secrets: AsyncParsableCommand {
         subcommands: [Init.self, Import.self, Show.self])
 
     struct Init: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create the bundle if none exists; never overwrite one.")
+        static let configuration = CommandConfiguration(commandName: "init", abstract: "Create the bundle if none exists; never overwrite one.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Inventory name or path.") var inventory: String
 
@@ -45,7 +46,7 @@ struct Secrets: AsyncParsableCommand {
     }
 
     struct Import: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Adopt an existing talosctl/talhelper secrets.yaml, unchanged.")
+        static let configuration = CommandConfiguration(commandName: "import", abstract: "Adopt an existing talosctl/talhelper secrets.yaml, unchanged.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Inventory name or path.") var inventory: String
         @Argument(help: "A secrets.yaml written by `talosctl gen secrets` or talhelper.") var file: String
@@ -66,7 +67,7 @@ struct Secrets: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "A redacted summary: key types, subjects, expiry, fingerprints.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "A redacted summary: key types, subjects, expiry, fingerprints.")
         @OptionGroup var global: GlobalOptions
         @Argument(help: "Inventory name or path.") var inventory: String
 

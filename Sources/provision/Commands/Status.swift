@@ -6,9 +6,10 @@ import TalosKit
 
 struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "status",
         abstract: "Each node live (machine, Talos, etcd, Kubernetes), GPU instances, and the last runs.",
         discussion: """
-            Per node: role, address, what its provider reports, its Talos stage and version, whether it is an etcd member, whether Kubernetes calls it Ready, and the last step the journal recorded for it; then the cluster's version contract, orphans (machines etcd, Kubernetes or a provider has that the inventory does not list) and every GPU instance with its expiry. Reads without taking the lock and changes nothing, so it works while a run is in progress. --offline shows the journal only.
+            Per node: role, address, what its provider reports, its Talos stage and version, whether it is an etcd member, whether Kubernetes calls it Ready, and the last step the journal recorded for it; then the cluster's version contract and the Kubernetes version it runs, orphans (machines etcd, Kubernetes or a provider has that the inventory does not list) and every GPU instance with its expiry. Reads without taking the lock and changes nothing, so it works while a run is in progress. --offline shows the journal only.
 
             Examples:
               provision status homelab
@@ -43,6 +44,7 @@ struct Status: AsyncParsableCommand {
 
             let live = offline ? nil : await Self.live(inv, stateDir: stateDir, output: output)
             let contract = VersionContract.load(stateDirectory: stateDir)
+            let kubernetes = KubernetesVersions.load(stateDirectory: stateDir)
             var rows: [[String: Any]] = []
             for (index, node) in inv.nodes.enumerated() {
                 let name = node.name.value
@@ -70,6 +72,7 @@ struct Status: AsyncParsableCommand {
                     "inventory": inv.name, "stateDirectory": stateDir, "nodes": rows,
                     "versionContract": contract.map { ["talos": $0.minor, "frozenFrom": $0.frozenFrom,
                                                        "frozenAt": ISO8601DateFormatter().string(from: $0.frozenAt)] as [String: Any] } ?? NSNull(),
+                    "kubernetesVersion": kubernetes.map { ["version": $0.version, "upgradingTo": $0.target ?? NSNull()] as [String: Any] } ?? NSNull(),
                     "runs": runs.map { ["id": $0.id, "playbook": $0.playbook, "command": $0.command,
                                         "startedAt": ISO8601DateFormatter().string(from: $0.startedAt),
                                         "outcome": $0.outcome ?? (($0.finishedAt == nil) ? "running or killed" : "unknown")] },
@@ -84,6 +87,11 @@ struct Status: AsyncParsableCommand {
             output.result("\(inv.name): \(Validate.summary(inv)) · state \(stateDir)")
             if let contract {
                 output.result("version contract: Talos \(contract.minor) (frozen from \(contract.frozenFrom) when the cluster was created; configs keep its defaults)")
+            }
+            if let kubernetes {
+                let wanted = inv.cluster.kubernetesVersion.value
+                output.result("kubernetes: \(kubernetes.version)" + (kubernetes.target.map { ", an upgrade to \($0) under way (`provision upgrade \(inv.name)` finishes it)" }
+                    ?? (kubernetes.version != wanted ? "; the inventory says \(wanted): `provision upgrade \(inv.name) --kubernetes-only`" : "")))
             }
             if runs.isEmpty { output.result("no runs yet: `provision up \(inv.name)` starts one") }
             for run in runs.prefix(3) {

@@ -3,6 +3,7 @@ import ProvisionCore
 
 struct Up: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "up",
         abstract: "Converge the cluster: machines, Talos, etcd, Cilium, secrets foundation.",
         discussion: """
             Runs playbooks/up.yaml (or --playbook). Each step reads live state first and changes only what differs, so running it again on a converged cluster changes nothing, and a run that was interrupted (Ctrl-C, crash, power cut) continues where it stopped.

@@ -6,6 +6,7 @@ import TalosKit
 
 struct Upgrade: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "upgrade",
         abstract: "Rolling Talos and Kubernetes upgrades to the inventory's versions: etcd-gated, verified, resumable.",
         discussion: """
             Reads what every node runs (Talos version and the schematic of its image) and brings it to what the inventory says: the cluster's talosVersion, a node's own pin, the schematic of its image. The path goes through the latest patch of every minor in between; a release this build does not know, a downgrade (unless --allow-downgrade), or a Talos that does not run the cluster's Kubernetes version is refused before anything is touched (exit 64). A schematic change alone is an upgrade too.

@@ -4,6 +4,7 @@ import ProvisionCore
 
 struct Validate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "validate",
         abstract: "Check an inventory and the playbooks strictly; touch nothing.",
         discussion: """
             Reports every problem at once as FILE:LINE:COLUMN, with what to do about it: unknown keys (with a suggestion), wrong types, duplicate names/addresses/MACs, addresses outside the node network, overlapping CIDRs, an even number of control planes, the VIP used as a Talos endpoint, disk selectors that could match a USB stick, credentials written inline. The playbooks in playbooks/ are parsed and expanded over the inventory too.
