@@ -136,6 +136,24 @@ import TestSupport
         #expect(secret[path: "data.k"] == "dg==", "stringData is stored base64 in data, as the API server does")
     }
 
+    /// A controller that read a Node before a cordon never writes the old spec back: its stale
+    /// write is a conflict (found by CI: a status post undid a drain's cordon).
+    @Test func aStaleControllerWriteDoesNotUndoAClientsChange() async throws {
+        let store = KubeStore()
+        let node = KubeResourceCatalog.builtIn.first { $0.kind == "Node" }!
+        await store.controllerWrite(node, ["apiVersion": "v1", "kind": "Node", "metadata": ["name": "w1"]])
+        var read = try await store.get(node, namespace: nil, name: "w1")
+        _ = try await store.mergePatch(node, namespace: nil, name: "w1", ["spec": ["unschedulable": true]], manager: "kubectl")
+        read.set("status.conditions", [["type": "Ready", "status": "True"]])
+        await store.controllerWrite(node, read)
+        #expect(try await store.get(node, namespace: nil, name: "w1")[path: "spec.unschedulable"] == true, "the cordon stands")
+        var fresh = try await store.get(node, namespace: nil, name: "w1")
+        fresh.set("status.conditions", [["type": "Ready", "status": "True"]])
+        await store.controllerWrite(node, fresh)
+        let stored = try await store.get(node, namespace: nil, name: "w1")
+        #expect(stored.condition("Ready") == "True" && stored[path: "spec.unschedulable"] == true, "a write from a fresh read goes through")
+    }
+
     @Test(.timeLimit(.minutes(2))) func drainRespectsPodDisruptionBudgets() async throws {
         let lab = try await KubeLab(nodes: ["cp1", "w1"])
         defer { Task { await lab.stop() } }

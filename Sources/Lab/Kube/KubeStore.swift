@@ -150,9 +150,14 @@ actor KubeStore {
     }
 
     /// What the lab's controllers write: status, or a whole object they own (no field ownership).
+    /// An object read at an older resourceVersion is a conflict, as on a real API server: the write
+    /// is dropped and the controller writes again from a fresh read on its next tick (a kubelet
+    /// posting status never undoes a cordon made since it read the Node).
     func controllerWrite(_ resource: ServedResource, _ object: JSON) {
         let id = key(resource, resource.namespaced ? object.namespace : nil, object.name)
         guard objects[id] != object else { return }
+        if let current = objects[id], let read = object[path: "metadata.resourceVersion"]?.string,
+           read != current[path: "metadata.resourceVersion"]?.string { return }
         var stored = object
         revision += 1
         stored.set("metadata.resourceVersion", .string("\(revision)"))
