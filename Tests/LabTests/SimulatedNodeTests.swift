@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import ProvisionCore
 import Testing
 import TestSupport
 @testable import TalosKit
@@ -87,9 +88,13 @@ import TestSupport
         _ = try await admin.bootstrap()
         let file = URL(fileURLWithPath: temporaryDirectory()).appendingPathComponent("etcd.snapshot")
         let size = try await eventually { try await admin.etcdSnapshot(to: file) }
-        #expect(size > 0)
+        #expect(size > 0 && size % 512 == 32, "etcd's shape: bbolt pages and the appended SHA-256 (\(size) bytes)")
         let mode = try FileManager.default.attributesOfItem(atPath: file.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+        #expect(!FileManager.default.fileExists(atPath: file.path + ".part"))
+        // Checked independently: the last 32 bytes are the SHA-256 of the rest.
+        let check = try await Subprocess.run(["python3", "-c", "import hashlib,sys; d=open(sys.argv[1],'rb').read(); print(hashlib.sha256(d[:-32]).digest()==d[-32:])", file.path])
+        #expect(check.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "True", "\(check.stdout)\(check.stderr)")
     }
 }
 

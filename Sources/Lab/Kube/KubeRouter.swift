@@ -163,6 +163,11 @@ struct KubeRouter: Sendable {
     }
 
     func body(_ request: LabHTTPRequest) throws(APIFailure) -> JSON {
+        if request.headers.first(name: "Content-Type")?.hasPrefix(KubeProtobuf.contentType) == true {
+            do { return try KubeProtobuf.decode(request.body) } catch {
+                throw APIFailure(code: 415, reason: "UnsupportedMediaType", message: error.message)
+            }
+        }
         guard let object = try? Manifest.value(String(decoding: request.body, as: UTF8.self)), object.object != nil else {
             throw APIFailure(code: 400, reason: "BadRequest", message: "the request body is not a JSON or YAML object")
         }

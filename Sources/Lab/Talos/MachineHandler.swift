@@ -176,7 +176,10 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await node.authorize(.etcdBackup, "EtcdSnapshot", context)
         try await node.requireControlPlane("EtcdSnapshot")
         let data = try await node.etcd.snapshot(node: node.spec.name)
-        try await response.write(.with { $0.bytes = data })
+        // Streamed in chunks, as Talos sends it.
+        for start in stride(from: 0, to: data.count, by: 4096) {
+            try await response.write(.with { $0.bytes = data.subdata(in: start..<min(data.count, start + 4096)) })
+        }
     }
 
     func kubeconfig(request: Google_Protobuf_Empty, response: RPCWriter<Common_Data>, context: ServerContext) async throws {

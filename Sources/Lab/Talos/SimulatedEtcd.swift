@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import GRPCCore
 
@@ -145,11 +146,16 @@ public actor SimulatedEtcd {
         return cleared
     }
 
+    /// A snapshot in etcd's shape: whole bbolt pages (4096 bytes; here holding the revision and
+    /// the membership, the lab's Kubernetes objects live in its API's store) and then the SHA-256
+    /// of those pages, as etcd appends it, so the size modulo 512 is 32 as talosctl checks.
     func snapshot(node: String) throws -> Data {
         let key = try healthyCluster(of: node)
         let cluster = clusters[key]!
-        let text = "simulated etcd snapshot\nrevision: \(cluster.revision)\n" + cluster.members.map { "member: \($0.hostname) \(String($0.id, radix: 16))\n" }.joined()
-        return Data(text.utf8) + Data(repeating: 0, count: 4096)
+        let text = "lab etcd snapshot\nrevision: \(cluster.revision)\n" + cluster.members.map { "member: \($0.hostname) \(String($0.id, radix: 16))\n" }.joined()
+        var pages = Data(text.utf8)
+        pages.append(Data(repeating: 0, count: (4096 - pages.count % 4096) % 4096 + 4096))
+        return pages + Data(SHA256.hash(data: pages))
     }
 
     private func healthyCluster(of node: String) throws -> Int {

@@ -43,15 +43,25 @@ extension TalosClient {
         return try KubeconfigArchive.extract(archive)
     }
 
-    /// Streams an etcd snapshot into `file` (written 0600, then renamed into place) and returns
-    /// its size. A snapshot holds every Kubernetes secret, so it is never world-readable.
+    /// Streams an etcd snapshot into `file` and returns its size: written 0600 as it arrives (a
+    /// snapshot holds every Kubernetes secret), checked whole (size and appended SHA-256) before it
+    /// is renamed into place; a short or damaged one is removed and thrown.
     public func etcdSnapshot(to file: URL) async throws -> Int {
         var snapshotOptions = options
         snapshotOptions.timeout = .seconds(300)
-        let data = try await machine { try await $0.etcdSnapshot(Machine_EtcdSnapshotRequest(), options: snapshotOptions, onResponse: Self.collect) }
-        guard !data.isEmpty else { throw TalosError.other(code: "empty", message: "EtcdSnapshot returned no data") }
-        try PrivateFile.write([UInt8](data), to: file.path)
-        return data.count
+        let path = file.path
+        return try await machine { service in
+            try await service.etcdSnapshot(Machine_EtcdSnapshotRequest(), options: snapshotOptions) { response in
+                var writer = try EtcdSnapshotWriter(path: path)
+                do {
+                    for try await message in response.messages { try writer.append(message.bytes) }
+                    return try writer.finish()
+                } catch {
+                    writer.abandon()
+                    throw error
+                }
+            }
+        }
     }
 
     /// The Linux boot ID: it changes on every boot, so it proves a reboot happened.
