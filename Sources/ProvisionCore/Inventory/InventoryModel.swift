@@ -17,6 +17,7 @@ public struct Inventory: Sendable {
     public var lab: LabSpec?
     /// The raw document, for `when:` conditions and free-form blocks.
     public var root: YAMLNode
+    public var backup: BackupSpec? = nil
 
     public func node(named name: String) -> NodeSpec? { nodes.first { $0.name.value == name } }
     public func provider(named name: String) -> ProviderSpec? { providers.first { $0.name.value == name } }
@@ -37,6 +38,7 @@ public struct Inventory: Sendable {
         refs += providers.flatMap { $0.credentials.values }
         refs += [secrets.identity].compactMap { $0 }
         refs += foundation.credentials.values
+        refs += [backup?.accessKeyID, backup?.secretAccessKey].compactMap { $0 }
         return refs
     }
 }

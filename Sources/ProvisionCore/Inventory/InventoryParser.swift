@@ -55,11 +55,12 @@ public struct InventoryParser {
         let nodes = (top.list("nodes", required: true) ?? []).enumerated().compactMap { parseNode($1, index: $0) }
         let pools = (top.list("gpuPools") ?? []).enumerated().compactMap { parsePool($1, index: $0) }
         let lab = top.mapping("lab").flatMap(parseLab)
+        let backup = top.mapping("backup").flatMap { parseBackup($0, secrets: secrets) }
         top.finish()
         guard let cluster, let secrets else { return nil }
         let stem = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         return Inventory(name: stem, file: file, cluster: cluster, cni: cni, secrets: secrets, foundation: foundation,
-                         providers: providers, images: images, nodes: nodes, gpuPools: pools, lab: lab, root: root)
+                         providers: providers, images: images, nodes: nodes, gpuPools: pools, lab: lab, root: root, backup: backup)
     }
 
     // MARK: - Blocks
