@@ -57,6 +57,7 @@ import TestSupport
             Issue.record("a storage without the import content type took the download")
         } catch let error as ProxmoxError {
             #expect("\(error)".contains("enable that content type"), "\(error)")
+            #expect(!error.isTransient && error.isConfiguration, "configuration: reported at once, never retried (HTTP \(error.status))")
         }
         _ = try await api.call(.PUT, "/storage/local", [("content", "iso,vztmpl,backup,import")])
 

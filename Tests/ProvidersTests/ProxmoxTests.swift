@@ -133,3 +133,26 @@ import TestSupport
         }
     }
 }
+
+/// Which PVE answers are worth a retry: its own texts decide, whatever the HTTP status.
+@Suite struct ProxmoxErrorClassTests {
+    func error(_ status: Int, _ message: String, _ parameters: [String: String] = [:]) -> ProxmoxError {
+        ProxmoxError(status: status, message: message, parameters: parameters, operation: "test")
+    }
+
+    @Test func configurationErrorsAreNeverRetriedEvenAsHTTP500() {
+        #expect(!error(500, "storage 'local' is not configured for content-type 'import'\n").isTransient)
+        #expect(!error(400, "Parameter verification failed.", ["memory": "value must have a minimum value of 16"]).isTransient)
+        #expect(!error(500, "unable to parse volume ID 'x'").isTransient)
+        #expect(!error(500, "not enough space on storage 'local-lvm'").isTransient)
+        #expect(!error(500, "VM 9001 already exists").isTransient && !error(500, "Configuration file 'x' does not exist").isTransient)
+    }
+
+    @Test func locksTimeoutsAndUnknownServerErrorsAreRetried() {
+        #expect(error(500, "can't lock file '/var/lock/qemu-server/lock-9001.conf' - got timeout").isTransient)
+        #expect(error(500, "VM 9001 is locked (create)").isTransient)
+        #expect(error(0, "connection reset").isTransient)
+        #expect(error(503, "service unavailable").isTransient)
+        #expect(!error(401, "authentication failure").isTransient)
+    }
+}

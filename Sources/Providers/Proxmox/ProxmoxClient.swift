@@ -3,8 +3,9 @@ import NIOHTTP1
 import ProvisionCore
 
 /// A Proxmox VE API error, classified the way PVE's own texts allow: lock and worker timeouts and
-/// 5xx without a known cause are retried; "already exists", "does not exist" and parameter errors
-/// are answered by the caller or reported.
+/// 5xx without a known cause are retried; "already exists", "does not exist" and configuration
+/// errors (parameter and storage messages, which PVE often sends as HTTP 500) are answered by the
+/// caller or reported at once: retrying them only delays the message that says what to fix.
 public struct ProxmoxError: ClassifiedError, CustomStringConvertible, Sendable {
     public let status: Int
     public let message: String
@@ -14,10 +15,17 @@ public struct ProxmoxError: ClassifiedError, CustomStringConvertible, Sendable {
     public var alreadyExists: Bool { message.contains("already exists") }
     public var notFound: Bool { message.contains("does not exist") }
     public var notRunning: Bool { message.contains("not running") }
+    /// What no retry changes: a parameter PVE refused, a storage without the content type, no room.
+    public var isConfiguration: Bool {
+        if !parameters.isEmpty { return true }
+        let markers = ["not configured for content-type", "does not hold", "enable that content type", "parameter verification failed",
+                       "unable to parse", "invalid format", "not enough space", "no space left"]
+        return markers.contains { message.lowercased().contains($0) }
+    }
     public var isTransient: Bool {
         if message.contains("got timeout") || message.contains("got no worker upid") || message.contains("is locked") { return true }
         if status == 0 { return true }  // transport
-        return status >= 500 && !alreadyExists && !notFound && !notRunning && !message.contains("Permission")
+        return status >= 500 && !alreadyExists && !notFound && !notRunning && !isConfiguration && !message.contains("Permission")
     }
 
     public var description: String {
