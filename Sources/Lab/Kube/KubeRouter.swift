@@ -1,6 +1,7 @@
 import Foundation
 import KubeKit
 import NIOHTTP1
+import TalosKit
 
 /// Maps kube-apiserver's URL space onto the store: discovery, `/version`, and for every served kind
 /// get/list/create/replace/patch (server-side apply, merge patch)/delete, `status` and pod eviction.
@@ -17,12 +18,7 @@ struct KubeRouter: Sendable {
         for machine in await directory?.all ?? [] {
             for component in await machine.componentStatus where component.name == "kube-apiserver" && component.ready { versions.append(component.version) }
         }
-        return versions.min { KubeRouter.older($0, $1) } ?? kubernetesVersion
-    }
-
-    static func older(_ a: String, _ b: String) -> Bool {
-        func parts(_ v: String) -> [Int] { v.dropFirst().split(separator: ".").map { Int($0) ?? 0 } }
-        return parts(a).lexicographicallyPrecedes(parts(b))
+        return versions.compactMap(KubernetesReleases.Version.init).min()?.description ?? kubernetesVersion
     }
 
     func respond(_ request: LabHTTPRequest) async -> LabHTTPResponse {

@@ -22,9 +22,17 @@ struct AppliedConfig: Sendable {
     var certSANs: [String]
     /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
     var nodeLabels: [String: String]
-    /// The Kubernetes components the config runs, by process name (`kube-apiserver`, `kubelet`),
-    /// at the version of their image tag: what a config change restarts.
-    var components: [String: String]
+
+    /// The Kubernetes components the node itself runs, by process name (`kube-apiserver`,
+    /// `kubelet`), at the version of their image tag: what a config change restarts. kube-proxy
+    /// is a DaemonSet, not the node's own.
+    var components: [String: String] {
+        var found: [String: String] = [:]
+        for (component, version) in ConfigDocuments(documents: documents).kubernetesComponents where component != .proxy {
+            found[component.processName] = version
+        }
+        return found
+    }
 
     struct Rejection: Error, CustomStringConvertible {
         let description: String
@@ -68,20 +76,12 @@ struct AppliedConfig: Sendable {
         } ?? []
         var labels: [String: String] = [:]
         if case let .map(entries)? = machine?["nodeLabels"] { for entry in entries { labels[entry.key] = entry.value.stringValue ?? "" } }
-        var components: [String: String] = [:]
-        func tag(_ image: ConfigValue?) -> String? { image?.stringValue?.split(separator: ":").last.map(String.init) }
-        components["kubelet"] = tag(machine?["kubelet"]?["image"])
-        if type != "worker" {
-            components["kube-apiserver"] = tag(cluster?["apiServer"]?["image"])
-            components["kube-controller-manager"] = tag(cluster?["controllerManager"]?["image"])
-            components["kube-scheduler"] = tag(cluster?["scheduler"]?["image"])
-        }
         return AppliedConfig(
             text: text, documents: values, controlPlane: type != "worker", osCA: (osCertificate, osKey), kubernetesCA: pair(cluster?["ca"]),
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
-            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels, components: components)
+            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels)
     }
 
     private static func decode(_ base64: String) -> String? {

@@ -180,13 +180,11 @@ public actor SimulatedTalosNode {
         }
         if let slot = otherSlot {
             otherSlot = nil
-            if spec.faults.contains(.upgradeFailsBoot) {
-                // The new image never gets to running; Talos' A/B fallback boots the old slot again.
+            let booted = bootsInto(slot)
+            if booted != slot {
                 directory.record.note(spec.name, "upgrade-fallback", detail: "\(slot.version) failed to boot; back on \(talosVersion)")
-            } else {
-                talosVersion = slot.version
-                schematic = slot.schematic
             }
+            (talosVersion, schematic) = booted
         }
         stage = .booting
         guard !spec.faults.contains(.neverBoots) else { return }

@@ -17,6 +17,12 @@ extension SimulatedTalosNode {
         return (version, schematic)
     }
 
+    /// What the next boot runs with `slot` installed: the slot, unless its image never gets to
+    /// running (`upgrade-fails-boot`) and Talos' A/B fallback boots the old one again.
+    func bootsInto(_ slot: (version: String, schematic: String?)) -> (version: String, schematic: String?) {
+        spec.faults.contains(.upgradeFailsBoot) ? (talosVersion, schematic) : slot
+    }
+
     static func key(_ containerd: Common_ContainerdInstance, _ image: String) -> String { "\(containerd.driver)/\(containerd.namespace)/\(image)" }
 
     /// Pulls an image; progress goes to `progress` as a registry would report layers.
@@ -80,8 +86,7 @@ extension SimulatedTalosNode {
         otherSlot = target
         nextBootID = UUID().uuidString.lowercased()
         var after = snapshot()
-        after.talosVersion = spec.faults.contains(.upgradeFailsBoot) ? talosVersion : target.version
-        after.schematic = spec.faults.contains(.upgradeFailsBoot) ? schematic : target.schematic
+        (after.talosVersion, after.schematic) = bootsInto(target)
         after.slotVersion = nil
         after.slotSchematic = nil
         after.bootID = nextBootID

@@ -78,6 +78,14 @@ public struct TalosApplyConfig: StepKind {
         if !context.dryRun { context.log(reason, level: .warning, step: step) }
     }
 
+    /// What would be sent to a configured node, and whether Talos takes it live; nil when its
+    /// active config is the desired one, or the desired one is staged for its reboot.
+    static func pendingChange(_ node: String, _ context: StepContext) async throws -> (drift: NodeConfigDrift, live: Bool)? {
+        let drift = try await NodeConfigDrift.read(node, context: context)
+        if drift.inSync || drift.stagedForReboot { return nil }
+        return (drift, !(try await needsReboot(node, drift, context)))
+    }
+
     /// Talos' own answer, from a dry-run apply: whether the change needs a reboot.
     static func needsReboot(_ node: String, _ drift: NodeConfigDrift, _ context: StepContext) async throws -> Bool {
         let client = try await TalosAccess.from(context).client(node, .admin)
@@ -110,10 +118,9 @@ public struct TalosApplyConfig: StepKind {
     /// A running node: NO_REBOOT when Talos takes the change live, STAGED otherwise (the reboot is
     /// `talos.reboot`'s, gated). Never REBOOT or AUTO.
     func reconfigure(_ step: StepInstance, _ node: String, _ context: StepContext) async throws -> StepOutputs {
-        let drift = try await NodeConfigDrift.read(node, context: context)
-        if drift.inSync || drift.stagedForReboot { return ["mode": "configured"] }
+        guard let (drift, live) = try await Self.pendingChange(node, context) else { return ["mode": "configured"] }
         let client = try await TalosAccess.from(context).client(node, .admin)
-        var mode: Machine_ApplyConfigurationRequest.Mode = try await Self.needsReboot(node, drift, context) ? .staged : .noReboot
+        var mode: Machine_ApplyConfigurationRequest.Mode = live ? .noReboot : .staged
         if let diff = drift.diff { context.log("\(node): config change\n\(diff)", level: .debug, step: step) }
         do {
             _ = try await client.applyConfiguration(drift.desiredText, mode: mode)

@@ -127,9 +127,8 @@ public struct TalosUpgrade: StepKind {
     /// (gated there); only the installer is recorded now, so a later reinstall takes the new one.
     static func recordInstaller(_ node: String, _ installer: String, _ step: StepInstance, _ context: StepContext) async throws {
         let client = try await TalosAccess.from(context).client(node, .admin)
-        let drift = try await NodeConfigDrift.read(node, context: context)
-        if drift.inSync || drift.stagedForReboot { return }
-        if try await !TalosApplyConfig.needsReboot(node, drift, context) {
+        guard let (drift, live) = try await TalosApplyConfig.pendingChange(node, context) else { return }
+        if live {
             _ = try await client.applyConfiguration(drift.desiredText, mode: .noReboot)
             context.log("\(node): its config, rendered for the version it now runs, applied live", step: step)
             return

@@ -19,7 +19,7 @@ public enum KubernetesReleases {
         32: [("flowcontrol.apiserver.k8s.io/v1beta3", ["flowschemas", "prioritylevelconfigurations"])],
     ]
 
-    public struct Version: Sendable, Equatable, CustomStringConvertible {
+    public struct Version: Sendable, Comparable, CustomStringConvertible {
         public var minor: Int
         public var patch: Int
         public var description: String { "v1.\(minor).\(patch)" }
@@ -31,6 +31,8 @@ public enum KubernetesReleases {
             self.minor = minor
             self.patch = patch
         }
+
+        public static func < (a: Version, b: Version) -> Bool { (a.minor, a.patch) < (b.minor, b.patch) }
     }
 
     public enum PathError: Error, CustomStringConvertible, Equatable {
@@ -55,7 +57,7 @@ public enum KubernetesReleases {
         guard let now = Version(current) else { throw .notAVersion(current) }
         guard let want = Version(target) else { throw .notAVersion(target) }
         guard minors.contains(want.minor) else { throw .unknownMinor(target) }
-        if want.minor < now.minor || (want.minor == now.minor && want.patch < now.patch) { throw .downgrade(from: current, to: target) }
+        if want < now { throw .downgrade(from: current, to: target) }
         if want.minor > now.minor + 1 {
             throw .skip(from: current, to: target, through: ((now.minor + 1)..<want.minor).map { "v1.\($0)" })
         }
