@@ -20,7 +20,8 @@ public struct AWSCredentials: Sendable {
 public struct SigV4Signer: Sendable {
     public struct Request: Sendable {
         public var method: String
-        /// The path as it would appear on the request line (not yet percent-encoded).
+        /// The path as it would appear on the request line: not yet percent-encoded, except for S3,
+        /// which signs the path exactly as sent (pass it encoded).
         public var path: String
         /// Raw query string without `?`, as sent.
         public var query: String
@@ -40,6 +41,9 @@ public struct SigV4Signer: Sendable {
     public let credentials: AWSCredentials
     public let region: String
     public let service: String
+    /// S3 signs the path exactly as sent (each segment encoded once, no dot or empty segments
+    /// removed); every other service normalizes it first.
+    public var normalizesPath: Bool { service != "s3" }
 
     public init(credentials: AWSCredentials, region: String, service: String) {
         self.credentials = credentials
@@ -84,8 +88,10 @@ public struct SigV4Signer: Sendable {
 
     public func canonicalRequest(_ request: Request) -> String {
         let (headers, signed) = canonicalHeaders(request.headers)
-        return [request.method, Self.canonicalPath(request.path), Self.canonicalQuery(request.query), headers, signed,
-                hex(SHA256.hash(data: request.body))].joined(separator: "\n")
+        // S3 carries the payload's hash in x-amz-content-sha256; the signature covers that value.
+        let path = normalizesPath ? Self.canonicalPath(request.path) : request.path
+        let payload = request.headers.first { $0.name.lowercased() == "x-amz-content-sha256" }?.value ?? hex(SHA256.hash(data: request.body))
+        return [request.method, path, Self.canonicalQuery(request.query), headers, signed, payload].joined(separator: "\n")
     }
 
     func signingKey(date: String) -> SymmetricKey {
