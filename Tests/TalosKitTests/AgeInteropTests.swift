@@ -41,6 +41,38 @@ import TestSupport
         #expect(AgeFile.recipient(of: identity) == recipient)
     }
 
+    /// Files streamed a chunk at a time (etcd snapshots): the real `age` decrypts ours and we
+    /// decrypt its, at sizes around the 64 KiB chunk boundary; a file cut at a chunk boundary is
+    /// an error, never a shorter plaintext.
+    @Test(arguments: [0, 64 * 1024, 3 * 64 * 1024 + 17])
+    func streamedFilesInteroperate(size: Int) async throws {
+        let dir = temporaryDirectory()
+        let (key, recipient) = try await keygen(dir)
+        let plaintext = Data((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) })
+        try plaintext.write(to: URL(fileURLWithPath: "\(dir)/plain"))
+        try AgeFile.encrypt(file: "\(dir)/plain", to: "\(dir)/ours.age", recipients: [recipient])
+        let mode = try FileManager.default.attributesOfItem(atPath: "\(dir)/ours.age")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        let decrypted = try await Peer.run(["sh", "-c", "age -d -i '\(key)' '\(dir)/ours.age' > '\(dir)/out'"])
+        #expect(decrypted.status == 0, "\(decrypted.stderr)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/out")) == plaintext)
+
+        let encrypted = try await Peer.run(["age", "-e", "-r", recipient, "-o", "\(dir)/theirs.age", "\(dir)/plain"])
+        #expect(encrypted.status == 0, "\(encrypted.stderr)")
+        let identity = try AgeFile.identity(try String(contentsOfFile: key, encoding: .utf8))
+        var opened = Data()
+        try AgeFile.decrypt(file: "\(dir)/theirs.age", identity: identity) { opened.append($0) }
+        #expect(opened == plaintext)
+
+        if size > 64 * 1024 {
+            // Drop the final chunk: what is left ends on a whole, non-final chunk.
+            let whole = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/theirs.age"))
+            let cut = whole.prefix(whole.count - (size % (64 * 1024)) - 16)
+            try cut.write(to: URL(fileURLWithPath: "\(dir)/cut.age"))
+            #expect(throws: AgeFile.AgeError.self) { try AgeFile.decrypt(file: "\(dir)/cut.age", identity: identity) { _ in } }
+        }
+    }
+
     @Test func wrongIdentityAndDamageAreClearErrors() async throws {
         let dir = temporaryDirectory()
         let (_, recipient) = try await keygen(dir)

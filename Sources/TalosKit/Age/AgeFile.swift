@@ -53,6 +53,13 @@ public enum AgeFile {
     // MARK: - Encrypt
 
     public static func encrypt(_ plaintext: [UInt8], to recipients: [String]) throws -> [UInt8] {
+        let (header, payloadKey) = try header(to: recipients)
+        return header + (try stream(seal: plaintext, key: payloadKey))
+    }
+
+    /// The header for a new file key wrapped to each recipient, then the payload nonce; and the
+    /// payload key the chunks are sealed with.
+    static func header(to recipients: [String]) throws -> (bytes: [UInt8], payloadKey: SymmetricKey) {
         let keys = try recipients.map(recipientKey)
         let fileKey = SymmetricKey(size: SymmetricKeySize(bitCount: 128))
         var header = intro + "\n"
@@ -68,13 +75,19 @@ public enum AgeFile {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(header.utf8), using: derive(fileKey, salt: [], info: "header"))
         header += " \(base64(Array(mac)))\n"
         let nonce = SecureRandom.bytes(16)
-        let payloadKey = derive(fileKey, salt: nonce, info: "payload")
-        return Array(header.utf8) + nonce + (try stream(seal: plaintext, key: payloadKey))
+        return (Array(header.utf8) + nonce, derive(fileKey, salt: nonce, info: "payload"))
     }
 
     // MARK: - Decrypt
 
     public static func decrypt(_ file: [UInt8], identity: Curve25519.KeyAgreement.PrivateKey) throws -> [UInt8] {
+        let (payloadKey, offset) = try openHeader(file, identity: identity)
+        return try stream(open: Array(file[offset...]), key: payloadKey)
+    }
+
+    /// Reads the header at the start of `file` (the whole file or just its first bytes): the payload
+    /// key, and where the sealed chunks begin.
+    static func openHeader(_ file: [UInt8], identity: Curve25519.KeyAgreement.PrivateKey) throws -> (payloadKey: SymmetricKey, payloadOffset: Int) {
         var lines: [String] = []
         var offset = 0
         // Header lines end with \n; the header ends at the "--- " line.
@@ -122,7 +135,7 @@ public enum AgeFile {
         }
         guard file.count >= offset + 16 else { throw AgeError.corrupt("payload nonce") }
         let nonce = Array(file[offset..<(offset + 16)])
-        return try stream(open: Array(file[(offset + 16)...]), key: derive(fileKey, salt: nonce, info: "payload"))
+        return (derive(fileKey, salt: nonce, info: "payload"), offset + 16)
     }
 
     // MARK: - Pieces

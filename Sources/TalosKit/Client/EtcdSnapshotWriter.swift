@@ -5,8 +5,8 @@ import Foundation
 /// the SHA-256 etcd appends of everything before it, so its size modulo 512 is 32 and its last 32
 /// bytes are the hash of the rest. Written to `PATH.part` (0600, it holds every Secret), hashed as
 /// it goes (never held whole in memory), fsynced and renamed into place; a bad one is removed.
-struct EtcdSnapshotWriter {
-    let path: String
+public struct EtcdSnapshotWriter {
+    public let path: String
     private let part: String
     private let fd: Int32
     private var hasher = SHA256()
@@ -15,7 +15,7 @@ struct EtcdSnapshotWriter {
     private(set) var size = 0
     private var isOpen = true
 
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         part = path + ".part"
         unlink(part)
@@ -23,7 +23,7 @@ struct EtcdSnapshotWriter {
         guard fd >= 0 else { throw TalosError.other(code: "io", message: "cannot create \(part): \(String(cString: strerror(errno)))") }
     }
 
-    mutating func append(_ chunk: Data) throws {
+    public mutating func append(_ chunk: Data) throws {
         size += chunk.count
         let bytes = tail + chunk
         guard bytes.count > 32 else {
@@ -37,7 +37,7 @@ struct EtcdSnapshotWriter {
     }
 
     /// Checks, writes the hash, fsyncs and renames; returns the size. On a throw the caller abandons.
-    mutating func finish() throws -> Int {
+    public mutating func finish() throws -> Int {
         guard size > 32, size % 512 == 32 else {
             throw TalosError.other(code: "corrupt", message: "the etcd snapshot is \(size) bytes; a whole one is bbolt pages plus a 32-byte SHA-256 (size modulo 512 is 32, here \(size % 512)): it was cut short")
         }
@@ -55,7 +55,7 @@ struct EtcdSnapshotWriter {
     }
 
     /// A stream that failed: nothing half-written stays behind.
-    mutating func abandon() {
+    public mutating func abandon() {
         closeOnce()
         unlink(part)
     }
