@@ -11,7 +11,8 @@ public enum StandardCatalog {
                                    TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachineEnsure(), MachineDelete(),
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon(),
-                                   TalosRemovalCheck(), TalosLeave(), ClusterOrphans(), TalosUpgrade(), KubeUpgrade()] {
+                                   TalosRemovalCheck(), TalosLeave(), ClusterOrphans(), TalosUpgrade(), KubeUpgrade(),
+                                   BackupTake(), BackupPrune(), EtcdRestoreCheck(), BackupFetch(), TalosEtcdWipe(), TalosEtcdRecover(), RestoreFinish()] {
             catalog.register(kind)
         }
         return catalog

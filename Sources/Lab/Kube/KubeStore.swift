@@ -313,6 +313,34 @@ extension KubeStore {
         }, revision: revision)
     }
 
+    /// etcd's keyspace is gone (every member's data destroyed): nothing is left, not even the
+    /// namespaces, until an API server starts against a fresh etcd or a snapshot is restored.
+    func wipeAll() {
+        objects = [:]
+        owners = [:]
+        crdResources = []
+        revision += 1
+    }
+
+    /// What kube-apiserver creates at start against an empty etcd: the system namespaces, each
+    /// with a new UID (the kube-system UID is what tools take as the cluster's identity).
+    func seedNamespaces() {
+        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"]
+            where objects[ObjectKey(group: "", plural: "namespaces", namespace: nil, name: namespace)] == nil {
+            controllerWrite(KubeResourceCatalog.builtIn[0], .object([
+                "apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": .string(namespace)]),
+                "status": .object(["phase": "Active"]),
+            ]))
+        }
+    }
+
+    /// A snapshot restored into a fresh etcd: exactly its objects, nothing written since.
+    func replaceAll(_ state: TwinSnapshot.KubeState) {
+        wipeAll()
+        restore(state)
+        revision = max(revision, state.revision) + 1
+    }
+
     func restore(_ state: TwinSnapshot.KubeState) {
         for item in state.objects {
             let key = ObjectKey(group: item.group, plural: item.plural, namespace: item.namespace, name: item.name)

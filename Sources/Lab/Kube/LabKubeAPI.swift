@@ -22,12 +22,9 @@ public final class LabKubeAPI: Sendable {
          kubernetesVersion: String, timeScale: Double, restoring saved: TwinSnapshot.KubeState?) async throws {
         let store = KubeStore()
         if let saved { await store.restore(saved) }
-        for namespace in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            await store.controllerWrite(KubeResourceCatalog.builtIn[0], .object([
-                "apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": .string(namespace)]),
-                "status": .object(["phase": "Active"]),
-            ]))
-        }
+        if await !cluster.etcd.keyspaceLost { await store.seedNamespaces() }
+        // The objects live in etcd: a snapshot carries them, a restore brings them back.
+        await cluster.etcd.attach(keyspace: store)
         let router = KubeRouter(store: store, kubernetesVersion: kubernetesVersion, endpoint: "\(host):\(port)", directory: cluster.directory)
         let tls = try KubeAPITLS(caPEM: caPEM, caKeyPEM: caKeyPEM, addresses: [host])
         let etcd = cluster.etcd, audit = self.audit, directory = cluster.directory

@@ -17,7 +17,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
 
     func bootstrap(request: Machine_BootstrapRequest, context: ServerContext) async throws -> Machine_BootstrapResponse {
         try await node.authorize(.admin, "Bootstrap", context)
-        try await node.bootstrap()
+        try await node.bootstrap(request)
         return .with { $0.messages = [Machine_Bootstrap()] }
     }
 
@@ -163,7 +163,10 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
 
     func etcdRecover(request: RPCAsyncSequence<Common_Data, any Error>, context: ServerContext) async throws -> Machine_EtcdRecoverResponse {
         try await node.authorize(.admin, "EtcdRecover", context)
-        throw RPCError(code: .unimplemented, message: "the lab does not simulate etcd recovery yet")
+        var snapshot = Data()
+        for try await chunk in request { snapshot.append(chunk.bytes) }
+        try await node.recoverEtcd(snapshot)
+        return .with { $0.messages = [Machine_EtcdRecover()] }
     }
 
     func upgrade(request: Machine_UpgradeRequest, context: ServerContext) async throws -> Machine_UpgradeResponse {

@@ -25,6 +25,15 @@ public actor SimulatedEtcd {
     private var running: Set<String> = []
     private var unhealthy: Set<String> = []
     nonisolated let record: LabRecord
+    /// The Kubernetes objects etcd holds: the lab's API server keeps them in its store, so a
+    /// snapshot carries them and a recovery puts them back.
+    private var keyspace: KubeStore?
+    /// Nodes whose etcd data is destroyed: the data directory is not empty, etcd fails to start.
+    private var corrupted: Set<String> = []
+    /// Snapshots uploaded with EtcdRecover (`/var/lib/etcd.snapshot`), until Bootstrap restores one.
+    private var pendingRecovery: [String: Data] = [:]
+    /// Every member's data was destroyed: a fresh bootstrap starts from an empty keyspace.
+    private(set) var keyspaceLost = false
 
     public init(record: LabRecord = LabRecord()) {
         self.record = record
@@ -39,7 +48,37 @@ public actor SimulatedEtcd {
     func isRunning(_ node: String) -> Bool { running.contains(node) }
 
     /// Whether the node's etcd data directory holds anything (bootstrap then says AlreadyExists).
-    func hasData(_ node: String) -> Bool { clusterOf[node] != nil }
+    func hasData(_ node: String) -> Bool { clusterOf[node] != nil || corrupted.contains(node) }
+
+    /// The etcd service as ServiceList shows it on a control plane: Running with data, Failed when
+    /// the data is destroyed, Preparing (waiting to be bootstrapped or to join) without.
+    func service(_ node: String) -> (state: String, healthy: Bool) {
+        if corrupted.contains(node) { return ("Failed", false) }
+        if clusterOf[node] != nil { return ("Running", !unhealthy.contains(node)) }
+        return ("Preparing", false)
+    }
+
+    func attach(keyspace store: KubeStore) { keyspace = store }
+
+    /// `provision lab break-etcd`: every member's data destroyed at once (a bad disk firmware, an
+    /// operator's rm): no quorum, no Kubernetes API, etcd failing on every control plane until its
+    /// EPHEMERAL partition is wiped and a snapshot is restored. Returns the nodes hit.
+    public func destroyEverywhere() async -> [String] {
+        let nodes = clusterOf.keys.sorted()
+        corrupted.formUnion(nodes)
+        clusters = [:]
+        clusterOf = [:]
+        keyspaceLost = true
+        await keyspace?.wipeAll()
+        for node in nodes { record.note(node, "etcd-destroyed", detail: "etcd data destroyed") }
+        note()
+        return nodes
+    }
+
+    /// EtcdRecover: the snapshot is written where Bootstrap with `recover_etcd` reads it.
+    func stageRecovery(node: String, snapshot: Data) {
+        pendingRecovery[node] = snapshot
+    }
 
     func setRunning(_ node: String, _ isRunning: Bool, unhealthy isUnhealthy: Bool) {
         let before = running
@@ -54,12 +93,32 @@ public actor SimulatedEtcd {
     /// Whether some etcd cluster can serve writes: what kube-apiserver needs to answer at all.
     public var hasQuorum: Bool { clusters.values.contains { !$0.members.isEmpty && hasQuorum($0) } }
 
-    func bootstrap(node: String, hostname: String, address: String) throws -> Member {
-        guard clusterOf[node] == nil else { throw RPCError(code: .alreadyExists, message: "etcd data directory is not empty") }
+    /// A new single-member cluster on `node`: empty, or (`recovering`) restored from the snapshot
+    /// EtcdRecover uploaded, which is checked as etcd checks it (unless `skipHashCheck`, for a raw
+    /// `db` copy) and then deleted. Real Talos restores in the etcd service after answering; the
+    /// lab does it before, so a bad snapshot is this call's error.
+    func bootstrap(node: String, hostname: String, address: String, recovering: Bool = false, skipHashCheck: Bool = false) async throws -> Member {
+        guard !hasData(node) else { throw RPCError(code: .alreadyExists, message: "etcd data directory is not empty") }
+        var revision = 1
+        if recovering {
+            guard let data = pendingRecovery[node] else {
+                throw RPCError(code: .failedPrecondition, message: "etcd snapshot not found at /var/lib/etcd.snapshot: upload one with EtcdRecover first")
+            }
+            let content = try Self.open(snapshot: data, checkHash: !skipHashCheck)
+            revision = content.revision + 1
+            if let kube = content.kube { await keyspace?.replaceAll(kube) }
+            pendingRecovery[node] = nil
+        } else if keyspaceLost {
+            await keyspace?.wipeAll()
+            await keyspace?.seedNamespaces()
+        }
+        guard !hasData(node) else { throw RPCError(code: .alreadyExists, message: "etcd data directory is not empty") }
+        keyspaceLost = false
         let member = Member(id: Self.memberID(), node: node, hostname: hostname, address: address)
-        clusters[nextCluster] = Cluster(members: [member], leader: member.id, revision: 1)
+        clusters[nextCluster] = Cluster(members: [member], leader: member.id, revision: revision)
         clusterOf[node] = nextCluster
         nextCluster += 1
+        record.note(node, "etcd-bootstrap", detail: recovering ? "recovered from a snapshot at revision \(revision - 1)" : "new cluster")
         note()
         return member
     }
@@ -86,9 +145,12 @@ public actor SimulatedEtcd {
         note()
     }
 
-    /// Forgets the data of a node whose disk was wiped without leaving (non-graceful reset).
+    /// Forgets the data of a node whose disk was wiped without leaving (non-graceful reset), and
+    /// any snapshot uploaded there (it lives on the same EPHEMERAL partition).
     func wipe(node: String) {
         clusterOf[node] = nil
+        corrupted.remove(node)
+        pendingRecovery[node] = nil
     }
 
     func removeMember(id: UInt64, via node: String) throws {
@@ -146,16 +208,40 @@ public actor SimulatedEtcd {
         return cleared
     }
 
-    /// A snapshot in etcd's shape: whole bbolt pages (4096 bytes; here holding the revision and
-    /// the membership, the lab's Kubernetes objects live in its API's store) and then the SHA-256
-    /// of those pages, as etcd appends it, so the size modulo 512 is 32 as talosctl checks.
-    func snapshot(node: String) throws -> Data {
+    /// A snapshot in etcd's shape: whole bbolt pages (4096 bytes; here holding the revision, the
+    /// membership and every Kubernetes object) and then the SHA-256 of those pages, as etcd appends
+    /// it, so the size modulo 512 is 32 as talosctl checks.
+    func snapshot(node: String) async throws -> Data {
         let key = try healthyCluster(of: node)
         let cluster = clusters[key]!
-        let text = "lab etcd snapshot\nrevision: \(cluster.revision)\n" + cluster.members.map { "member: \($0.hostname) \(String($0.id, radix: 16))\n" }.joined()
-        var pages = Data(text.utf8)
+        let content = SnapshotContent(revision: cluster.revision, members: cluster.members.map(\.hostname), kube: await keyspace?.snapshot())
+        var pages = try JSONEncoder().encode(content) + Data("\n".utf8)
         pages.append(Data(repeating: 0, count: (4096 - pages.count % 4096) % 4096 + 4096))
         return pages + Data(SHA256.hash(data: pages))
+    }
+
+    struct SnapshotContent: Codable {
+        var format = "provision-lab-etcd/1"
+        var revision: Int
+        var members: [String]
+        var kube: TwinSnapshot.KubeState?
+    }
+
+    /// What etcd's restore checks (the appended hash, unless told not to), then the pages' content.
+    static func open(snapshot data: Data, checkHash: Bool) throws -> SnapshotContent {
+        guard data.count > 32 else { throw RPCError(code: .invalidArgument, message: "snapshot file is too short (\(data.count) bytes)") }
+        var pages = data
+        if checkHash {
+            guard data.count % 512 == 32, Data(SHA256.hash(data: data.prefix(data.count - 32))) == data.suffix(32) else {
+                throw RPCError(code: .dataLoss, message: "snapshot file integrity check failed: the appended SHA-256 does not match (a raw db copy needs recover_skip_hash_check)")
+            }
+            pages = data.prefix(data.count - 32)
+        }
+        let end = (pages.lastIndex { $0 != 0 } ?? pages.startIndex - 1) + 1
+        guard let content = try? JSONDecoder().decode(SnapshotContent.self, from: pages[pages.startIndex..<end]) else {
+            throw RPCError(code: .dataLoss, message: "snapshot file is not an etcd snapshot this lab wrote")
+        }
+        return content
     }
 
     private func healthyCluster(of node: String) throws -> Int {
@@ -188,7 +274,7 @@ extension SimulatedEtcd {
         TwinSnapshot.EtcdState(clusters: clusters.sorted { $0.key < $1.key }.map { key, cluster in
             .init(key: key, members: cluster.members.map { .init(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address) },
                   leader: cluster.leader, revision: cluster.revision)
-        }, nextCluster: nextCluster)
+        }, nextCluster: nextCluster, corrupted: corrupted.sorted(), pendingRecovery: pendingRecovery, keyspaceLost: keyspaceLost)
     }
 
     /// `running`: the members whose machines resume running (they never went down), so a restored
@@ -202,6 +288,9 @@ extension SimulatedEtcd {
             for member in cluster.members { clusterOf[member.node] = cluster.key }
         }
         nextCluster = state.nextCluster
+        corrupted = Set(state.corrupted ?? [])
+        pendingRecovery = state.pendingRecovery ?? [:]
+        keyspaceLost = state.keyspaceLost ?? false
         running = Set(resuming.filter { clusterOf[$0] != nil })
         if !running.isEmpty { note() }
     }

@@ -382,10 +382,20 @@ public actor SimulatedTalosNode {
         await reboot()
     }
 
-    func bootstrap() async throws {
+    func bootstrap(_ request: Machine_BootstrapRequest = .init()) async throws {
         guard stage == .running, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
         guard config.controlPlane else { throw RPCError(code: .unimplemented, message: "bootstrap is only available on control plane nodes") }
-        _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address)
+        _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address,
+                                     recovering: request.recoverEtcd, skipHashCheck: request.recoverSkipHashCheck)
+        await directory.commit()
+    }
+
+    /// EtcdRecover: refused until the machine runs with its config (Talos answers so until
+    /// `/var/lib` is mounted), then the snapshot is kept for Bootstrap with `recover_etcd`.
+    func recoverEtcd(_ snapshot: Data) async throws {
+        try requireControlPlane("EtcdRecover")
+        guard stage == .running, config != nil else { throw RPCError(code: .failedPrecondition, message: "etcd service is not ready for recovery yet") }
+        await etcd.stageRecovery(node: spec.name, snapshot: snapshot)
         await directory.commit()
     }
 
@@ -467,8 +477,8 @@ extension SimulatedTalosNode {
         var list = [service("apid", "Running"), service("containerd", "Running"), service("cri", "Running"),
                     service("kubelet", "Running"), service("machined", "Running"), service("udevd", "Running")]
         if isControlPlane {
-            let member = await etcd.hasData(spec.name)
-            list.append(service("etcd", member ? "Running" : "Preparing", healthy: member && !spec.faults.contains(.etcdUnhealthy)))
+            let etcdService = await etcd.service(spec.name)
+            list.append(service("etcd", etcdService.state, healthy: etcdService.healthy && !spec.faults.contains(.etcdUnhealthy)))
             list.append(service("trustd", "Running"))
         }
         return list.sorted { $0.id < $1.id }

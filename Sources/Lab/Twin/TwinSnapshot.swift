@@ -46,6 +46,11 @@ struct TwinSnapshot: Codable, Sendable {
         }
         var clusters: [Cluster] = []
         var nextCluster = 1
+        /// Nodes whose etcd data was destroyed (`lab break-etcd`), snapshots uploaded by
+        /// EtcdRecover and not yet restored, and whether the keyspace was lost with them.
+        var corrupted: [String]? = nil
+        var pendingRecovery: [String: Data]? = nil
+        var keyspaceLost: Bool? = nil
     }
 
     struct KubeState: Codable, Sendable {

@@ -201,7 +201,9 @@ public struct Executor: Sendable {
                 throw StepError.permanent("not done (\(reason)); run without --only first")
             }
             if options.dryRun { return (.pending, [:], reason) }
-            if let previous, previous.inputsDigest == step.inputsDigest {
+            if kind.info.everyRun {
+                // Nothing to say: it is meant to run again.
+            } else if let previous, previous.inputsDigest == step.inputsDigest {
                 context.log("recorded as done in run \(previous.runID), but live state differs (\(reason)); applying again", level: .warning, step: step)
             } else if previous != nil {
                 context.log("the inventory changed since it was done: \(reason)", step: step)

@@ -34,9 +34,12 @@ public struct StepKindInfo: Sendable {
     public var defaultTimeout: Duration
     /// Parameter names accepted under `with:`; anything else is a validation error.
     public var parameters: [String]
+    /// Done afresh on every run (a snapshot, a backup): an earlier success is no reason to warn.
+    public var everyRun: Bool
 
     public init(name: String, summary: String, estimate: Duration, scope: Scope = .any, mutates: Bool = true,
-                defaultTimeout: Duration = .seconds(600), parameters: [String] = []) {
+                defaultTimeout: Duration = .seconds(600), parameters: [String] = [], everyRun: Bool = false) {
+        self.everyRun = everyRun
         self.name = name
         self.summary = summary
         self.estimate = estimate

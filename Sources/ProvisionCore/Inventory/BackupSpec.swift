@@ -15,6 +15,8 @@ public struct BackupSpec: Sendable {
     public var secretAccessKey: Located<CredentialReference>
     /// Who can decrypt a backup: the secrets' recipients unless given (a snapshot holds every Secret).
     public var recipients: [Located<String>]
+    /// The age identity that decrypts backups (verify, restore): the secrets' identity unless given.
+    public var identity: Located<CredentialReference>?
     /// Keep the newest `keepLast` sets, and the newest set of each of the last `keepDaily` days.
     public var keepLast: Int
     public var keepDaily: Int

@@ -38,7 +38,7 @@ public struct Inventory: Sendable {
         refs += providers.flatMap { $0.credentials.values }
         refs += [secrets.identity].compactMap { $0 }
         refs += foundation.credentials.values
-        refs += [backup?.accessKeyID, backup?.secretAccessKey].compactMap { $0 }
+        refs += [backup?.accessKeyID, backup?.secretAccessKey, backup?.identity].compactMap { $0 }
         return refs
     }
 }

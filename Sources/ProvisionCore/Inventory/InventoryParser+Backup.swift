@@ -13,6 +13,7 @@ extension InventoryParser {
         let accessKeyID = credential(r, "accessKeyID", required: true)
         let secretAccessKey = credential(r, "secretAccessKey", required: true)
         var recipients = r.stringList("recipients") ?? []
+        let identity = credential(r, "identity") ?? secrets?.identity
         var keepLast = 7, keepDaily = 14
         if let retention = r.mapping("retention") {
             keepLast = retention.int("keepLast", range: 1...1000)?.value ?? keepLast
@@ -40,7 +41,7 @@ extension InventoryParser {
         }
         guard let endpoint, let bucket, let accessKeyID, let secretAccessKey else { return nil }
         return BackupSpec(endpoint: endpoint, region: region, bucket: bucket, prefix: prefix, pathStyle: pathStyle,
-                          accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, recipients: recipients,
+                          accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, recipients: recipients, identity: identity,
                           keepLast: keepLast, keepDaily: keepDaily, schedule: schedule, location: r.location)
     }
 }

@@ -57,6 +57,18 @@ public enum DurationText {
 /// Sizes such as `8GiB`, `64G`, `512MiB`, in bytes (both SI-looking and binary suffixes mean binary here,
 /// which is what hypervisors do with memory and disk sizes).
 public enum SizeText {
+    /// Bytes for people: `812 B`, `4.1 KiB`, `37.5 MiB`, `2.0 GiB`.
+    public static func format(_ bytes: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(bytes)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(bytes) B" : String(format: "%.1f", value) + " " + units[unit]
+    }
+
     public static func parse(_ text: String) -> Int64? {
         let trimmed = text.trimmingWhitespace()
         let digits = trimmed.prefix { $0.isNumber }

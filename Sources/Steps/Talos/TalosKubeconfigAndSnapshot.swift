@@ -42,7 +42,7 @@ public struct TalosKubeconfig: StepKind {
 /// back if what follows goes wrong.
 public struct TalosEtcdSnapshot: StepKind {
     public let info = StepKindInfo(name: "talos.etcd-snapshot", summary: "save an etcd snapshot to the state directory",
-                                   estimate: .seconds(10), scope: .any, defaultTimeout: .seconds(600))
+                                   estimate: .seconds(10), scope: .any, defaultTimeout: .seconds(600), everyRun: true)
 
     public init() {}
 
@@ -51,18 +51,29 @@ public struct TalosEtcdSnapshot: StepKind {
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
-        let access = TalosAccess.from(context)
         let directory = "\(context.stateDirectory)/snapshots"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let sources = context.inventory.controlPlanes.map(\.name.value).sorted { a, _ in a != step.node }
+        let taken = try await EtcdSnapshotSource.take(context, preferring: step.node, to: directory, name: "etcd-\(stamp)", step: step)
+        return ["path": taken.path, "bytes": "\(taken.bytes)", "from": taken.from]
+    }
+}
+
+/// Where snapshots come from: the first control plane (the preferred one first) whose etcd gives a
+/// whole, hash-checked snapshot, streamed to `DIRECTORY/NAME-CP.db` (0600 in a 0700 directory).
+enum EtcdSnapshotSource {
+    static func take(_ context: StepContext, preferring: String?, to directory: String, name: String,
+                     step: StepInstance) async throws -> (path: String, bytes: Int, from: String) {
+        let access = TalosAccess.from(context)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let controlPlanes = context.inventory.controlPlanes.map(\.name.value)
+        let sources = controlPlanes.filter { $0 == preferring } + controlPlanes.filter { $0 != preferring }
         var failures: [String] = []
         for cp in sources {
-            let file = URL(fileURLWithPath: "\(directory)/etcd-\(stamp)-\(cp).db")
+            let file = URL(fileURLWithPath: "\(directory)/\(name)-\(cp).db")
             do {
                 let size = try await access.client(cp, .admin).etcdSnapshot(to: file)
-                context.log("etcd snapshot from \(cp): \(size) bytes at \(file.path)", step: step)
-                return ["path": file.path, "bytes": "\(size)", "from": cp]
+                context.log("etcd snapshot from \(cp): \(size) bytes, SHA-256 checked", step: step)
+                return (file.path, size, cp)
             } catch let error as TalosError where error.isTransient {
                 failures.append("\(cp): \(error)")
             }

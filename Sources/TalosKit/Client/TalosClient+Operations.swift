@@ -65,6 +65,31 @@ extension TalosClient {
     }
 
     /// The Linux boot ID: it changes on every boot, so it proves a reboot happened.
+    /// EtcdRecover: streams a snapshot file (in 1 MiB messages, never held whole) to the node,
+    /// where Bootstrap with `recoverEtcd` restores it. Talos refuses (FailedPrecondition) until
+    /// the node's `/var/lib` is mounted, which callers retry.
+    public func etcdRecover(from file: URL) async throws {
+        var recoverOptions = options
+        recoverOptions.timeout = .seconds(300)
+        guard let handle = FileHandle(forReadingAtPath: file.path) else {
+            throw TalosError.other(code: "io", message: "cannot read the snapshot \(file.path)")
+        }
+        defer { try? handle.close() }
+        let source = SendableHandle(handle: handle)
+        _ = try await machine { service in
+            try await service.etcdRecover(options: recoverOptions, requestProducer: { writer in
+                while let chunk = try source.handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                    try await writer.write(.with { $0.bytes = chunk })
+                }
+            })
+        }
+    }
+
+    /// The state of the etcd service (`Running`, `Preparing`, `Failed`...), nil when it has none.
+    public func etcdServiceState() async throws -> String? {
+        try await services().first { $0.id == "etcd" }?.state
+    }
+
     public func bootID() async throws -> String {
         var request = Machine_ReadRequest()
         request.path = "/proc/sys/kernel/random/boot_id"
@@ -139,4 +164,9 @@ extension TalosClient {
         }
         return results
     }
+}
+
+/// A file handle read by one producer task at a time (FileHandle is not Sendable on Linux).
+struct SendableHandle: @unchecked Sendable {
+    let handle: FileHandle
 }

@@ -76,13 +76,27 @@ public struct TalosClient: Sendable {
         case alreadyBootstrapped
     }
 
-    public func bootstrap() async throws -> BootstrapOutcome {
+    /// `recoverEtcd`: restore the snapshot EtcdRecover uploaded instead of starting empty.
+    public func bootstrap(recoverEtcd: Bool = false) async throws -> BootstrapOutcome {
+        var request = Machine_BootstrapRequest()
+        request.recoverEtcd = recoverEtcd
         do {
-            _ = try await machine { try await $0.bootstrap(Machine_BootstrapRequest(), options: options) }
+            _ = try await machine { try await $0.bootstrap(request, options: options) }
             return .bootstrapped
         } catch TalosError.alreadyExists {
             return .alreadyBootstrapped
         }
+    }
+
+    /// Disaster recovery's reset: EPHEMERAL (etcd's data) wiped without leaving etcd (there is no
+    /// quorum to leave), the config kept, then a reboot; etcd comes back Preparing.
+    public func resetEphemeral() async throws -> String {
+        var request = Machine_ResetRequest()
+        request.graceful = false
+        request.reboot = true
+        request.mode = .systemDisk
+        request.systemPartitionsToWipe = [.with { $0.label = "EPHEMERAL"; $0.wipe = true }]
+        return try await machine { try Self.first(try await $0.reset(request, options: options).messages, "Reset").actorID }
     }
 
     /// Wipes STATE and EPHEMERAL only, gracefully, and reboots (without reboot the node halts).

@@ -7,7 +7,7 @@ struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
-        subcommands: [Serve.self, Reset.self])
+        subcommands: [Serve.self, Reset.self, BreakEtcd.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -68,10 +68,16 @@ struct Lab: AsyncParsableCommand {
                 if let endpoint = services.ec2Endpoint { output.result("ec2  \(endpoint)") }
                 output.result("kubernetes  \(inv.cluster.endpoint.value)  (once a control plane is configured and etcd bootstrapped)")
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
+                let control = LabControl(labDirectory: URL(fileURLWithPath: twin).deletingLastPathComponent().path).serve { action in
+                    let answer = await services.perform(action)
+                    output.note("lab request \(action.rawValue): \(answer)")
+                    return answer
+                }
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
                 let signals = SignalWatcher { serving.cancel() }
                 await serving.value
                 signals.stop()
+                control.cancel()
                 do { try await services.save(to: twin) } catch { output.warning("the lab could not be saved to \(twin): \(error)") }
                 await services.stop()
                 output.note("lab \(inv.name) stopped")
@@ -110,6 +116,54 @@ struct Lab: AsyncParsableCommand {
                     throw Exit(status: .failed)
                 }
                 output.result("lab \(inv.name) reset: the next command starts a fresh lab")
+            }
+        }
+    }
+
+    struct BreakEtcd: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "break-etcd",
+            abstract: "Destroy etcd's data on every control plane of a lab, to rehearse disaster recovery.",
+            discussion: """
+                Every control plane's etcd data is destroyed at once: etcd has no quorum and fails to start (`provision status` shows it), and the Kubernetes API stops answering. Nothing else changes: the machines keep running with their configs. `provision restore INV --from latest` brings the cluster back from a backup. Works on a served lab (the serving process takes the request) and on a lab kept in the state directory.
+
+                Example:
+                  provision backup demo
+                  provision lab break-etcd demo
+                  provision restore demo --from latest --yes
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A lab inventory, e.g. demo.") var inventory: String
+
+        func run() async throws {
+            try await runCommand { () throws(Exit) in
+                let output = Output(json: global.json)
+                let loader = Loader(output: output)
+                let inv = try loader.labInventory(inventory, for: "broken")
+                let stateDirectory = loader.stateDirectory(global, inventory: inv)
+                let answer: String
+                if InProcessLab.externalLab(inv) != nil {
+                    do {
+                        guard let served = try await LabControl(labDirectory: stateDirectory + "/lab").request(.breakEtcd) else {
+                            output.failure("the lab serving \(inv.name) did not take the request (is it this state directory's lab?)", key: "lab.request")
+                            throw Exit(status: .failed)
+                        }
+                        answer = served
+                    } catch let exit as Exit { throw exit } catch {
+                        output.failure("cannot send the request to the served lab: \(error)", key: "lab.request")
+                        throw Exit(status: .failed)
+                    }
+                } else {
+                    guard let lab = try await InProcessLab.start(inv, stateDirectory: stateDirectory,
+                                                                 credentials: CredentialResolver(baseDirectory: inv.directory, redactor: Redactor()), output: output) else {
+                        output.failure("the lab \(inv.name) could not be reached", key: "lab.start")
+                        throw Exit(status: .failed)
+                    }
+                    answer = await lab.services.perform(.breakEtcd)
+                    await lab.finish()
+                }
+                output.result(answer)
             }
         }
     }

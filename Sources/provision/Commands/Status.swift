@@ -103,10 +103,7 @@ struct Status: AsyncParsableCommand {
                 return [r["name"], r["role"], r["address"], r["machine"], r["talos"], r["talosVersion"], etcd, r["kubernetes"], r["lastStep"], r["lastOutcome"]]
                     .map { ($0 as? String) ?? "-" }
             }
-            let widths = (0..<header.count).map { col in ([header[col]] + table.map { $0[col] }).map(\.count).max() ?? 0 }
-            for line in [header] + table {
-                output.result(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  "))
-            }
+            output.result(Table.render(header, table))
             for row in rows { if let error = row["lastError"] as? String { output.result("  \(row["name"]!): \(error)") } }
             for instance in live?.instances ?? [] {
                 output.result("gpu \(instance.pool): \(instance.id) \(instance.state) \(instance.address ?? "-") expires \(instance.expiresAt ?? "(no tag)")")

@@ -55,7 +55,7 @@ final class InProcessLab: Sendable {
 
     /// Step kinds that talk to machines, Talos, Kubernetes or EC2 (a local.exec playbook needs no lab).
     static func needsLab(_ kind: String) -> Bool {
-        kind.hasPrefix("machine.") || kind.hasPrefix("kube.") || kind.hasPrefix("gpu.") || (kind.hasPrefix("talos.") && kind != "talos.secrets")
+        ["machine.", "kube.", "gpu.", "backup.", "etcd.", "restore."].contains { kind.hasPrefix($0) } || (kind.hasPrefix("talos.") && kind != "talos.secrets")
     }
 
     /// The address of a lab endpoint that already answers (another process serves the lab).

@@ -52,3 +52,14 @@ struct Output {
 struct Exit: Error {
     var status: ExitStatus
 }
+
+/// Columns padded to their widest cell, two spaces apart: the tables `status` and `backup list` print.
+enum Table {
+    static func render(_ header: [String], _ rows: [[String]]) -> String {
+        let widths = (0..<header.count).map { col in ([header[col]] + rows.map { $0[col] }).map(\.count).max() ?? 0 }
+        return ([header] + rows).map { line in
+            line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+                .trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+}

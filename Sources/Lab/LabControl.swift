@@ -1,0 +1,66 @@
+import Foundation
+
+/// Faults a person (or a test) injects into a running lab from another command, e.g. `provision lab
+/// break-etcd demo` while `provision lab serve demo` runs: the request is a file in the lab's
+/// directory (private to the state directory's owner), taken and answered by the serving process.
+public struct LabControl: Sendable {
+    public enum Action: String, Sendable, CaseIterable {
+        /// Destroy etcd's data on every control plane at once.
+        case breakEtcd = "break-etcd"
+    }
+
+    let directory: String
+
+    public init(labDirectory: String) { directory = labDirectory + "/requests" }
+
+    /// Asks the serving lab; its answer, or nil when no lab took the request within `timeout`.
+    public func request(_ action: Action, timeout: Duration = .seconds(10)) async throws -> String? {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let id = UUID().uuidString.lowercased()
+        let answer = "\(directory)/\(id).answer"
+        try Data(action.rawValue.utf8).write(to: URL(fileURLWithPath: "\(directory)/\(id).request"), options: .atomic)
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let text = try? String(contentsOfFile: answer, encoding: .utf8) {
+                try? FileManager.default.removeItem(atPath: answer)
+                return text
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        try? FileManager.default.removeItem(atPath: "\(directory)/\(id).request")
+        return nil
+    }
+
+    /// The serving side: takes each request as it appears and writes `perform`'s answer.
+    public func serve(_ perform: @escaping @Sendable (Action) async -> String) -> Task<Void, Never> {
+        let directory = self.directory
+        return Task {
+            while !Task.isCancelled {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+                for name in names.sorted() where name.hasSuffix(".request") {
+                    let path = "\(directory)/\(name)"
+                    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+                    try? FileManager.default.removeItem(atPath: path)
+                    let answer: String
+                    if let action = Action(rawValue: text) { answer = await perform(action) } else { answer = "unknown lab request `\(text)`" }
+                    let id = name.dropLast(".request".count)
+                    try? Data(answer.utf8).write(to: URL(fileURLWithPath: "\(directory)/\(id).answer"), options: .atomic)
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+}
+
+extension LabServices {
+    /// Carries out a lab request; the answer says what happened.
+    public func perform(_ action: LabControl.Action) async -> String {
+        switch action {
+        case .breakEtcd:
+            let nodes = await cluster.etcd.destroyEverywhere()
+            await cluster.directory.commit()
+            return nodes.isEmpty ? "no control plane had etcd data: nothing to break"
+                : "etcd's data destroyed on \(nodes.joined(separator: ", ")): no quorum, the Kubernetes API is down"
+        }
+    }
+}
