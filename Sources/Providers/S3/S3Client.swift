@@ -103,8 +103,11 @@ public struct S3Client: Sendable {
     }
 
     /// Answers whether the bucket exists and the keys may use it, with S3's own error otherwise.
+    /// A short deadline: it is the first call of a backup, and a wrong endpoint should say so soon.
     public func checkBucket() async throws {
-        _ = try await send("GET", key: nil, query: [("list-type", "2"), ("max-keys", "1")])
+        var quick = self
+        quick.timeout = .seconds(5)
+        _ = try await quick.send("GET", key: nil, query: [("list-type", "2"), ("max-keys", "1")])
     }
 
     // MARK: - Files, streamed
