@@ -40,6 +40,8 @@ public struct TalosSecrets: StepKind {
         }
         try store.saveIfAbsent(bundle)
         _ = try await store.load()
+        // Shared state: in the bucket at once, so a host that takes over after a crash uses this bundle.
+        try await BucketState.from(context)?.pushBundle()
         // The cluster is created: the Talos minor whose defaults its configs use is frozen now.
         let contract = try VersionContract.frozen(stateDirectory: context.stateDirectory, version: context.inventory.cluster.talosVersion.value)
         context.log("version contract \(contract.minor): configs keep its defaults whatever talosVersion becomes", step: step)

@@ -42,3 +42,15 @@ public struct BackupSpec: Sendable {
         return nil
     }
 }
+
+/// `state:`: where the state that must outlive one machine lives. `local` (the default) keeps the
+/// state directory only; `s3` also keeps the inventory lock (a lease object), the secrets bundle and
+/// each run's journal in the `backup:` bucket, so a second host (cron on a NAS) can run against the
+/// same cluster and two hosts never run at once.
+public struct StateSpec: Sendable {
+    public enum Backend: String, Sendable, CaseIterable { case local, s3 }
+    public var backend: Located<Backend>
+    /// A lease whose heartbeat is older than this is a dead holder's and may be taken over.
+    public var lockTTL: Duration
+    public var location: SourceLocation
+}

@@ -18,6 +18,9 @@ public struct Inventory: Sendable {
     /// The raw document, for `when:` conditions and free-form blocks.
     public var root: YAMLNode
     public var backup: BackupSpec? = nil
+    public var state: StateSpec? = nil
+    /// Whether the lock, bundle and journal are shared through the backup bucket.
+    public var sharesStateInBucket: Bool { state?.backend.value == .s3 }
 
     public func node(named name: String) -> NodeSpec? { nodes.first { $0.name.value == name } }
     public func provider(named name: String) -> ProviderSpec? { providers.first { $0.name.value == name } }

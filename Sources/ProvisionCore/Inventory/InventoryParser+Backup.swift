@@ -44,4 +44,20 @@ extension InventoryParser {
                           accessKeyID: accessKeyID, secretAccessKey: secretAccessKey, recipients: recipients, identity: identity,
                           keepLast: keepLast, keepDaily: keepDaily, schedule: schedule, location: r.location)
     }
+
+    func parseState(_ r: MappingReader, hasBackup: Bool) -> StateSpec? {
+        let backend = r.choice("backend", StateSpec.Backend.allCases.map(\.rawValue), required: true)
+        let ttl = duration(r, "lockTTL")
+        r.finish()
+        guard let backend, let kind = StateSpec.Backend(rawValue: backend.value) else { return nil }
+        if kind == .s3, !hasBackup {
+            collector.error("state.no-bucket", at: backend.location, "`state.backend: s3` keeps the state in the `backup:` bucket, and there is no `backup:` section",
+                            fix: "add a `backup:` section naming the S3-compatible store, or use `backend: local`")
+        }
+        if let ttl, ttl.value < .seconds(5) {
+            collector.error("value.invalid", at: ttl.location, "`state.lockTTL` is under 5s; a slow network would lose the lease between heartbeats",
+                            fix: "write 2m (the default) or at least 5s")
+        }
+        return StateSpec(backend: Located(kind, at: backend.location), lockTTL: ttl?.value ?? .seconds(120), location: r.location)
+    }
 }

@@ -56,11 +56,12 @@ public struct InventoryParser {
         let pools = (top.list("gpuPools") ?? []).enumerated().compactMap { parsePool($1, index: $0) }
         let lab = top.mapping("lab").flatMap(parseLab)
         let backup = top.mapping("backup").flatMap { parseBackup($0, secrets: secrets) }
+        let state = top.mapping("state").flatMap { parseState($0, hasBackup: backup != nil) }
         top.finish()
         guard let cluster, let secrets else { return nil }
         let stem = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
         return Inventory(name: stem, file: file, cluster: cluster, cni: cni, secrets: secrets, foundation: foundation,
-                         providers: providers, images: images, nodes: nodes, gpuPools: pools, lab: lab, root: root, backup: backup)
+                         providers: providers, images: images, nodes: nodes, gpuPools: pools, lab: lab, root: root, backup: backup, state: state)
     }
 
     // MARK: - Blocks

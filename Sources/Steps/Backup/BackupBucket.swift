@@ -30,6 +30,9 @@ public struct BackupBucket: Sendable {
 
     public func key(_ set: String, _ object: String) -> String { setsPrefix + set + "/" + object }
 
+    /// Where an inventory's shared state lives (`state.backend: s3`): the lease, the bundle, runs.
+    public func stateKey(_ inventory: Inventory, _ name: String) -> String { root + "state/\(inventory.name)/" + name }
+
     /// A name that sorts newest first (S3 lists keys in ascending order: the milliseconds left
     /// until 2286), then the time readable: `8203762214999-20261202T183005Z`.
     public static func setName(for date: Date) -> String {

@@ -93,6 +93,8 @@ struct RunSession {
 
         let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
         await resolver.preload(inventory.credentialReferences.map(\.value))
+        let shared = global.dryRun ? nil : try await SharedState.take(inventory, stateDirectory: stateDir, runID: runID, command: command,
+                                                                     timeout: lockTimeout, credentials: resolver, output: output)
         let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
         // A dry run observes a lab too, read-only: restored as left, never saved.
         let lab = !touchesLab ? nil : try await InProcessLab.start(inventory, stateDirectory: stateDir, credentials: resolver, output: output, readOnly: global.dryRun)
@@ -121,9 +123,14 @@ struct RunSession {
         if plan == nil { output.note("\(command) · inventory \(inventory.name) · playbook \(book.name) · state \(stateDir)") }
 
         let task = Task { try await executor.run(command: command, playbook: book.name) }
+        shared?.lease.whenLost {
+            output.warning("the shared lock was taken over by another host (it judged this run dead); stopping now")
+            task.cancel()
+        }
         let signals = SignalWatcher { task.cancel() }
         let result = await task.result
         signals.stop()
+        await shared?.finish(runID: runID, journal: journal, output: output)
         await kube.close()
         await lab?.finish()
         switch result {
