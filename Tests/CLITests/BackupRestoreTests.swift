@@ -188,7 +188,9 @@ import TestSupport
             let kept = try await BackupProject.sets(moto.endpoint, "demo-backups")
             #expect(kept == Array(taken.suffix(3).reversed()), "the three newest, newest first: \(kept) of \(taken)")
 
-            try project.edit { $0.replacingOccurrences(of: "endpoint: \(moto.endpoint.absoluteString)", with: "endpoint: \(proxy.endpoint.absoluteString)") }
+            // keepLast 1 now: were retention to run after the failed upload, two sets would go.
+            try project.edit { $0.replacingOccurrences(of: "endpoint: \(moto.endpoint.absoluteString)", with: "endpoint: \(proxy.endpoint.absoluteString)")
+                .replacingOccurrences(of: "keepLast: 3", with: "keepLast: 1") }
             let failed = try await project.run(["backup", "demo"], timeout: .seconds(120))
             #expect(failed.status == 1, "\(failed.stderr)")
             #expect(failed.stderr.contains("InternalError"), "S3's error code is shown: \(failed.stderr.suffix(600))")
@@ -202,22 +204,9 @@ import TestSupport
         try await DemoLabLock.exclusive {
             let moto = try await MotoServer(authenticatedAfter: 3)
             defer { Task { await moto.stop() } }
-            let setup = try await Subprocess.run(["python3", "-c", """
-                import boto3, json
-                iam = boto3.client("iam", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-                iam.create_user(UserName="backup")
-                key = iam.create_access_key(UserName="backup")["AccessKey"]
-                iam.put_user_policy(UserName="backup", PolicyName="s3", PolicyDocument=json.dumps(
-                    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-                s3 = boto3.client("s3", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1",
-                                  aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-                s3.create_bucket(Bucket="demo-backups")
-                print(key["AccessKeyId"], key["SecretAccessKey"])
-                """])
-            let parts = setup.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-            guard setup.status == 0, parts.count == 2 else { Issue.record("no key: \(setup.stderr)"); return }
-            let wrongSecret = parts[1] + "x"
-            let backup = try await BackupProject(endpoint: moto.endpoint, secret: wrongSecret, accessKey: parts[0])
+            let parts = try await moto.makeUser(allowing: "s3:*", bucket: "demo-backups")
+            let wrongSecret = parts.secretAccessKey + "x"
+            let backup = try await BackupProject(endpoint: moto.endpoint, secret: wrongSecret, accessKey: parts.accessKeyID)
             let project = backup.project
             #expect(try await project.run(["up", "demo"]).status == 0)
 
@@ -226,12 +215,12 @@ import TestSupport
             #expect(wrong.stderr.contains("SignatureDoesNotMatch") && wrong.stderr.contains("secretAccessKey"), "\(wrong.stderr.suffix(600))")
             #expect(!(wrong.stdout + wrong.stderr).contains(wrongSecret), "the secret never appears")
 
-            try PrivateFile.write(Array(parts[1].utf8), to: project.dir + "/lab/s3-secret-key")
+            try PrivateFile.write(Array(parts.secretAccessKey.utf8), to: project.dir + "/lab/s3-secret-key")
             try project.edit { $0.replacingOccurrences(of: "bucket: demo-backups", with: "bucket: no-such-bucket") }
             let missing = try await project.run(["backup", "demo"])
             #expect(missing.status == 1)
             #expect(missing.stderr.contains("NoSuchBucket") && missing.stderr.contains("backup.bucket"), "\(missing.stderr.suffix(600))")
-            #expect(!(missing.stdout + missing.stderr).contains(parts[1]))
+            #expect(!(missing.stdout + missing.stderr).contains(parts.secretAccessKey))
 
             try project.edit { $0.replacingOccurrences(of: "endpoint: \(moto.endpoint.absoluteString)", with: "endpoint: http://127.0.0.1:1/") }
             let unreachable = try await project.run(["backup", "demo"], timeout: .seconds(150))
@@ -240,7 +229,7 @@ import TestSupport
 
             let left = try await Subprocess.run(["python3", "-c", """
                 import boto3
-                s3 = boto3.client("s3", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1", aws_access_key_id="\(parts[0])", aws_secret_access_key="\(parts[1])")
+                s3 = boto3.client("s3", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1", aws_access_key_id="\(parts.accessKeyID)", aws_secret_access_key="\(parts.secretAccessKey)")
                 print(len(s3.list_objects_v2(Bucket="demo-backups").get("Contents", [])), len(s3.list_multipart_uploads(Bucket="demo-backups").get("Uploads", [])))
                 """])
             #expect(left.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "0 0", "no object and no open upload left: \(left.stdout)\(left.stderr)")

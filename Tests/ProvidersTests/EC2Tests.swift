@@ -73,36 +73,23 @@ import TestSupport
     @Test func signaturesAreCheckedAndAWrongSecretIsRefused() async throws {
         let moto = try await MotoServer(authenticatedAfter: 3)
         defer { Task { await moto.stop() } }
-        // Three unauthenticated IAM calls (boto3, the real AWS SDK) make a user with full EC2 rights.
-        let setup = try await Subprocess.run(["python3", "-c", """
-            import boto3, json
-            iam = boto3.client("iam", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1",
-                               aws_access_key_id="x", aws_secret_access_key="x")
-            iam.create_user(UserName="provision")
-            key = iam.create_access_key(UserName="provision")["AccessKey"]
-            iam.put_user_policy(UserName="provision", PolicyName="ec2", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}))
-            print(key["AccessKeyId"], key["SecretAccessKey"])
-            """])
-        #expect(setup.status == 0, "boto3 comes from scripts/bootstrap: \(setup.stderr)")
-        let parts = setup.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        guard parts.count == 2 else { Issue.record("no key: \(setup.stdout)"); return }
+        let parts = try await moto.makeUser(allowing: "ec2:*")
 
-        let good = EC2Client(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: parts[0], secretAccessKey: parts[1]))
+        let good = EC2Client(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: parts.accessKeyID, secretAccessKey: parts.secretAccessKey))
         // Values with spaces and symbols: the body encoding and the signature must agree.
         var withSpaces = spec("signed")
         withSpaces.tags["Name"] = "gpu worker & friends = 1+1/2"
         let (instance, _) = try await good.findOrLaunch(withSpaces)
         #expect(try await good.describeInstances(ids: [instance.id]).count == 1)
 
-        let wrong = EC2Client(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: parts[0], secretAccessKey: parts[1] + "x"))
+        let wrong = EC2Client(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: parts.accessKeyID, secretAccessKey: parts.secretAccessKey + "x"))
         do {
             _ = try await wrong.describeInstances()
             Issue.record("a wrong secret was accepted")
         } catch let error as AWSError {
             #expect(error.code == "AuthFailure", "\(error)")
             #expect(!error.isTransient)
-            #expect(!"\(error)".contains(parts[1]), "the secret never appears in an error")
+            #expect(!"\(error)".contains(parts.secretAccessKey), "the secret never appears in an error")
         }
     }
 }

@@ -111,23 +111,8 @@ import TestSupport
     @Test func storeErrorsAreDecodedAndNameTheFix() async throws {
         let moto = try await MotoServer(authenticatedAfter: 3)
         defer { Task { await moto.stop() } }
-        let setup = try await Subprocess.run(["python3", "-c", """
-            import boto3, json
-            iam = boto3.client("iam", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1",
-                               aws_access_key_id="x", aws_secret_access_key="x")
-            iam.create_user(UserName="backup")
-            key = iam.create_access_key(UserName="backup")["AccessKey"]
-            iam.put_user_policy(UserName="backup", PolicyName="s3", PolicyDocument=json.dumps(
-                {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
-            s3 = boto3.client("s3", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1",
-                              aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"])
-            s3.create_bucket(Bucket="backups")
-            print(key["AccessKeyId"], key["SecretAccessKey"])
-            """])
-        #expect(setup.status == 0, "\(setup.stderr)")
-        let parts = setup.stdout.split(separator: " ").map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-        guard parts.count == 2 else { Issue.record("no key: \(setup.stdout)"); return }
-        let credentials = AWSCredentials(accessKeyID: parts[0], secretAccessKey: parts[1])
+        let parts = try await moto.makeUser(allowing: "s3:*", bucket: "backups")
+        let credentials = AWSCredentials(accessKeyID: parts.accessKeyID, secretAccessKey: parts.secretAccessKey)
         let good = S3Client(endpoint: moto.endpoint, region: "us-east-1", bucket: "backups", pathStyle: true, credentials: credentials)
         try await good.checkBucket()
         // A space is signed as sent (moto, like boto3 against it, cannot verify a `+` in a key).
@@ -139,13 +124,13 @@ import TestSupport
             return error.code == "NoSuchBucket" && "\(error)".contains("backup.bucket") && !error.isTransient
         }
         let wrong = S3Client(endpoint: moto.endpoint, region: "us-east-1", bucket: "backups", pathStyle: true,
-                             credentials: AWSCredentials(accessKeyID: parts[0], secretAccessKey: parts[1] + "x"))
+                             credentials: AWSCredentials(accessKeyID: parts.accessKeyID, secretAccessKey: parts.secretAccessKey + "x"))
         do {
             try await wrong.put("k", Data("x".utf8))
             Issue.record("a wrong secret was accepted")
         } catch let error as S3Error {
             #expect(error.code == "SignatureDoesNotMatch", "\(error)")
-            #expect(!"\(error)".contains(parts[1]), "the secret never appears in an error")
+            #expect(!"\(error)".contains(parts.secretAccessKey), "the secret never appears in an error")
         }
         var closed = S3Client(endpoint: URL(string: "http://127.0.0.1:1/")!, region: "us-east-1", bucket: "backups", pathStyle: true, credentials: credentials)
         closed.timeout = .seconds(2)

@@ -61,15 +61,8 @@ public struct BackupVerifier: Sendable {
             try await fetch(set: set, object: object.name, manifest: manifest, to: path)
             do {
                 if object.name == "etcd.snapshot.age" {
-                    var writer = try EtcdSnapshotWriter(path: path + ".db")
-                    do {
-                        try AgeFile.decrypt(file: path, identity: identity) { try writer.append($0) }
-                        let size = try writer.finish()
-                        checked.append((object.name, "sha256 ok, decrypts, etcd snapshot of \(size) bytes whole (appended SHA-256 matches)"))
-                    } catch {
-                        writer.abandon()
-                        throw error
-                    }
+                    let size = try EtcdSnapshotWriter.write(to: path + ".db") { try AgeFile.decrypt(file: path, identity: identity, into: $0) }
+                    checked.append((object.name, "sha256 ok, decrypts, etcd snapshot of \(size) bytes whole (appended SHA-256 matches)"))
                 } else {
                     var size = 0
                     try AgeFile.decrypt(file: path, identity: identity) { size += $0.count }

@@ -114,8 +114,8 @@ public final class BucketLease: Sendable {
 
     /// The heartbeat: every third of the TTL, a compare-and-swap of the lease with a new heartbeat.
     /// A swap refused means another host took the lease (it judged this one dead): `whenLost` runs.
-    private static func start(_ lease: BucketLease, ttl: Duration, every: Duration? = nil) -> BucketLease {
-        let interval = every ?? ttl / 3
+    private static func start(_ lease: BucketLease, ttl: Duration) -> BucketLease {
+        let interval = ttl / 3
         let task = Task { [weak lease] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: interval)

@@ -16,9 +16,8 @@ enum RestoreRecord {
         try context.journal?.recordDisruption(node: key, run: context.runID, action: "restore", bootBefore: "", detail: detail, phase: phase)
     }
 
-    static var snapshotName: String { "snapshot.db" }
     static func directory(_ context: StepContext) -> String { "\(context.stateDirectory)/restore" }
-    static func snapshotPath(_ context: StepContext) -> String { "\(directory(context))/\(snapshotName)" }
+    static func snapshotPath(_ context: StepContext) -> String { "\(directory(context))/snapshot.db" }
 }
 
 /// `etcd.restore-check`: a restore throws away everything written since the backup, so it is
@@ -104,20 +103,17 @@ public struct BackupFetch: StepKind {
 
     /// A local snapshot, encrypted or not, checked into `path`.
     static func open(file: String, to path: String, context: StepContext) async throws {
-        var writer = try EtcdSnapshotWriter(path: path)
+        guard let handle = FileHandle(forReadingAtPath: file) else { throw StepError.permanent("cannot read \(file)") }
+        defer { try? handle.close() }
+        let encrypted = String(decoding: (try? handle.read(upToCount: 21)) ?? Data(), as: UTF8.self) == "age-encryption.org/v1"
+        let identity = encrypted ? try await BackupIdentity.load(context.inventory, credentials: context.credentials) : nil
+        try handle.seek(toOffset: 0)
         do {
-            let head = (try? FileHandle(forReadingFrom: URL(fileURLWithPath: file)).read(upToCount: 21)).flatMap { $0 }
-            if head.map({ String(decoding: $0, as: UTF8.self).hasPrefix("age-encryption.org/v1") }) == true {
-                let identity = try await BackupIdentity.load(context.inventory, credentials: context.credentials)
-                try AgeFile.decrypt(file: file, identity: identity) { try writer.append($0) }
-            } else {
-                guard let handle = FileHandle(forReadingAtPath: file) else { throw StepError.permanent("cannot read \(file)") }
-                defer { try? handle.close() }
-                while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try writer.append(chunk) }
+            _ = try EtcdSnapshotWriter.write(to: path) { sink in
+                if let identity { return try AgeFile.decrypt(file: file, identity: identity, into: sink) }
+                while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty { try sink(chunk) }
             }
-            _ = try writer.finish()
         } catch {
-            writer.abandon()
             throw StepError.permanent("the snapshot from \(file) cannot be restored: \(error)")
         }
     }

@@ -23,6 +23,19 @@ public struct EtcdSnapshotWriter {
         guard fd >= 0 else { throw TalosError.other(code: "io", message: "cannot create \(part): \(String(cString: strerror(errno)))") }
     }
 
+    /// A snapshot that `source` streams (a download, a decryption), checked into `path`; its size.
+    /// Nothing half-written stays behind when the source or the check fails.
+    public static func write(to path: String, from source: ((Data) throws -> Void) throws -> Void) throws -> Int {
+        var writer = try EtcdSnapshotWriter(path: path)
+        do {
+            try source { try writer.append($0) }
+            return try writer.finish()
+        } catch {
+            writer.abandon()
+            throw error
+        }
+    }
+
     public mutating func append(_ chunk: Data) throws {
         size += chunk.count
         let bytes = tail + chunk
