@@ -35,7 +35,7 @@ import TestSupport
 
     @Test func implementedKindsAreRegistered() {
         let catalog = StandardCatalog.make()
-        #expect(catalog.implemented.keys.sorted() == ["cluster.orphans", "confirm", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.upgrade", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-snapshot", "talos.identity-check", "talos.kubeconfig", "talos.leave", "talos.quorum-check", "talos.reboot", "talos.removal-check", "talos.reset", "talos.secrets", "talos.upgrade"])
+        #expect(catalog.implemented.keys.sorted() == ["backup.fetch", "backup.prune", "backup.take", "cluster.orphans", "confirm", "etcd.restore-check", "gpu.await-ready", "gpu.drain", "gpu.launch", "gpu.remove-nodes", "gpu.sweep", "gpu.terminate", "kube.cilium", "kube.cordon", "kube.delete-node", "kube.foundation", "kube.uncordon", "kube.upgrade", "kube.verify", "local.exec", "machine.delete", "machine.ensure", "restore.finish", "talos.apply-config", "talos.await-configured", "talos.await-etcd", "talos.await-maintenance", "talos.bootstrap", "talos.etcd-recover", "talos.etcd-snapshot", "talos.etcd-wipe", "talos.identity-check", "talos.kubeconfig", "talos.leave", "talos.quorum-check", "talos.reboot", "talos.removal-check", "talos.reset", "talos.secrets", "talos.upgrade"])
         #expect(catalog.declared.count == catalog.implemented.count, "every declared kind is built")
     }
 }
