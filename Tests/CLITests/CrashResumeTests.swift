@@ -78,7 +78,7 @@ import ProvisionCore
     static let slow = """
           - id: slow
             uses: local.exec
-            with: {run: "sleep 20", creates: ../out/never}
+            with: {run: "sleep 120", creates: ../out/never}
           - id: after
             uses: local.exec
             needs: [slow]
@@ -106,7 +106,7 @@ import ProvisionCore
         run.signal(SIGTERM)
         let result = try await run.finish()
         #expect(result.status == 130)
-        #expect(ContinuousClock.now - started < .seconds(10), "cancellation must not wait for the 20 s command")
+        #expect(ContinuousClock.now - started < .seconds(10), "cancellation must not wait for the 120 s command")
         let journal = try Journal(path: dir + "/state/journal.sqlite")
         #expect(try journal.allAttempts().allSatisfy { $0.outcome != .running })
         #expect(try journal.runs().first?.outcome == "interrupted")

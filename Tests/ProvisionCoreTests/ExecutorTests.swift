@@ -17,7 +17,8 @@ import Testing
 
     @Test func perResourceBoundSerialisesStepsOnOneResource() async throws {
         let h = Harness()
-        let specs = (0..<6).map { (id: "s\($0)", deps: [String](), params: ["work": "150ms", "resource": $0 < 4 ? "storage-a" : "storage-b"]) }
+        // Long enough that a loaded CI machine still starts storage-b's steps while storage-a's run.
+        let specs = (0..<6).map { (id: "s\($0)", deps: [String](), params: ["work": "400ms", "resource": $0 < 4 ? "storage-a" : "storage-b"]) }
         let summary = try await h.run(graph(specs), kinds: [TestStep(recorder: h.recorder)], options: .fast(concurrency: 8))
         #expect(summary.succeeded)
         let peaks = h.recorder.state.withLock { $0.maxByResource }
