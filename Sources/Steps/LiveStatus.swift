@@ -40,6 +40,8 @@ public struct LiveStatus: Sendable {
         let providers = MachineProviders.from(context)
         var members: Set<String>?
         var kubeNodes: [String: JSON]?
+        // A host new to the cluster (its bundle from the shared bucket) asks Talos for the kubeconfig.
+        if (try? KubeAccess.from(context).kube()) == nil, (try? await talos.bundle()) != nil { _ = try? await TalosKubeconfig.fetch(context) }
         if let kube = try? KubeAccess.from(context).kube() {
             kubeNodes = (try? await kube.list("v1", "Node")).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { $1 }) }
             if kubeNodes == nil { status.notes.append("the Kubernetes API at \(kube.config.server.absoluteString) does not answer") }

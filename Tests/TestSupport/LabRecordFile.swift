@@ -21,7 +21,12 @@ public struct LabRecordFile {
     public let entries: [Entry]
 
     public init(stateDirectory: String) throws {
-        let text = try String(contentsOfFile: stateDirectory + "/lab/record.jsonl", encoding: .utf8)
+        try self.init(labDirectory: stateDirectory + "/lab")
+    }
+
+    /// A lab kept elsewhere than its state directory (`lab.directory`).
+    public init(labDirectory: String) throws {
+        let text = try String(contentsOfFile: labDirectory + "/record.jsonl", encoding: .utf8)
         entries = text.split(separator: "\n").compactMap { try? JSONDecoder().decode(Entry.self, from: Data($0.utf8)) }
     }
 

@@ -202,6 +202,18 @@ public struct LabSpec: Sendable {
     }
     public var timeScale: Located<Double>
     public var faults: [Fault]
+    /// Where the simulated world is kept (twin, hypervisor, record), relative to the inventory;
+    /// nil: the state directory's `lab/`. Several state directories (hosts) naming one directory
+    /// share one lab, as two hosts share one hypervisor and one cluster.
+    public var directory: Located<String>?
+}
+
+extension Inventory {
+    /// The folder the lab's world lives in for runs with `stateDirectory`.
+    public func labDirectory(stateDirectory: String) -> String {
+        guard let directory = lab?.directory?.value else { return stateDirectory + "/lab" }
+        return PathText.resolve(directory, relativeTo: self.directory)
+    }
 }
 
 extension NodeSpec {

@@ -361,8 +361,9 @@ public struct InventoryParser {
             f.finish()
             if let node, let kind { faults.append(LabSpec.Fault(node: node, kind: kind)) }
         }
+        let directory = r.string("directory")
         r.finish()
-        return LabSpec(timeScale: scale, faults: faults)
+        return LabSpec(timeScale: scale, faults: faults, directory: directory)
     }
 
     // MARK: - Field helpers

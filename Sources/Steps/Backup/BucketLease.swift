@@ -99,17 +99,21 @@ public final class BucketLease: Sendable {
         if (try? String(contentsOfFile: marker, encoding: .utf8)) == store { return }
         let probe = bucket.root + "state/probe-\(UUID().uuidString.lowercased())"
         try await bucket.s3.put(probe, Data("probe".utf8), condition: .absent)
-        defer { Task { try? await bucket.s3.delete(probe) } }
+        let refused: Bool
         do {
             try await bucket.s3.put(probe, Data("probe again".utf8), condition: .absent)
+            refused = false
         } catch let error as S3Error where error.isPreconditionFailed {
-            try PrivateFile.write(Array(store.utf8), to: marker)
-            return
+            refused = true
         } catch let error as S3Error where error.code == "NotImplemented" {
-            throw Failure.conditionalWritesIgnored(store: store)
+            refused = false
+        } catch {
+            try? await bucket.s3.delete(probe)
+            throw error
         }
         try? await bucket.s3.delete(probe)
-        throw Failure.conditionalWritesIgnored(store: store)
+        guard refused else { throw Failure.conditionalWritesIgnored(store: store) }
+        try PrivateFile.write(Array(store.utf8), to: marker)
     }
 
     /// The heartbeat: every third of the TTL, a compare-and-swap of the lease with a new heartbeat.

@@ -54,6 +54,28 @@ public struct BucketState: Sendable {
         } catch let error as S3Error where error.isPreconditionFailed {}
     }
 
+    /// The cluster's version records (the Talos contract frozen at creation, the Kubernetes version it
+    /// runs): small, not secret, and wrong if a second host guessed them from the inventory.
+    static let records = ["version-contract.json", "kubernetes-versions.json"]
+
+    /// Takes the bucket's version records this host lacks.
+    public func pullRecords() async throws {
+        for name in Self.records where !FileManager.default.fileExists(atPath: "\(stateDirectory)/\(name)") {
+            guard let (data, _) = try await bucket.s3.get(bucket.stateKey(inventory, name)) else { continue }
+            try PrivateFile.write(Array(data), to: "\(stateDirectory)/\(name)")
+        }
+    }
+
+    /// Puts this host's version records in the bucket (they only move forward, by a run that held the lease).
+    public func pushRecords() async throws {
+        for name in Self.records {
+            guard let data = FileManager.default.contents(atPath: "\(stateDirectory)/\(name)") else { continue }
+            let key = bucket.stateKey(inventory, name)
+            if let (current, _) = try await bucket.s3.get(key), current == data { continue }
+            _ = try await bucket.s3.put(key, data, contentType: "application/json")
+        }
+    }
+
     /// A run's journal rows (the run and its attempts, no secrets: the journal holds none), create-only.
     public func archive(run runID: String, journal: Journal) async throws {
         let attempts = try journal.attempts(run: runID)

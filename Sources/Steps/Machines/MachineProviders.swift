@@ -26,7 +26,7 @@ public final class MachineProviders: Sendable {
             // A lab's test-driver hypervisor lives in the state directory, so it outlives this process.
             let uri = spec.setting("uri") ?? ""
             let persisted = context.inventory.lab != nil && uri.hasPrefix("test:///")
-                ? TestDriverState(path: "\(context.stateDirectory)/lab/libvirt-\(name).xml") : nil
+                ? TestDriverState(path: "\(context.inventory.labDirectory(stateDirectory: context.stateDirectory))/libvirt-\(name).xml") : nil
             provider = try LibvirtMachineProvider(provider: spec, persisted: persisted)
         case .metal: provider = MetalMachineProvider(provider: spec)
         case .proxmox:

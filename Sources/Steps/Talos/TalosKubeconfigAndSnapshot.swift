@@ -21,14 +21,21 @@ public struct TalosKubeconfig: StepKind {
     }
 
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        let cp = try await Self.fetch(context)
+        context.log("kubeconfig from \(cp) saved to \(Self.path(context))", step: step)
+        return ["path": Self.path(context), "from": cp]
+    }
+
+    /// Saves the kubeconfig from the first control plane that gives one; returns which did.
+    @discardableResult
+    public static func fetch(_ context: StepContext) async throws -> String {
         let access = TalosAccess.from(context)
         var failures: [String] = []
         for cp in context.inventory.controlPlanes.map(\.name.value) {
             do {
                 let kubeconfig = try await access.client(cp, .admin, timeout: .seconds(20)).kubeconfig()
-                try PrivateFile.write(Array(kubeconfig.utf8), to: Self.path(context))
-                context.log("kubeconfig from \(cp) saved to \(Self.path(context))", step: step)
-                return ["path": Self.path(context), "from": cp]
+                try PrivateFile.write(Array(kubeconfig.utf8), to: path(context))
+                return cp
             } catch let error as TalosError where error.isTransient {
                 failures.append("\(cp): \(error)")
             }

@@ -30,6 +30,7 @@ struct Status: AsyncParsableCommand {
             let loader = Loader(output: output)
             let inv = try loader.inventory(inventory)
             let stateDir = loader.stateDirectory(global, inventory: inv)
+            if !offline { await SharedState.adopt(inv, stateDirectory: stateDir, output: output) }
             let path = stateDir + "/journal.sqlite"
             var journal: Journal?
             if FileManager.default.fileExists(atPath: path) {

@@ -18,7 +18,7 @@ final class InProcessLab: Sendable {
         self.readOnly = readOnly
     }
 
-    static func twinPath(_ stateDirectory: String) -> String { "\(stateDirectory)/lab/twin.json" }
+    static func twinPath(_ inventory: Inventory, _ stateDirectory: String) -> String { inventory.labDirectory(stateDirectory: stateDirectory) + "/twin.json" }
 
     /// A last save (nothing may have changed since the last commit) and the simulators stop.
     func finish() async {
@@ -39,7 +39,7 @@ final class InProcessLab: Sendable {
             output.note("lab \(inventory.name): using the lab already serving at \(served)")
             return nil
         }
-        let path = twinPath(stateDirectory)
+        let path = twinPath(inventory, stateDirectory)
         do {
             let restoring = FileManager.default.fileExists(atPath: path)
             let services = try await LabServices.start(inventory, credentials: credentials, twin: path, readOnly: readOnly)

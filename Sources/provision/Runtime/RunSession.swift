@@ -16,6 +16,8 @@ struct RunSession {
     var arguments: [String: String] = [:]
     /// A live plan: a dry run whose steps are collected here instead of printed.
     var plan: PlanCollector?
+    /// Talos client credentials from a talosconfig (`--talosconfig`) instead of the bundle's.
+    var talosCredentials: (ca: String, certificate: String, key: String)?
 
     /// Runs the playbook. Returns the dry run's summary and graph for a plan; a run ends in its exit code.
     @discardableResult
@@ -83,18 +85,19 @@ struct RunSession {
             throw Exit(status: .locked)
         }
         defer { lock.release() }
+        let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
+        await resolver.preload(inventory.credentialReferences.map(\.value))
+        // The shared lease before anything is written here: a host that waits or is refused leaves no trace.
+        let shared = global.dryRun ? nil : try await SharedState.take(inventory, stateDirectory: stateDir, runID: runID, command: command,
+                                                                     timeout: lockTimeout, credentials: resolver, output: output)
         let journal: Journal
         do {
             journal = try Journal(path: stateDir + "/journal.sqlite")
         } catch {
+            await shared?.lease.release()
             output.failure(error.description, key: "journal.unreadable")
             throw Exit(status: .failed)
         }
-
-        let resolver = CredentialResolver(baseDirectory: inventory.directory, redactor: redactor)
-        await resolver.preload(inventory.credentialReferences.map(\.value))
-        let shared = global.dryRun ? nil : try await SharedState.take(inventory, stateDirectory: stateDir, runID: runID, command: command,
-                                                                     timeout: lockTimeout, credentials: resolver, output: output)
         let touchesLab = graph.instances.contains { selected.contains($0.id) && InProcessLab.needsLab($0.kind) }
         // A dry run observes a lab too, read-only: restored as left, never saved.
         let lab = !touchesLab ? nil : try await InProcessLab.start(inventory, stateDirectory: stateDir, credentials: resolver, output: output, readOnly: global.dryRun)
@@ -109,7 +112,7 @@ struct RunSession {
         if let trace = try? TraceLogSink(directory: stateDir + "/logs", runID: runID) { sinks.append(trace) }
         let bus = EventBus(redactor: redactor, sinks: sinks)
         // One Talos access per run: the bundle is decrypted once and each node keeps one connection.
-        let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver)
+        let talos = TalosAccess(inventory: inventory, stateDirectory: stateDir, credentials: resolver, clientCredentials: talosCredentials)
         defer { talos.close() }
         var services = Services()
         services[TalosAccess.self] = talos

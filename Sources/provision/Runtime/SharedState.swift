@@ -4,8 +4,8 @@ import Steps
 
 /// A run's share of the state kept in the bucket (`state.backend: s3`): the lease taken before
 /// anything happens (exit 4 while another host holds it, exit 3 when the store ignores conditional
-/// writes), the bundle pulled when this host has none, and at the end the bundle pushed, the run
-/// archived and the lease released.
+/// writes), the bundle and version records pulled when this host has none, and at the end both
+/// pushed, the run archived and the lease released.
 struct SharedState {
     let lease: BucketLease
     let state: BucketState
@@ -22,6 +22,7 @@ struct SharedState {
             let state = BucketState(bucket: bucket, inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
             do {
                 if try await state.pullBundle() { output.note("secrets bundle taken from \(bucket.s3.describe(bucket.stateKey(inventory, "secrets.age")))") }
+                try await state.pullRecords()
             } catch {
                 await lease.release()
                 throw error
@@ -40,9 +41,26 @@ struct SharedState {
         }
     }
 
+    /// For a command that reads without the lease (`status`): a host new to the cluster takes the
+    /// bundle and version records from the bucket, so it reads the cluster the other hosts built.
+    static func adopt(_ inventory: Inventory, stateDirectory: String, output: Output) async {
+        guard inventory.sharesStateInBucket else { return }
+        let credentials = CredentialResolver(baseDirectory: inventory.directory, redactor: Redactor())
+        do {
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            let bucket = try await BackupBucket.open(inventory, credentials: credentials)
+            let state = BucketState(bucket: bucket, inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
+            if try await state.pullBundle() { output.note("secrets bundle taken from \(bucket.s3.describe(bucket.stateKey(inventory, "secrets.age")))") }
+            try await state.pullRecords()
+        } catch {
+            output.warning("the shared state in the bucket could not be read: \(credentials.redactor.redact("\(error)"))")
+        }
+    }
+
     func finish(runID: String, journal: Journal, output: Output) async {
         do {
             try await state.pushBundle()
+            try await state.pushRecords()
             try await state.archive(run: runID, journal: journal)
         } catch {
             output.warning("the run's state could not be written to the bucket: \(state.credentials.redactor.redact("\(error)"))")
