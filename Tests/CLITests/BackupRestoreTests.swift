@@ -119,6 +119,61 @@ import TestSupport
         }
     }
 
+    /// A cron host holding only an `etcd-backup` talosconfig (Talos' os:etcd:backup) and no bundle:
+    /// its set holds the snapshot alone, `--state-only` passes over it for the newest set with the
+    /// bundle, and a disaster recovery from it restores the cluster (identified by its OS CA).
+    @Test(.timeLimit(.minutes(6))) func aHostWithOnlyTheEtcdBackupRoleBacksUpTheSnapshot() async throws {
+        try await DemoLabLock.exclusive {
+            let moto = try await MotoServer()
+            defer { Task { await moto.stop() } }
+            try await BackupProject.makeBucket(moto.endpoint, "demo-backups")
+            let project = try await BackupProject(endpoint: moto.endpoint, keepLast: 5).project
+            let lab = try await project.serve()
+            defer { lab.signal(SIGINT) }
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            try await createConfigMaps(project)
+            #expect(try await project.run(["backup", "demo"]).status == 0)
+            let full = try await BackupProject.sets(moto.endpoint, "demo-backups")
+
+            let talosconfig = project.dir + "/backup.talosconfig"
+            let made = try await project.run(["talosconfig", "demo", "--role", "etcd-backup", "--output", talosconfig])
+            #expect(made.status == 0, "\(made.stderr)")
+            let pem = try await Subprocess.run(["python3", "-c", """
+                import base64, re
+                text = open("\(talosconfig)").read()
+                print(base64.b64decode(re.search(r"crt: (\\S+)", text).group(1)).decode())
+                """])
+            let subject = try await Subprocess.run(["sh", "-c", "openssl x509 -noout -subject"], stdin: pem.stdout)
+            #expect(subject.stdout.contains("O=os:etcd:backup") || subject.stdout.contains("O = os:etcd:backup"), "\(subject.stdout)\(subject.stderr)")
+
+            let cron = project.dir + "/cron-host"
+            let taken = try await CLI.run(["backup", "demo", "--talosconfig", talosconfig, "--state-dir", cron], cwd: project.dir)
+            #expect(taken.status == 0, "\(taken.stderr.suffix(800))")
+            #expect(!FileManager.default.fileExists(atPath: cron + "/secrets.yaml"), "the cron host never had the bundle")
+            let sets = try await BackupProject.sets(moto.endpoint, "demo-backups")
+            let snapshotOnly = sets.first ?? ""
+            #expect(sets.count == 2 && sets.last == full.first)
+            let keys = try await BackupProject.keys(moto.endpoint, "demo-backups").filter { $0.hasPrefix("backups/\(snapshotOnly)/") }
+            #expect(keys.sorted() == ["backups/\(snapshotOnly)/etcd.snapshot.age", "backups/\(snapshotOnly)/manifest.json"], "\(keys)")
+            let listed = try await project.run(["backup", "list", "demo"])
+            #expect(listed.stdout.contains("snapshot only"), "\(listed.stdout)")
+            let verified = try await project.run(["backup", "verify", "demo", snapshotOnly])
+            #expect(verified.status == 0, "\(verified.stderr)")
+
+            let fresh = project.dir + "/state-new"
+            let rebuilt = try await CLI.run(["restore", "demo", "--state-only", "--from", "latest", "--state-dir", fresh], cwd: project.dir)
+            #expect(rebuilt.status == 0 && rebuilt.stdout.contains(full.first ?? "?"), "the newest set with the bundle: \(rebuilt.stdout)\(rebuilt.stderr)")
+
+            #expect(try await project.run(["lab", "break-etcd", "demo"]).status == 0)
+            let restored = try await project.run(["restore", "demo", "--from", snapshotOnly, "--yes"])
+            #expect(restored.status == 0, "\(restored.stderr.suffix(800))")
+            #expect(try await etcdMembers(project) == 3)
+            #expect(try await configMaps(project).count == 50)
+            lab.signal(SIGINT)
+            _ = try await lab.finish(timeout: .seconds(30))
+        }
+    }
+
     /// `kill -9` of the restore at three points (a wipe recorded, the wipes done, the recovery
     /// bootstrapped), each followed by the same command: the same end state, one bootstrap.
     @Test(.timeLimit(.minutes(6))) func aRestoreKilledAtThreePointsResumesAndBootstrapsOnce() async throws {

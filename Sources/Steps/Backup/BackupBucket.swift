@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import Providers
 import ProvisionCore
@@ -74,10 +75,16 @@ public struct BackupBucket: Sendable {
     }
 
     /// `latest`, a whole set name, or its time (`20261202T183005Z`): the newest complete match.
-    public func resolve(_ reference: String) async throws -> BackupSet {
+    /// `latest` or a set's name (or its time part); with `holding`, `latest` is the newest set that
+    /// has that object (a snapshot-only set holds no secrets bundle).
+    public func resolve(_ reference: String, holding object: String? = nil) async throws -> BackupSet {
         let sets = try await sets()
         let complete = sets.filter(\.complete)
-        let found = reference == "latest" ? complete.first : complete.first { $0.name == reference || $0.name.hasSuffix("-" + reference) }
+        let usable = object.map { name in complete.filter { $0.objects.contains { $0.key.hasSuffix("/" + name) } } } ?? complete
+        let found = reference == "latest" ? usable.first : complete.first { $0.name == reference || $0.name.hasSuffix("-" + reference) }
+        if let object, reference == "latest", found == nil, !complete.isEmpty {
+            throw StepError.permanent("no backup set in \(s3.describe(setsPrefix)) holds \(object) (each was taken by a host with only an etcd-backup talosconfig); take one with `provision backup` on a host that has the bundle")
+        }
         guard let found else {
             let names = complete.prefix(5).map(\.name).joined(separator: ", ")
             if complete.isEmpty { throw StepError.permanent("\(s3.describe(setsPrefix)) holds no complete backup set; take one with `provision backup`") }
@@ -100,6 +107,8 @@ public struct BackupSet: Sendable, Equatable {
     public var complete: Bool
 
     public var bytes: Int { objects.reduce(0) { $0 + $1.size } }
+    /// The set has the secrets bundle (a set taken with only an etcd-backup talosconfig does not).
+    public var holdsSecrets: Bool { objects.contains { $0.key.hasSuffix("/secrets.yaml.age") } }
 }
 
 /// What a set holds and how to check it: written last, in clear (it names no secret), so `backup
@@ -117,7 +126,11 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var set: String
     public var cluster: String
     /// The Talos cluster ID from the secrets bundle: a restore checks it is this cluster's.
+    /// Empty when the set was taken without the bundle (an etcd-backup talosconfig): then `osCA`
+    /// identifies the cluster.
     public var clusterID: String
+    /// SHA-256 of the cluster's OS CA certificate, which every talosconfig carries.
+    public var osCA: String?
     public var createdAt: Date
     /// The control plane the snapshot came from, its raft index and member count then.
     public var source: String
@@ -128,6 +141,17 @@ public struct BackupManifest: Codable, Sendable, Equatable {
     public var kubernetesVersion: String
     public var recipients: [String]
     public var objects: [Object]
+
+    /// The OS CA's fingerprint as `osCA` records it (whitespace ignored, so PEM line endings do not matter).
+    public static func fingerprint(caPEM: String) -> String {
+        SHA256.hash(data: Data(caPEM.filter { !$0.isWhitespace }.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+
+    /// Whether this set is a backup of the cluster whose bundle is `clusterID` with OS CA `caPEM`.
+    public func belongs(clusterID id: String, caPEM: String) -> Bool {
+        if !clusterID.isEmpty { return clusterID == id }
+        return osCA == Self.fingerprint(caPEM: caPEM)
+    }
 
     public func encoded() throws -> Data {
         let encoder = JSONEncoder()

@@ -37,19 +37,25 @@ public struct BackupTake: StepKind {
         try AgeFile.encrypt(file: snapshot.path, to: "\(work)/etcd.snapshot.age", recipients: recipients)
         try FileManager.default.removeItem(atPath: snapshot.path)
 
-        let bundle = try await access.bundle()
         let store = SecretsStore(inventory: context.inventory, stateDirectory: context.stateDirectory, credentials: context.credentials)
-        if context.inventory.secrets.encryption.value == .age {
-            // Already age, to the secrets' recipients: stored as it is (a second host decrypts it with the same identity).
-            try FileManager.default.copyItem(atPath: store.path, toPath: "\(work)/secrets.yaml.age")
+        var names = ["etcd.snapshot.age"]
+        // A backup host with only an etcd-backup talosconfig and no bundle uploads the snapshot alone.
+        let bundle = access.usesSuppliedCredentials && !store.exists ? nil : try await access.bundle()
+        if bundle == nil {
+            context.log("no secrets bundle on this host: the set holds the snapshot only (restore takes the bundle from an older set or the state directory)", level: .warning, step: step)
         } else {
-            try AgeFile.encrypt(file: store.path, to: "\(work)/secrets.yaml.age", recipients: recipients)
-        }
-        var names = ["etcd.snapshot.age", "secrets.yaml.age"]
-        for node in context.inventory.nodes.map(\.name.value) {
-            let config = try await access.config(for: node)
-            try PrivateFile.write(try AgeFile.encrypt(Array(config.utf8), to: recipients), to: "\(work)/configs/\(node).yaml.age")
-            names.append("configs/\(node).yaml.age")
+            if context.inventory.secrets.encryption.value == .age {
+                // Already age, to the secrets' recipients: stored as it is (a second host decrypts it with the same identity).
+                try FileManager.default.copyItem(atPath: store.path, toPath: "\(work)/secrets.yaml.age")
+            } else {
+                try AgeFile.encrypt(file: store.path, to: "\(work)/secrets.yaml.age", recipients: recipients)
+            }
+            names.append("secrets.yaml.age")
+            for node in context.inventory.nodes.map(\.name.value) {
+                let config = try await access.config(for: node)
+                try PrivateFile.write(try AgeFile.encrypt(Array(config.utf8), to: recipients), to: "\(work)/configs/\(node).yaml.age")
+                names.append("configs/\(node).yaml.age")
+            }
         }
 
         var uploaded: [String] = []
@@ -62,7 +68,8 @@ public struct BackupTake: StepKind {
                 uploaded.append(bucket.key(set, name))
                 objects.append(.init(name: name, bytes: bytes, sha256: digest))
             }
-            let manifest = BackupManifest(set: set, cluster: context.inventory.name, clusterID: bundle.clusterID, createdAt: now, source: snapshot.from,
+            let manifest = BackupManifest(set: set, cluster: context.inventory.name, clusterID: bundle?.clusterID ?? "",
+                                          osCA: BackupManifest.fingerprint(caPEM: try await access.credentials().ca), createdAt: now, source: snapshot.from,
                                           etcdRevision: status?.raftIndex, etcdMembers: members?.count, snapshotBytes: snapshot.bytes,
                                           talosVersion: context.inventory.cluster.talosVersion.value,
                                           kubernetesVersion: KubernetesVersions.load(stateDirectory: context.stateDirectory)?.version ?? context.inventory.cluster.kubernetesVersion.value,

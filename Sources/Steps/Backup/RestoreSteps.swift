@@ -85,9 +85,10 @@ public struct BackupFetch: StepKind {
             let bucket = try await BackupBucket.open(context.inventory, credentials: context.credentials)
             let set = try await bucket.resolve(from)
             guard let manifest = try await bucket.manifest(set.name) else { throw StepError.permanent("set \(set.name) has no manifest") }
-            let bundle = try await TalosAccess.from(context).bundle()
-            guard manifest.clusterID == bundle.clusterID else {
-                throw StepError.refused("set \(set.name) is a backup of another cluster (cluster ID \(manifest.clusterID.prefix(8))…, this one is \(bundle.clusterID.prefix(8))…); nothing was changed")
+            let access = TalosAccess.from(context)
+            let bundle = try await access.bundle()
+            guard manifest.belongs(clusterID: bundle.clusterID, caPEM: try await access.credentials().ca) else {
+                throw StepError.refused("set \(set.name) is a backup of another cluster (cluster ID \(manifest.clusterID.isEmpty ? "unrecorded, OS CA differs" : manifest.clusterID.prefix(8) + "…"), this one is \(bundle.clusterID.prefix(8))…); nothing was changed")
             }
             let download = "\(directory)/etcd.snapshot.age"
             try await BackupVerifier(bucket: bucket, identity: try await BackupIdentity.load(context.inventory, credentials: context.credentials))

@@ -26,12 +26,21 @@ public final class TalosAccess: Sendable {
         var connections: [String: TalosConnection] = [:]
     }
 
-    public init(inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, port: Int = 50000) {
+    /// A talosconfig's client certificate (`--talosconfig`), used instead of one minted from the
+    /// bundle: a backup host holding only `os:etcd:backup` needs no bundle to snapshot etcd.
+    let supplied: (ca: String, certificate: String, key: String)?
+
+    public init(inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, port: Int = 50000,
+                clientCredentials: (ca: String, certificate: String, key: String)? = nil) {
         self.inventory = inventory
         store = SecretsStore(inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
         self.stateDirectory = stateDirectory
         self.port = port
+        supplied = clientCredentials
     }
+
+    /// The run talks to Talos with a talosconfig's certificate rather than the bundle's CA.
+    public var usesSuppliedCredentials: Bool { supplied != nil }
 
     public convenience init(context: StepContext) {
         self.init(inventory: context.inventory, stateDirectory: context.stateDirectory, credentials: context.credentials)
@@ -51,6 +60,7 @@ public final class TalosAccess: Sendable {
 
     /// The admin credentials this run uses: minted once from the OS CA, never written to disk.
     public func credentials() async throws -> (ca: String, certificate: String, key: String) {
+        if let supplied { return supplied }
         if let credentials = cache.withLock({ $0.credentials }) { return credentials }
         let credentials = try TalosConfig.credentials(bundle: try await bundle(), roles: ["os:admin"], validity: 86400)
         cache.withLock { $0.credentials = credentials }

@@ -6,9 +6,10 @@ import X509
 /// client certificate for one role.
 public enum TalosConfig {
     public enum Role: String, Sendable, CaseIterable {
-        case admin, `operator`
+        /// `etcdBackup` is Talos' `os:etcd:backup`: EtcdSnapshot and nothing else, for a backup cron host.
+        case admin, `operator`, etcdBackup = "etcd-backup"
 
-        var organization: String { "os:\(rawValue)" }
+        var organization: String { self == .etcdBackup ? "os:etcd:backup" : "os:\(rawValue)" }
     }
 
     /// PEM credentials for a client of the cluster's Talos API: the OS CA, a fresh Ed25519

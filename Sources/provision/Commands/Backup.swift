@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import ProvisionCore
 import Steps
+import TalosKit
 
 struct Backup: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,6 +15,7 @@ struct Backup: AsyncParsableCommand {
 
             Examples:
               provision backup homelab
+              provision backup homelab --talosconfig backup.talosconfig   a cron host with only the etcd-backup role
               provision backup list homelab
               provision backup verify homelab              the newest set
               provision backup verify homelab 20261202T030000Z
@@ -30,12 +32,17 @@ struct Backup: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @OptionGroup var runOptions: RunOptions
         @Argument(help: "Inventory name or path.") var inventory: String
+        @Option(help: ArgumentHelp("Snapshot etcd with this talosconfig's certificate (e.g. one made with `provision talosconfig INV --role etcd-backup`); without the bundle on this host the set holds the snapshot only.", valueName: "file"))
+        var talosconfig: String?
 
         func run() async throws {
             try await runCommand { () throws(Exit) in
                 let output = Output(json: global.json)
                 let inv = try Backup.inventoryWithBackup(inventory, output: output)
-                let session = RunSession(global: global, run: runOptions, command: "backup \(inv.name)", playbook: "backup")
+                var session = RunSession(global: global, run: runOptions, command: "backup \(inv.name)", playbook: "backup")
+                if let talosconfig {
+                    session.talosCredentials = try Loader(output: output).checked { () throws(InputError) in try TalosConfig.credentials(path: talosconfig) }
+                }
                 try await session.perform(inventory: inv)
             }
         }
@@ -64,7 +71,8 @@ struct Backup: AsyncParsableCommand {
                 }
                 if global.json {
                     output.document(["inventory": inv.name, "sets": result.map { set, manifest -> [String: Any] in
-                        var row: [String: Any] = ["name": set.name, "time": ISO8601DateFormatter().string(from: set.date), "bytes": set.bytes, "complete": set.complete]
+                        var row: [String: Any] = ["name": set.name, "time": ISO8601DateFormatter().string(from: set.date), "bytes": set.bytes, "complete": set.complete,
+                                                   "secrets": set.holdsSecrets]
                         if let manifest {
                             row["source"] = manifest.source
                             row["etcdRevision"] = manifest.etcdRevision.map { Int($0) } ?? NSNull()
@@ -82,7 +90,7 @@ struct Backup: AsyncParsableCommand {
                 output.result(Table.render(["SET", "TIME", "SIZE", "FROM", "RAFT INDEX", "VERSIONS", "STATE"], result.map { set, manifest in
                     [set.name, ISO8601DateFormatter().string(from: set.date), SizeText.format(set.bytes), manifest?.source ?? "-",
                      manifest?.etcdRevision.map(String.init) ?? "-", manifest.map { "talos \($0.talosVersion), k8s \($0.kubernetesVersion)" } ?? "-",
-                     set.complete ? "complete" : "incomplete (upload did not finish)"]
+                     !set.complete ? "incomplete (upload did not finish)" : set.holdsSecrets ? "complete" : "complete, snapshot only"]
                 }))
             }
         }

@@ -148,23 +148,24 @@ struct TalosConfigCommand: AsyncParsableCommand {
         commandName: "talosconfig",
         abstract: "Write a talosconfig with a fresh client certificate (admin, or least-privilege operator).",
         discussion: """
-            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or apply configs: use it for cron jobs. The file is written with mode 0600.
+            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or apply configs: use it for cron jobs. `etcd-backup` (Talos' os:etcd:backup) can take an etcd snapshot and nothing else: give it to a host that only runs `provision backup INV --talosconfig FILE`. The file is written with mode 0600.
 
             Examples:
               provision talosconfig homelab --output ~/.talos/config
               provision talosconfig homelab --output /etc/provision/cron.talosconfig --role operator
+              provision talosconfig homelab --output /etc/provision/backup.talosconfig --role etcd-backup
             """)
 
     @OptionGroup var global: GlobalOptions
     @Argument(help: "Inventory name or path.") var inventory: String
     @Option(help: "Where to write the talosconfig.") var output: String
-    @Option(help: "admin or operator.") var role: String = "admin"
+    @Option(help: "admin, operator or etcd-backup.") var role: String = "admin"
 
     func run() async throws {
         try await runCommand { () throws(Exit) in
             let session = try SecretsSession(global: global, inventory: inventory)
             guard let role = TalosConfig.Role(rawValue: role) else {
-                session.output.failure("--role \(role) is not one of admin, operator", key: "flag.invalid")
+                session.output.failure("--role \(role) is not one of admin, operator, etcd-backup", key: "flag.invalid")
                 throw Exit(status: .badInput)
             }
             let bundle = try await session.bundle()

@@ -27,8 +27,11 @@ struct StateRestore {
         }
         do {
             let bucket = try await BackupBucket.open(inv, credentials: credentials)
-            let set = try await bucket.resolve(from)
+            let set = try await bucket.resolve(from, holding: "secrets.yaml.age")
             guard let manifest = try await bucket.manifest(set.name) else { throw StepError.permanent("set \(set.name) has no manifest") }
+            guard manifest.objects.contains(where: { $0.name == "secrets.yaml.age" }) else {
+                throw StepError.permanent("set \(set.name) holds the etcd snapshot only (taken with an etcd-backup talosconfig, without the bundle); use --from latest or a set `provision backup list` shows with secrets")
+            }
             let identity = try await BackupIdentity.load(inv, credentials: credentials)
             let work = stateDirectory + "/restore-state"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
