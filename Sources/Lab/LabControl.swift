@@ -4,9 +4,30 @@ import Foundation
 /// break-etcd demo` while `provision lab serve demo` runs: the request is a file in the lab's
 /// directory (private to the state directory's owner), taken and answered by the serving process.
 public struct LabControl: Sendable {
-    public enum Action: String, Sendable, CaseIterable {
+    public enum Action: Sendable, Equatable {
         /// Destroy etcd's data on every control plane at once.
-        case breakEtcd = "break-etcd"
+        case breakEtcd
+        /// Add `count` ConfigMaps of `bytes` bytes each (namespace `lab-load`): a big etcd to rehearse against.
+        case load(count: Int, bytes: Int)
+
+        /// The request as written to the lab's directory.
+        public var text: String {
+            switch self {
+            case .breakEtcd: "break-etcd"
+            case let .load(count, bytes): "load \(count) \(bytes)"
+            }
+        }
+
+        public init?(text: String) {
+            let words = text.split(separator: " ")
+            switch words.first {
+            case "break-etcd" where words.count == 1: self = .breakEtcd
+            case "load" where words.count == 3:
+                guard let count = Int(words[1]), let bytes = Int(words[2]), count > 0, bytes >= 0 else { return nil }
+                self = .load(count: count, bytes: bytes)
+            default: return nil
+            }
+        }
     }
 
     let directory: String
@@ -18,7 +39,7 @@ public struct LabControl: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let id = UUID().uuidString.lowercased()
         let answer = "\(directory)/\(id).answer"
-        try Data(action.rawValue.utf8).write(to: URL(fileURLWithPath: "\(directory)/\(id).request"), options: .atomic)
+        try Data(action.text.utf8).write(to: URL(fileURLWithPath: "\(directory)/\(id).request"), options: .atomic)
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let text = try? String(contentsOfFile: answer, encoding: .utf8) {
@@ -42,7 +63,7 @@ public struct LabControl: Sendable {
                     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
                     try? FileManager.default.removeItem(atPath: path)
                     let answer: String
-                    if let action = Action(rawValue: text) { answer = await perform(action) } else { answer = "unknown lab request `\(text)`" }
+                    if let action = Action(text: text) { answer = await perform(action) } else { answer = "unknown lab request `\(text)`" }
                     let id = name.dropLast(".request".count)
                     try? Data(answer.utf8).write(to: URL(fileURLWithPath: "\(directory)/\(id).answer"), options: .atomic)
                 }
@@ -61,6 +82,12 @@ extension LabServices {
             await cluster.directory.commit()
             return nodes.isEmpty ? "no control plane had etcd data: nothing to break"
                 : "etcd's data destroyed on \(nodes.joined(separator: ", ")): no quorum, the Kubernetes API is down"
+        case let .load(count, bytes):
+            guard await cluster.etcd.hasQuorum, let made = await kubeAPI.load(namespace: "lab-load", count: count, bytes: bytes) else {
+                return "the lab's Kubernetes API is not up (bring the cluster up first): nothing loaded"
+            }
+            await cluster.directory.commit()
+            return "\(made) ConfigMaps of \(bytes) bytes added in namespace lab-load (\(count - made) were there already)"
         }
     }
 }

@@ -158,6 +158,12 @@ actor KubeAPIStarter {
         self.saved = saved
     }
 
+    /// Adds ConfigMaps to the served API's keyspace; nil while the API is not up.
+    func load(namespace: String, count: Int, bytes: Int) async -> Int? {
+        guard let api else { return nil }
+        return await api.store.load(namespace: namespace, count: count, bytes: bytes)
+    }
+
     /// The API's objects, or the saved ones while it is not up yet (so a save never loses them).
     func snapshot() async -> TwinSnapshot.KubeState? {
         if let api { return await api.snapshot() }

@@ -334,6 +334,26 @@ extension KubeStore {
         }
     }
 
+    /// `count` ConfigMaps of `bytes` bytes of data each in `namespace` (made if missing), written as a
+    /// controller writes: a big keyspace to rehearse against (backups, lists). Returns how many were new.
+    func load(namespace: String, count: Int, bytes: Int) -> Int {
+        let namespaces = KubeResourceCatalog.builtIn.first { $0.plural == "namespaces" }!
+        let configMaps = KubeResourceCatalog.builtIn.first { $0.plural == "configmaps" }!
+        controllerWrite(namespaces, .object(["apiVersion": "v1", "kind": "Namespace", "metadata": .object(["name": .string(namespace)]),
+                                             "status": .object(["phase": "Active"])]))
+        let value = JSON.string(String(repeating: "x", count: bytes))
+        var made = 0
+        for index in 1...max(1, count) {
+            let name = String(format: "load-%06d", index)
+            guard objects[key(configMaps, namespace, name)] == nil else { continue }
+            controllerWrite(configMaps, .object(["apiVersion": "v1", "kind": "ConfigMap",
+                                                 "metadata": .object(["name": .string(name), "namespace": .string(namespace)]),
+                                                 "data": .object(["value": value])]))
+            made += 1
+        }
+        return made
+    }
+
     /// A snapshot restored into a fresh etcd: exactly its objects, nothing written since.
     func replaceAll(_ state: TwinSnapshot.KubeState) {
         wipeAll()

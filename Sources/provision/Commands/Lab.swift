@@ -7,7 +7,7 @@ struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
-        subcommands: [Serve.self, Reset.self, BreakEtcd.self])
+        subcommands: [Serve.self, Reset.self, BreakEtcd.self, Load.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -37,7 +37,7 @@ struct Lab: AsyncParsableCommand {
                 let output = Output(json: global.json)
                 let inv = try Loader(output: output).labInventory(inventory, for: "served")
                 let redactor = Redactor()
-                let twin = InProcessLab.twinPath(Loader(output: output).stateDirectory(global, inventory: inv))
+                let twin = InProcessLab.twinPath(inv, Loader(output: output).stateDirectory(global, inventory: inv))
                 let services: LabServices
                 do {
                     services = try await LabServices.start(inv, credentials: CredentialResolver(baseDirectory: inv.directory, redactor: redactor), twin: twin)
@@ -70,7 +70,7 @@ struct Lab: AsyncParsableCommand {
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
                 let control = LabControl(labDirectory: URL(fileURLWithPath: twin).deletingLastPathComponent().path).serve { action in
                     let answer = await services.perform(action)
-                    output.note("lab request \(action.rawValue): \(answer)")
+                    output.note("lab request \(action.text): \(answer)")
                     return answer
                 }
                 let serving = Task { while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) } }
@@ -104,7 +104,7 @@ struct Lab: AsyncParsableCommand {
                 let output = Output(json: global.json)
                 let loader = Loader(output: output)
                 let inv = try loader.labInventory(inventory, for: "reset")
-                let directory = loader.stateDirectory(global, inventory: inv) + "/lab"
+                let directory = inv.labDirectory(stateDirectory: loader.stateDirectory(global, inventory: inv))
                 if InProcessLab.externalLab(inv) != nil {
                     output.failure("the lab is being served (`provision lab serve \(inv.name)`); stop it first", key: "lab.serving")
                     throw Exit(status: .refused)
@@ -116,54 +116,6 @@ struct Lab: AsyncParsableCommand {
                     throw Exit(status: .failed)
                 }
                 output.result("lab \(inv.name) reset: the next command starts a fresh lab")
-            }
-        }
-    }
-
-    struct BreakEtcd: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            commandName: "break-etcd",
-            abstract: "Destroy etcd's data on every control plane of a lab, to rehearse disaster recovery.",
-            discussion: """
-                Every control plane's etcd data is destroyed at once: etcd has no quorum and fails to start (`provision status` shows it), and the Kubernetes API stops answering. Nothing else changes: the machines keep running with their configs. `provision restore INV --from latest` brings the cluster back from a backup. Works on a served lab (the serving process takes the request) and on a lab kept in the state directory.
-
-                Example:
-                  provision backup demo
-                  provision lab break-etcd demo
-                  provision restore demo --from latest --yes
-                """)
-
-        @OptionGroup var global: GlobalOptions
-        @Argument(help: "A lab inventory, e.g. demo.") var inventory: String
-
-        func run() async throws {
-            try await runCommand { () throws(Exit) in
-                let output = Output(json: global.json)
-                let loader = Loader(output: output)
-                let inv = try loader.labInventory(inventory, for: "broken")
-                let stateDirectory = loader.stateDirectory(global, inventory: inv)
-                let answer: String
-                if InProcessLab.externalLab(inv) != nil {
-                    do {
-                        guard let served = try await LabControl(labDirectory: stateDirectory + "/lab").request(.breakEtcd) else {
-                            output.failure("the lab serving \(inv.name) did not take the request (is it this state directory's lab?)", key: "lab.request")
-                            throw Exit(status: .failed)
-                        }
-                        answer = served
-                    } catch let exit as Exit { throw exit } catch {
-                        output.failure("cannot send the request to the served lab: \(error)", key: "lab.request")
-                        throw Exit(status: .failed)
-                    }
-                } else {
-                    guard let lab = try await InProcessLab.start(inv, stateDirectory: stateDirectory,
-                                                                 credentials: CredentialResolver(baseDirectory: inv.directory, redactor: Redactor()), output: output) else {
-                        output.failure("the lab \(inv.name) could not be reached", key: "lab.start")
-                        throw Exit(status: .failed)
-                    }
-                    answer = await lab.services.perform(.breakEtcd)
-                    await lab.finish()
-                }
-                output.result(answer)
             }
         }
     }
