@@ -42,4 +42,8 @@ struct RunOptions: ParsableArguments {
 
     @Flag(name: .customLong("detailed-exitcode"), help: "Exit 2 when the run changed something (0 when nothing changed).")
     var detailedExitcode = false
+
+    @Option(name: .customLong("metrics-file"), help: ArgumentHelp(
+        "Write the run's figures here in Prometheus' text format, atomically (for node_exporter's textfile collector).", valueName: "path"))
+    var metricsFile: String?
 }

@@ -20,7 +20,7 @@ struct Provision: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            Validate.self, Plan.self, Up.self, Status.self, SafeReset.self, Remove.self, Upgrade.self, Backup.self, Restore.self, Schedule.self, GPU.self, Machines.self, Secrets.self, TalosConfigCommand.self, Config.self, Image.self, Probe.self, Lab.self,
+            Validate.self, Plan.self, Up.self, Status.self, SafeReset.self, Remove.self, Upgrade.self, Backup.self, Restore.self, Schedule.self, Report.self, GPU.self, Machines.self, Secrets.self, TalosConfigCommand.self, Config.self, Image.self, Probe.self, Lab.self,
         ]
     )
 }

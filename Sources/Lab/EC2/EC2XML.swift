@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 
 /// The few XML shapes the EC2 Query API answers with, built as a tree and rendered escaped.
 indirect enum EC2XML: Sendable {
@@ -38,18 +39,5 @@ indirect enum EC2XML: Sendable {
         return out
     }
 
-    static func escape(_ text: String) -> String {
-        var out = ""
-        for character in text {
-            switch character {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default: out.append(character)
-            }
-        }
-        return out
-    }
+    static func escape(_ text: String) -> String { XMLText.escape(text) }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 
 /// Domain XML for a Talos VM on libvirt (Unraid): q35 + UEFI without Secure Boot keys (a plain Talos
 /// ISO would not boot under the MS-keys firmware libvirt picks by default), virtio disk and NIC on the
@@ -27,10 +28,7 @@ public struct TalosDomainXML: Sendable {
         self.owner = owner
     }
 
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
-            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "'", with: "&apos;")
-    }
+    static func escape(_ text: String) -> String { XMLText.escape(text) }
 
     public var xml: String {
         let e = Self.escape

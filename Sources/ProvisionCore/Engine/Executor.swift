@@ -52,7 +52,8 @@ public struct Executor: Sendable {
     public func run(command: String, playbook: String) async throws -> RunSummary {
         let (selected, observeOnly) = try graph.selection(only: options.only, until: options.until)
         if let missing = catalog.unavailableKinds(in: graph, instances: selected).first { throw StepError.unavailable(missing) }
-        try journal?.startRun(id: context.runID, inventory: context.inventory.name, playbook: playbook, target: context.target, command: command)
+        let edges = Dictionary(uniqueKeysWithValues: graph.instances.filter { selected.contains($0.id) }.map { ($0.id, $0.dependencies.filter(selected.contains)) })
+        try journal?.startRun(id: context.runID, inventory: context.inventory.name, playbook: playbook, target: context.target, command: command, graph: edges)
         context.events.emit(Event(run: context.runID, kind: .runStarted, message: "\(command): \(selected.count) steps"))
         let limiter = Limiter(maxConcurrency: options.maxConcurrency, resourceLimits: options.resourceLimits)
         var summary = RunSummary(runID: context.runID, outcomes: [:], errors: [:])

@@ -42,6 +42,13 @@ public final class Journal: Sendable {
         public var startedAt: Date
         public var finishedAt: Date?
         public var outcome: String?
+        /// Each step's dependencies within the run, as JSON (runs before v4 have none).
+        public var graph: String?
+
+        public var decodedGraph: [String: [String]] {
+            guard let graph, let data = graph.data(using: .utf8) else { return [:] }
+            return (try? JSONDecoder().decode([String: [String]].self, from: data)) ?? [:]
+        }
     }
 
     public let path: String
@@ -123,19 +130,25 @@ public final class Journal: Sendable {
                 t.column("updatedAt", .datetime).notNull()
             }
         }
+        // v4: a run keeps its step graph (each step's dependencies, as JSON), so `provision report`
+        // draws the critical path of the run as it was, whatever the inventory has become since.
+        migrator.registerMigration("v4-run-graph") { db in
+            try db.alter(table: "run") { t in t.add(column: "graph", .text) }
+        }
         return migrator
     }
 
     // MARK: - Writing
 
-    public func startRun(id: String, inventory: String, playbook: String, target: String?, command: String) throws {
+    public func startRun(id: String, inventory: String, playbook: String, target: String?, command: String, graph: [String: [String]]? = nil) throws {
+        let graphJSON = try graph.map { String(decoding: try JSONEncoder().encode($0), as: UTF8.self) }
         try pool.write { db in
             // Attempts a killed process left "running" are marked so nobody mistakes them for live work.
             try db.execute(sql: "UPDATE attempt SET outcome = 'abandoned', finishedAt = ? WHERE outcome = 'running'", arguments: [Date()])
             try db.execute(sql: """
-                INSERT INTO run (id, inventory, playbook, target, command, pid, host, startedAt)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, inventory, playbook, target, command, Int(getpid()), ProcessInfo.processInfo.hostName, Date()])
+                INSERT INTO run (id, inventory, playbook, target, command, pid, host, startedAt, graph)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [id, inventory, playbook, target, command, Int(getpid()), ProcessInfo.processInfo.hostName, Date(), graphJSON])
         }
     }
 

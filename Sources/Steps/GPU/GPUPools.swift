@@ -95,3 +95,21 @@ struct GPUPools: Sendable {
     /// The Kubernetes client when a kubeconfig exists; the GPU teardown works without one.
     func kube() -> KubeClient? { try? KubeAccess.from(context).kube() }
 }
+
+/// The GPU pools as metrics see them (`--metrics-file`): every live instance with its seconds to
+/// expiry, from the tags alone. Nil when EC2 does not answer (the metrics then leave the pools out
+/// rather than report zero).
+public enum GPUMetrics {
+    public static func instances(_ context: StepContext, now: Date = Date()) async -> [RunMetrics.GPUInstance]? {
+        let pools = GPUPools(context: context)
+        var found: [RunMetrics.GPUInstance] = []
+        for pool in context.inventory.gpuPools {
+            guard let client = try? await pools.client(pool), let live = try? await pools.live(pool, client) else { return nil }
+            found += live.map { instance in
+                RunMetrics.GPUInstance(pool: pool.name.value, id: instance.id, state: instance.state,
+                                       secondsToExpiry: GPUPools.expiry(instance).map { $0.timeIntervalSince(now) })
+            }
+        }
+        return found
+    }
+}

@@ -133,6 +133,10 @@ struct RunSession {
         let signals = SignalWatcher { task.cancel() }
         let result = await task.result
         signals.stop()
+        if let path = run.metricsFile, plan == nil, !global.dryRun {
+            await RunMetricsWriter(context: context, journal: journal, playbook: book.name, command: command)
+                .write(result: result, to: path, output: output)
+        }
         await shared?.finish(runID: runID, journal: journal, output: output)
         await kube.close()
         await lab?.finish()
