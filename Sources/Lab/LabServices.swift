@@ -38,7 +38,8 @@ public final class LabServices: Sendable {
                 for node in inventory.nodes where node.machine.provider.value == provider.name.value {
                     if let mac = node.machine.mac?.value, let simulated = cluster.node(node.name.value) { machines[mac] = simulated }
                 }
-                listeners.append(try LabWakeOnLAN(host: host, port: port, machines: machines))
+                let powerOn = inventory.lab.map { $0.scaled($0.delays.wakeOnLAN) } ?? LabDelays().wakeOnLAN
+                listeners.append(try LabWakeOnLAN(host: host, port: port, machines: machines, powerOnDelay: powerOn))
                 described.append("\(host):\(port) (\(machines.count) Mac minis)")
             }
             let (ec2, server, endpoint) = try await startEC2(inventory, cluster: cluster, credentials: credentials)
@@ -85,7 +86,8 @@ public final class LabServices: Sendable {
         // The lab's endpoint checks every signature with the provider's own key pair.
         let pair = try await provider.awsCredentials(credentials)
         let ec2 = SimulatedEC2(cluster: cluster, addresses: instanceAddresses(inventory), talosVersion: inventory.cluster.talosVersion.value,
-                               timeScale: inventory.lab?.timeScale.value ?? 1)
+                               timeScale: inventory.lab?.timeScale.value ?? 1,
+                               bootDelay: (inventory.lab?.delays ?? LabDelays()).ec2Boot.seconds)
         let server: LabEC2Server
         do {
             server = try await LabEC2Server(host: host, port: endpoint.port ?? 80, ec2: ec2, credentials: pair, region: provider.ec2Region)

@@ -18,7 +18,8 @@ public final class LabWakeOnLAN: @unchecked Sendable {
     }
 
     /// `machines`: each node's MAC. Port 0 picks a free one (tests).
-    public init(host: String, port: Int, machines: [MACAddress: SimulatedTalosNode]) throws {
+    /// `powerOnDelay`: from the packet to the firmware starting (a Mac mini takes a few seconds).
+    public init(host: String, port: Int, machines: [MACAddress: SimulatedTalosNode], powerOnDelay: Duration = .zero) throws {
         let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard fd >= 0, IPv4Socket.bind(fd, host: host, port: port) else {
             if fd >= 0 { _ = Glibc.close(fd) }
@@ -34,7 +35,10 @@ public final class LabWakeOnLAN: @unchecked Sendable {
                 let count = recv(fd, &buffer, buffer.count, 0)
                 if count <= 0 { return }
                 guard let mac = Self.target(of: Array(buffer.prefix(count))), let node = table[mac] else { continue }
-                Task { await node.powerOn() }
+                Task {
+                    if powerOnDelay > .zero { try? await Task.sleep(for: powerOnDelay) }
+                    await node.powerOn()
+                }
             }
         }
     }

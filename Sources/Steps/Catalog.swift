@@ -8,7 +8,7 @@ public enum StandardCatalog {
         catalog.register(LocalExec())
         catalog.register(TalosSecrets())
         for kind: any StepKind in [TalosAwaitMaintenance(), TalosApplyConfig(), TalosAwaitConfigured(), TalosBootstrap(), TalosAwaitEtcd(),
-                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachineEnsure(), MachineDelete(),
+                                   TalosKubeconfig(), TalosEtcdSnapshot(), TalosReset(), TalosReboot(), MachinePreflight(), MachineEnsure(), MachineDelete(),
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon(),
                                    TalosRemovalCheck(), TalosLeave(), ClusterOrphans(), TalosUpgrade(), KubeUpgrade(),

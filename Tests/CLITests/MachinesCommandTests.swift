@@ -65,3 +65,59 @@ import TestSupport
         #expect(try await states()["cp1"] == "absent")
     }
 }
+
+/// Creates run side by side up to the provider's `maxParallel`, the limit held only around the
+/// create: judged from the lab's record of each create's begin and end on a lab whose libvirt host
+/// takes 2 s (scaled) per create.
+@Suite(.serialized) struct ParallelCreateTests {
+    /// (most creates at once, first begin to last end in seconds) from the lab's record.
+    func creates(_ project: DemoProject) throws -> (overlap: Int, span: Double, count: Int) {
+        let entries = try LabRecordFile(stateDirectory: project.state).entries.filter { $0.event == "machine" && $0.method == "create" }
+        var running = 0, most = 0
+        for entry in entries.sorted(by: { ($0.t, $0.stage == "end" ? 0 : 1) < ($1.t, $1.stage == "end" ? 0 : 1) }) {
+            running += entry.stage == "begin" ? 1 : -1
+            most = max(most, running)
+        }
+        let span = Double((entries.map(\.t).max() ?? 0) - (entries.map(\.t).min() ?? 0)) / 1000
+        return (most, span, entries.filter { $0.stage == "begin" }.count)
+    }
+
+    func project(maxParallel: Int) throws -> DemoProject {
+        let project = try DemoProject()
+        try project.edit {
+            $0.replacingOccurrences(of: "    uri: test:///default\n", with: "    uri: test:///default\n    maxParallel: \(maxParallel)\n")
+                .replacingOccurrences(of: "lab:\n  timeScale: 0.02\n", with: "lab:\n  timeScale: 0.2\n  delays: {libvirtCreate: 10s}\n")
+        }
+        return project
+    }
+
+    @Test(.timeLimit(.minutes(3))) func fourVMsAreCreatedInAboutOneCreateTime() async throws {
+        let project = try project(maxParallel: 4)
+        let result = try await DemoLabLock.exclusive { try await project.run(["machines", "up", "demo"]) }
+        #expect(result.status == 0, "\(result.stderr)")
+        let (overlap, span, count) = try creates(project)
+        #expect(count == 4, "cp1, cp2, cp3 and w1 were created")
+        #expect(overlap == 4, "all four creates at once: \(overlap)")
+        #expect(span >= 2 && span < 3.5, "about one 2 s create, not four: \(span) s")
+        let again = try await DemoLabLock.exclusive { try await project.run(["machines", "up", "demo"]) }
+        let afterAgain = try creates(project).count
+        #expect(again.status == 0 && afterAgain == 4, "a second run creates nothing")
+    }
+
+    @Test(.timeLimit(.minutes(3))) func neverMoreThanMaxParallelAtOnce() async throws {
+        let project = try project(maxParallel: 2)
+        let result = try await DemoLabLock.exclusive { try await project.run(["machines", "up", "demo"]) }
+        #expect(result.status == 0, "\(result.stderr)")
+        let (overlap, span, count) = try creates(project)
+        #expect(count == 4)
+        #expect(overlap == 2, "two at a time: \(overlap)")
+        #expect(span >= 4 && span < 6, "two waves of 2 s: \(span) s")
+    }
+
+    @Test func maxParallelIsValidated() async throws {
+        let project = try DemoProject()
+        try project.edit { $0.replacingOccurrences(of: "    uri: test:///default\n", with: "    uri: test:///default\n    maxParallel: 0\n") }
+        let result = try await project.run(["validate", "demo"])
+        #expect(result.status == 64 && result.stderr.contains("maxParallel") && result.stderr.contains("1 to 64"), "\(result.stderr)")
+    }
+}

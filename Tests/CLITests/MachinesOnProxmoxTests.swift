@@ -51,6 +51,31 @@ import TestSupport
         return Dictionary(uniqueKeysWithValues: list.map { ($0["node"] as? String ?? "", $0) })
     }
 
+    /// A stock PVE `local` storage (iso, vztmpl, backup: no `import`): the preflight fails once, in
+    /// one pass, with one message naming all three nodes; nothing is retried and no VM is made.
+    @Test func aStorageWithoutImportFailsOnceForEveryNode() async throws {
+        let pve = try await FakePVE()
+        defer { Task { await pve.stop() } }
+        var api = ProxmoxClient(host: pve.host, fingerprint: pve.fingerprint, tokenID: pve.tokenID, secret: pve.secret, node: "pve1")
+        api.pollInterval = .milliseconds(20)
+        let dir = try project(pve)
+        let started = ContinuousClock.now
+        let up = try await CLI.run(["machines", "up", "\(dir)/inventories/pve.yaml", "--state-dir", temporaryDirectory(), "--json"], cwd: dir,
+                                   environment: ["TEST_PVE_SECRET": pve.secret])
+        let took = ContinuousClock.now - started
+        #expect(up.status == 1, "\(up.stderr)")
+        let lines = up.stdout.split(separator: "\n").map(String.init)
+        let failed = CLI.events(lines, kind: "step.failed")
+        #expect(failed.map { $0["step"] as? String } == ["machine-preflight"], "one failure: \(failed)")
+        #expect(CLI.events(lines, kind: "step.retrying").isEmpty, "configuration is not retried")
+        let message = failed.first?["message"] as? String ?? ""
+        #expect(message.components(separatedBy: "does not hold 'import' files").count == 2, "one message: \(message)")
+        #expect(message.contains("cp1, cp2, cp3") && message.contains("isoStorage"), "names every node and the fix: \(message)")
+        #expect(CLI.events(lines, kind: "step.blocked").count == 3, "no machine step ran")
+        #expect(try await api.vms().isEmpty, "no VM was created")
+        #expect(took < .seconds(10), "fails in one pass: \(took)")
+    }
+
     @Test func upListDownAgainstFakePVE() async throws {
         let pve = try await FakePVE()
         defer { Task { await pve.stop() } }

@@ -61,6 +61,8 @@ public actor SimulatedEC2 {
     let cluster: SimulatedTalosCluster
     let talosVersion: String
     let timeScale: Double
+    /// Seconds from launch to `running` at time scale 1 (the instance boots after that).
+    let bootDelay: Double
     var pool: [String]
     var instances: [String: Instance] = [:]
     var order: [String] = []
@@ -71,11 +73,12 @@ public actor SimulatedEC2 {
     static let owner = "123456789012"
 
     /// `addresses`: the loopback addresses instances get, in order; none may be an inventory node's.
-    public init(cluster: SimulatedTalosCluster, addresses: [String], talosVersion: String, timeScale: Double) {
+    public init(cluster: SimulatedTalosCluster, addresses: [String], talosVersion: String, timeScale: Double, bootDelay: Double = 30) {
         self.cluster = cluster
         self.pool = addresses
         self.talosVersion = talosVersion
         self.timeScale = timeScale
+        self.bootDelay = bootDelay
     }
 
     // MARK: What tests and the lab read
@@ -250,18 +253,18 @@ public actor SimulatedEC2 {
                                  tags: launch.tags, volumeID: Self.id("vol"), volumeTags: launch.volumeTags, interfaceID: Self.id("eni"),
                                  mac: "02:00:" + suffix, spotRequestID: requestID, node: node)
         order.append(id)
-        let problem: String?
-        if let userData = launch.userData { problem = await node.powerOn(userData: userData) } else {
-            await node.powerOn()
-            problem = "no user data: Talos waits in maintenance mode"
-        }
+        var problem = "no user data: Talos waits in maintenance mode" as String?
+        if let userData = launch.userData { problem = await node.attach(userData: userData) }
         instances[id]?.consoleProblem = problem
         Task { await self.finishLaunch(id) }
     }
 
+    /// EC2 takes its time from pending to running; only then does the machine power on and boot.
     private func finishLaunch(_ id: String) async {
-        await pause(SimulatedTiming.boot)
-        if instances[id]?.state == .pending { instances[id]?.state = .running }
+        await pause(bootDelay)
+        guard instances[id]?.state == .pending, let node = instances[id]?.node else { return }
+        instances[id]?.state = .running
+        await node.powerOn()
     }
 
     private func finishTermination(_ id: String) async {
@@ -411,6 +414,8 @@ extension SimulatedEC2 {
             let node = SimulatedTalosNode(spec: spec, etcd: cluster.etcd, trustd: cluster.trustd, directory: cluster.directory)
             var stateValue = State(rawValue: saved.state) ?? .terminated
             if stateValue == .shuttingDown { stateValue = .terminated }
+            // Time passed while no command ran: a launch under way has reached running.
+            if stateValue == .pending { stateValue = .running }
             instances[saved.id] = Instance(id: saved.id, reservationID: saved.reservationID, launch: launch, state: stateValue, address: saved.address,
                                            launched: saved.launched, tags: launch.tags, volumeID: saved.volumeID, volumeTags: launch.volumeTags,
                                            interfaceID: saved.interfaceID, mac: saved.mac, spotRequestID: saved.spotRequestID, node: node)

@@ -99,12 +99,20 @@ public actor SimulatedTalosNode {
     /// reason is returned (what the instance's console would show).
     @discardableResult
     public func powerOn(userData: String) async -> String? {
+        let problem = attach(userData: userData)
+        await powerOn()
+        return problem
+    }
+
+    /// The instance's disk and user data are in place before it powers on (EC2 attaches them at
+    /// launch, then takes its time to run it); the console's complaint about them, if any.
+    @discardableResult
+    public func attach(userData: String) -> String? {
         var problem: String?
         do { config = try AppliedConfig.parse(userData, talosVersion: talosVersion) } catch {
             problem = "user data is not a Talos machine config: \(error)"
         }
         installed = true
-        await powerOn()
         return problem
     }
 

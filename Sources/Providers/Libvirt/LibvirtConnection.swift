@@ -171,6 +171,20 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
+    /// A pool's free bytes, or nil when the host has no pool of that name.
+    public func poolAvailable(_ pool: String) throws -> Int64? {
+        try locked { connection in
+            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else {
+                virResetLastError()
+                return nil
+            }
+            defer { virStoragePoolFree(poolPointer) }
+            var info = virStoragePoolInfo()
+            guard virStoragePoolGetInfo(poolPointer, &info) == 0 else { throw LibvirtError.last("read storage pool \(pool)") }
+            return Int64(info.available)
+        }
+    }
+
     /// A volume's capacity in bytes, or nil when there is none.
     public func volumeCapacity(pool: String, name: String) throws -> Int64? {
         try locked { connection in

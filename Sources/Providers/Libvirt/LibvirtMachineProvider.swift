@@ -1,5 +1,6 @@
 import Foundation
 import ProvisionCore
+import Synchronization
 
 /// Inventory nodes as libvirt domains (Unraid, or the lab's test driver): a volume in the provider's
 /// storage pool, the Talos domain XML, started. One connection per provider, shared by every call.
@@ -10,18 +11,25 @@ public final class LibvirtMachineProvider: MachineProvider {
     let shutdownTimeout: Duration
     /// The lab's test-driver file, written after every change so the hypervisor outlives the process.
     let persisted: TestDriverState?
+    /// Creates at once on this host (`maxParallel`, default 2).
+    let creates: CreateGate
+    /// One save at a time, each reading the hypervisor as it is then: two parallel creates never
+    /// write an older picture over a newer one.
+    private let saving = Mutex(())
 
     public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil) throws {
         self.provider = provider
         self.shutdownTimeout = shutdownTimeout
         self.persisted = persisted
+        creates = CreateGate(limit: provider.setting("maxParallel").flatMap { Int($0) } ?? 2)
         connection = try LibvirtConnection(uri: try persisted?.prepare() ?? provider.endpoint?.value ?? provider.setting("uri") ?? "")
     }
 
     /// Saves the lab's hypervisor state after a change, even a partial one (a define whose start failed).
     func saveState() {
-        do { try persisted?.save(connection) } catch {
-            FileHandle.standardError.write(Data("lab: cannot save the simulated hypervisor to \(persisted?.path ?? ""): \(error)\n".utf8))
+        guard let persisted else { return }
+        do { try saving.withLock { _ in try persisted.save(connection) } } catch {
+            FileHandle.standardError.write(Data("lab: cannot save the simulated hypervisor to \(persisted.path): \(error)\n".utf8))
         }
     }
 
@@ -62,19 +70,45 @@ public final class LibvirtMachineProvider: MachineProvider {
         let name = name(node)
         defer { saveState() }
         if try connection.state(of: name) == nil {
-            let pool = provider.setting("storagePool") ?? "default"
-            let disk = try connection.ensureVolume(pool: pool, name: "\(name).raw", bytes: node.machine.diskSize?.value ?? 32 << 30)
             guard let mac = node.machine.mac?.value.description else {
                 throw StepError.permanent("\(node.name.value) needs machine.mac for a libvirt VM (its address is found by MAC)")
             }
-            var xml = TalosDomainXML(name: name, memoryMiB: Int((node.machine.memory?.value ?? 4 << 30) >> 20), vcpus: node.machine.cpus?.value ?? 2,
-                                     mac: mac, diskPath: disk, owner: "\(inventory.cluster.name.value)/\(node.name.value)")
-            xml.bridge = node.machine.bridge?.value ?? "br0"
-            try connection.define(name: name, xml: xml.xml)
+            try await creates.withSlot {
+                // Another run may have made it while this one waited for a slot.
+                guard try connection.state(of: name) == nil else { return }
+                let pool = provider.setting("storagePool") ?? "default"
+                let disk = try connection.ensureVolume(pool: pool, name: "\(name).raw", bytes: node.machine.diskSize?.value ?? 32 << 30)
+                var xml = TalosDomainXML(name: name, memoryMiB: Int((node.machine.memory?.value ?? 4 << 30) >> 20), vcpus: node.machine.cpus?.value ?? 2,
+                                         mac: mac, diskPath: disk, owner: "\(inventory.cluster.name.value)/\(node.name.value)")
+                xml.bridge = node.machine.bridge?.value ?? "br0"
+                try await persisted?.simulate(name, "create", persisted?.createDelay ?? .zero)
+                try connection.define(name: name, xml: xml.xml)
+                saveState()
+            }
         }
-        if try connection.state(of: name) != .running { try connection.start(name) }
+        if try connection.state(of: name) != .running {
+            try await persisted?.simulate(name, "start", persisted?.startDelay ?? .zero)
+            try connection.start(name)
+        }
         return try await observe(node, in: inventory)
     }
+
+    /// The storage pool exists and has room for the disks of every domain still to be defined.
+    public func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] {
+        let missing = try nodes.filter { try connection.state(of: name($0)) == nil && connection.volumeCapacity(pool: pool, name: "\(name($0)).raw") == nil }
+        guard !missing.isEmpty else { return [] }
+        let who = missing.map(\.name.value).joined(separator: ", ")
+        guard let available = try connection.poolAvailable(pool) else {
+            return ["storage pool \(pool) does not exist on \(connection.uri) (needed for the disks of \(who)); set the provider's storagePool to one that does (`virsh pool-list --all`)"]
+        }
+        let bytes = missing.reduce(Int64(0)) { $0 + ($1.machine.diskSize?.value ?? 32 << 30) }
+        guard bytes <= available else {
+            return ["storage pool \(pool) has \(SizeText.format(Int(available))) free and the disks of \(who) need \(SizeText.format(Int(bytes))); free space there or make the disks smaller"]
+        }
+        return []
+    }
+
+    var pool: String { provider.setting("storagePool") ?? "default" }
 
     public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
         let name = name(node)

@@ -6,8 +6,33 @@ import ProvisionCore
 /// back to the file after every change (atomically, so a kill mid-write leaves the previous state).
 public struct TestDriverState: Sendable {
     public let path: String
+    /// How long a create (volume and define) and a start take on this simulated host, already
+    /// scaled to the lab's clock: the test driver itself answers at once, a real host does not.
+    public var createDelay: Duration = .zero
+    public var startDelay: Duration = .zero
 
     public init(path: String) { self.path = path }
+
+    /// The lab's record beside the hypervisor file, where creates and starts are logged.
+    var recordPath: String { URL(fileURLWithPath: path).deletingLastPathComponent().path + "/record.jsonl" }
+
+    /// Appends `{"event":"machine","node":…,"method":"create"|"start","stage":"begin"|"end"}` to
+    /// the lab's record (O_APPEND: the lab's own process appends to the same file), so tests judge
+    /// how many creates overlapped.
+    func record(_ node: String, _ method: String, _ stage: String) {
+        let line = #"{"t":\#(Int64(Date().timeIntervalSince1970 * 1000)),"node":"\#(node)","event":"machine","method":"\#(method)","stage":"\#(stage)"}"# + "\n"
+        let descriptor = open(recordPath, O_WRONLY | O_APPEND | O_CREAT, 0o600)
+        guard descriptor >= 0 else { return }
+        defer { close(descriptor) }
+        _ = line.utf8CString.withUnsafeBufferPointer { write(descriptor, $0.baseAddress, $0.count - 1) }
+    }
+
+    /// A simulated host's time for `method` on `node`, recorded from begin to end.
+    func simulate(_ node: String, _ method: String, _ delay: Duration) async throws {
+        record(node, method, "begin")
+        if delay > .zero { try await Task.sleep(for: delay) }
+        record(node, method, "end")
+    }
 
     public var uri: String { "test://" + path }
 

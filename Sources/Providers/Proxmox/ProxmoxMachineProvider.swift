@@ -12,6 +12,8 @@ public struct ProxmoxMachineProvider: MachineProvider {
     let client: ProxmoxClient
     let media: MediaResolver
     let downloads = ProxmoxMediaCache()
+    /// Creates (with their import and disk resize) at once on this host (`maxParallel`, default 4).
+    let creates: CreateGate
 
     public init(provider: ProviderSpec, credentials: ProxmoxCredentials, media: @escaping MediaResolver) throws {
         guard let endpoint = provider.endpoint.flatMap({ URL(string: $0.value) }) ?? provider.setting("endpoint").flatMap(URL.init(string:)),
@@ -20,6 +22,7 @@ public struct ProxmoxMachineProvider: MachineProvider {
         }
         self.provider = provider
         self.media = media
+        creates = CreateGate(limit: provider.setting("maxParallel").flatMap { Int($0) } ?? 4)
         client = ProxmoxClient(host: host, port: endpoint.port ?? 8006, fingerprint: provider.setting("fingerprint") ?? "",
                                credentials: credentials, node: provider.setting("node") ?? "pve1")
     }
@@ -73,7 +76,8 @@ public struct ProxmoxMachineProvider: MachineProvider {
             spec.media = try media(node, provider.setting("isoStorage") ?? "local")
             if let media = spec.media { try await downloads.ensure(media, with: client) }
         }
-        let (vmid, _) = try await client.ensureVM(spec, idRange: idRange)
+        // Only the create (PVE's import or allocation, then the resize) holds a slot; the start does not.
+        let (vmid, _) = try await creates.withSlot { try await client.ensureVM(spec, idRange: idRange) }
         try await client.start(vmid)
         return try await observe(node, in: inventory)
     }

@@ -206,6 +206,36 @@ public struct LabSpec: Sendable {
     /// nil: the state directory's `lab/`. Several state directories (hosts) naming one directory
     /// share one lab, as two hosts share one hypervisor and one cluster.
     public var directory: Located<String>?
+    /// What the simulated providers take, at time scale 1 (`lab.delays`).
+    public var delays = LabDelays()
+
+    /// A time-scale-1 duration on the lab's clock.
+    public func scaled(_ duration: Duration) -> Duration { duration * timeScale.value }
+}
+
+/// How long the lab's providers take at time scale 1, close to what real ones do, so a lab run at
+/// scale 1 is an honest rehearsal: a libvirt define with its volume and a start each about 3 s, an
+/// EC2 instance about 30 s from pending to running (then it boots), a Mac mini about 5 s from the
+/// Wake-on-LAN packet to its firmware. `lab.delays` overrides them (e.g. `libvirtCreate: 10s`).
+public struct LabDelays: Sendable, Equatable {
+    public var libvirtCreate: Duration = .seconds(3)
+    public var libvirtStart: Duration = .seconds(3)
+    public var ec2Boot: Duration = .seconds(30)
+    public var wakeOnLAN: Duration = .seconds(5)
+
+    public init() {}
+
+    static let keys = ["libvirtCreate", "libvirtStart", "ec2Boot", "wakeOnLAN"]
+
+    mutating func set(_ key: String, _ value: Duration) {
+        switch key {
+        case "libvirtCreate": libvirtCreate = value
+        case "libvirtStart": libvirtStart = value
+        case "ec2Boot": ec2Boot = value
+        case "wakeOnLAN": wakeOnLAN = value
+        default: break
+        }
+    }
 }
 
 extension Inventory {

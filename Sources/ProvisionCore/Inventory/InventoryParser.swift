@@ -362,8 +362,15 @@ public struct InventoryParser {
             if let node, let kind { faults.append(LabSpec.Fault(node: node, kind: kind)) }
         }
         let directory = r.string("directory")
+        var delays = LabDelays()
+        if let d = r.mapping("delays") {
+            for key in LabDelays.keys {
+                if let value = duration(d, key) { delays.set(key, value.value) }
+            }
+            d.finish()
+        }
         r.finish()
-        return LabSpec(timeScale: scale, faults: faults, directory: directory)
+        return LabSpec(timeScale: scale, faults: faults, directory: directory, delays: delays)
     }
 
     // MARK: - Field helpers

@@ -2,7 +2,7 @@
 /// references. Keeping this as data keeps the parser free of per-kind branches.
 struct ProviderSchema {
     enum Format {
-        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI
+        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI, count
     }
 
     struct Setting {
@@ -29,11 +29,14 @@ struct ProviderSchema {
                 Setting(key: "vmIDRange", format: .vmIDRange, required: true),
                 Setting(key: "storage", format: .text, defaultValue: "local-lvm"),
                 Setting(key: "isoStorage", format: .text, defaultValue: "local"),
+                // Creates (with their import or clone) at once on this host; start and waits are never held back.
+                Setting(key: "maxParallel", format: .count, defaultValue: "4"),
             ], credentials: ["tokenSecret", "password"], requiredCredentials: [["tokenSecret", "password"]])
         case .libvirt:
             return ProviderSchema(settings: [
                 Setting(key: "uri", format: .libvirtURI, required: true),
                 Setting(key: "storagePool", format: .text, defaultValue: "default"),
+                Setting(key: "maxParallel", format: .count, defaultValue: "2"),
             ], credentials: [], requiredCredentials: [])
         case .metal:
             return ProviderSchema(settings: [
@@ -68,6 +71,8 @@ struct ProviderSchema {
             let parts = value.split(separator: ":")
             let ok = parts.count == 32 && parts.allSatisfy { $0.count == 2 && UInt8($0, radix: 16) != nil }
             return ok ? nil : "a SHA-256 certificate fingerprint as 32 colon-separated hex pairs (AA:BB:…)"
+        case .count:
+            return Int(value).map { (1...64).contains($0) } == true ? nil : "a whole number from 1 to 64"
         case .libvirtURI:
             let ok = ["qemu+ssh://", "qemu:///", "qemu+tcp://", "qemu+tls://", "test:///"].contains { value.hasPrefix($0) }
             return ok ? nil : "a libvirt URI such as qemu+ssh://root@unraid/system or test:///default"

@@ -62,8 +62,13 @@ public protocol MachineProvider: Sendable {
     /// The names of the machines this provider holds that provision made for `cluster` (its owner
     /// mark or tags): what finds a VM the inventory no longer lists. Metal holds none.
     func machines(ownedBy cluster: String) async throws -> [String]
+    /// Before anything is created, in one pass: what would stop creating the machines of `nodes`
+    /// that do not exist yet (a storage or pool that is missing, lacks a content type, or has no room
+    /// for all their disks), each problem naming every node it stops. Empty when nothing would.
+    func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String]
 }
 
 extension MachineProvider {
     public func machines(ownedBy cluster: String) async throws -> [String] { [] }
+    public func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] { [] }
 }

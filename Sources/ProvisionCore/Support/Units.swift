@@ -164,3 +164,8 @@ public enum PathText {
         return NSHomeDirectory()
     }
 }
+
+extension Duration {
+    /// The duration in seconds, fractions kept (for arithmetic with time scales and rates).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -25,8 +25,13 @@ public final class MachineProviders: Sendable {
         case .libvirt:
             // A lab's test-driver hypervisor lives in the state directory, so it outlives this process.
             let uri = spec.setting("uri") ?? ""
-            let persisted = context.inventory.lab != nil && uri.hasPrefix("test:///")
-                ? TestDriverState(path: "\(context.inventory.labDirectory(stateDirectory: context.stateDirectory))/libvirt-\(name).xml") : nil
+            var persisted: TestDriverState?
+            if let lab = context.inventory.lab, uri.hasPrefix("test:///") {
+                var state = TestDriverState(path: "\(context.inventory.labDirectory(stateDirectory: context.stateDirectory))/libvirt-\(name).xml")
+                state.createDelay = lab.scaled(lab.delays.libvirtCreate)
+                state.startDelay = lab.scaled(lab.delays.libvirtStart)
+                persisted = state
+            }
             provider = try LibvirtMachineProvider(provider: spec, persisted: persisted)
         case .metal: provider = MetalMachineProvider(provider: spec)
         case .proxmox:

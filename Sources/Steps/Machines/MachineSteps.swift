@@ -10,15 +10,8 @@ public struct MachineEnsure: StepKind {
 
     public init() {}
 
-    /// Storage-heavy creates go one at a time per Proxmox storage / libvirt pool.
-    public func resources(for step: StepInstance, context: StepContext) -> [ResourceKey] {
-        guard let node = step.node.flatMap(context.inventory.node(named:)), let provider = context.inventory.provider(named: node.machine.provider.value) else { return [] }
-        switch provider.kind.value {
-        case .proxmox: return [ResourceKey("proxmox-storage", "\(provider.name.value)/\(node.machine.storage?.value ?? provider.setting("storage") ?? "local-lvm")")]
-        case .libvirt: return [ResourceKey("libvirt-pool", "\(provider.name.value)/\(provider.setting("storagePool") ?? "default")")]
-        default: return []
-        }
-    }
+    // No executor resource: the provider holds its `maxParallel` gate around the create alone, so
+    // starts and waits never queue behind another node's import.
 
     func node(_ step: StepInstance, _ context: StepContext) throws -> NodeSpec {
         let name = try step.requireNode()
@@ -98,4 +91,35 @@ public struct MachineDelete: StepKind {
         context.log("\(node.name.value): VM deleted", step: step)
         return [:]
     }
+}
+
+/// `machine.preflight`: before any machine is created, every provider checks in one pass what
+/// creating the missing ones needs (storages, content types, room for all their disks). Problems
+/// fail the run once, with one message per problem naming every node it stops; nothing is retried,
+/// since no retry adds a content type to a storage.
+public struct MachinePreflight: StepKind {
+    public let info = StepKindInfo(name: "machine.preflight", summary: "check the providers can create the missing machines (storage, content types, room)",
+                                   estimate: .seconds(1), scope: .cluster, mutates: false, defaultTimeout: .seconds(120))
+
+    public init() {}
+
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        let inventory = context.inventory
+        let scope = context.target.flatMap(inventory.node(named:)).map { [$0] } ?? inventory.nodes
+        var problems: [String] = []
+        var checked: [String] = []
+        for provider in inventory.providers {
+            let nodes = scope.filter { $0.machine.provider.value == provider.name.value }
+            guard let first = nodes.first, [.proxmox, .libvirt].contains(provider.kind.value) else { continue }
+            let machines = try await MachineProviders.from(context).provider(for: first, context: context)
+            problems += try await machines.preflight(nodes, in: inventory).map { "provider \(provider.name.value): \($0)" }
+            checked.append(provider.name.value)
+        }
+        guard problems.isEmpty else {
+            throw StepError.permanent("no machine was created; fix these first:\n  " + problems.joined(separator: "\n  "))
+        }
+        return .satisfied(["checked": checked.joined(separator: ",")])
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs { [:] }
 }
