@@ -1,4 +1,5 @@
 import Foundation
+import ProvisionCore
 
 /// A wait that ran out of time, saying what it was still waiting for.
 public struct KubeWaitTimeout: Error, CustomStringConvertible, Sendable {
@@ -8,12 +9,14 @@ public struct KubeWaitTimeout: Error, CustomStringConvertible, Sendable {
 }
 
 extension KubeClient {
-    /// Polls `check` until it returns nil (done) or `timeout` passes; `check` returns what is still
-    /// pending, which the timeout error repeats. Transient API errors count as pending.
+    /// Looks at `check` until it returns nil (done) or `timeout` passes, soon at first and then less
+    /// often up to `interval` (`PollSchedule`); `check` returns what is still pending, which the
+    /// timeout error repeats. Transient API errors count as pending.
     public func wait(for what: String, timeout: Duration, interval: Duration = .milliseconds(500),
                      _ check: () async throws -> String?) async throws {
         let deadline = ContinuousClock.now + timeout
         var pending = "no answer yet"
+        var schedule = PollSchedule(cap: interval)
         while true {
             do {
                 guard let still = try await check() else { return }
@@ -22,7 +25,7 @@ extension KubeClient {
                 pending = error.description
             }
             if ContinuousClock.now >= deadline { throw KubeWaitTimeout(waitingFor: what, pending: pending) }
-            try await Task.sleep(for: interval)
+            try await Task.sleep(for: schedule.next())
         }
     }
 

@@ -4,7 +4,7 @@ grpclib and Python's TLS: the independent client that provision's simulated node
     talos_client.py --host H --port P [--ca CA --cert CERT --key KEY] CALL...
 
 Without --ca it connects as talosctl --insecure does (no client certificate, chain not verified).
-CALL is one of version, hostname, disks, apply:FILE, reset, bootstrap, kubeconfig, etcd-members.
+CALL is one of version, hostname, disks, apply:FILE, reset, bootstrap, kubeconfig, etcd-members, events:N.
 Prints one JSON object per call: {"call", "ok", ...result} or {"call", "ok": false, "status"|"error"}.
 """
 import argparse
@@ -63,6 +63,20 @@ async def call(stub, disks, name):
     if name == "etcd-members":
         reply = (await stub.etcd_member_list(machine.EtcdMemberListRequest(), timeout=5)).messages[0]
         return {"members": sorted(m.hostname for m in reply.members)}
+    if name.startswith("events:"):
+        # MachineService/Events: the stages of MachineStatusEvents as they stream, until N are seen,
+        # the stream ends (the node went down) or 30 s pass.
+        wanted, stages = int(name[7:]), []
+        try:
+            async for event in stub.events(machine.EventsRequest(tail_events=1), timeout=30):
+                if event.data.type_url.endswith("machine.MachineStatusEvent"):
+                    status = machine.MachineStatusEvent().parse(event.data.value)
+                    stages.append(machine.MachineStatusEventMachineStage(status.stage).name)
+                    if len(stages) >= wanted:
+                        break
+        except Exception as error:  # the node went down to reboot: its connection went with it
+            return {"stages": stages, "ended": type(error).__name__}
+        return {"stages": stages}
     if name == "kubeconfig":
         data = b""
         async for chunk in stub.kubeconfig(Empty(), timeout=10):

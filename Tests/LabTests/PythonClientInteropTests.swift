@@ -49,6 +49,31 @@ import TestSupport
         #expect(replies["apply:\(dir)/cp1.yaml"]?["mode"] as? Int == 0, "REBOOT: a metal node installs first")
     }
 
+    /// MachineService/Events streams each stage change as it happens (what provision's waits read
+    /// instead of polling): the Python client and ours both see maintenance -> installing as a
+    /// config is applied, and the stream ends when the node goes down to reboot.
+    @Test(.timeLimit(.minutes(2))) func eventsStreamEachStageAsItHappens() async throws {
+        let lab = try LabFixture(nodes: ["cp1"], platform: "metal", timeScale: 0.05)
+        await lab.node("cp1").powerOn()
+        let maintenance = try lab.client("cp1", .maintenance(spkiPin: nil))
+        _ = try await eventually { try await maintenance.version() }
+        async let watched = run(lab, "cp1", ["events:10"])
+        async let ours = maintenance.stageChange(from: .maintenance, within: .seconds(30))
+        // The config goes in once the Python client's Events call has reached the node.
+        _ = try await eventually(timeout: .seconds(60)) { () async throws -> Bool in
+            guard await lab.node("cp1").calls.filter({ $0.method == "Events" }).count >= 2 else { throw PeerError("not subscribed yet") }
+            return true
+        }
+        let applied = Date()
+        _ = try await maintenance.applyConfiguration(try lab.config("cp1"))
+        let seen = try await ours
+        #expect(seen == .installing, "our client wakes on the change: \(String(describing: seen))")
+        #expect(Date().timeIntervalSince(applied) < 10, "as it happens, well inside the 30 s window it waited with")
+        let reply = try await watched["events:10"]
+        let stages = reply?["stages"] as? [String] ?? []
+        #expect(stages.starts(with: ["MAINTENANCE", "INSTALLING", "REBOOTING"]), "\(String(describing: reply))")
+    }
+
     @Test func configuredModeChecksCertificatesAndRoles() async throws {
         let lab = try LabFixture(nodes: ["cp1"])
         try await lab.configure(["cp1"])

@@ -11,7 +11,10 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await node.authorize(node.tls.mode == .maintenance ? .applyConfiguration : .admin, "ApplyConfiguration", context)
         var reply = Machine_ApplyConfiguration()
         (reply.mode, reply.modeDetails) = try await node.apply(request)
-        if !request.dryRun { await node.directory.commit() }
+        if !request.dryRun {
+            node.directory.record.mutation(node.spec.name, "ApplyConfiguration")
+            await node.directory.commit()
+        }
         return .with { $0.messages = [reply] }
     }
 
@@ -191,18 +194,19 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await response.write(.with { $0.bytes = archive })
     }
 
-    /// The current machine stage as one event, then the stream ends (enough for a waiter to see
-    /// where the node is; a long-lived stream would hold the API open across a reboot).
+    /// The machine stage now, then each change as it happens, as Talos streams MachineStatusEvents;
+    /// the stream ends when the node goes down (its API with it) or the client hangs up.
     func events(request: Machine_EventsRequest, response: RPCWriter<Machine_Event>, context: ServerContext) async throws {
         try await node.authorize(.read, "Events", context)
-        let stage = await node.stage
-        var status = Machine_MachineStatusEvent()
-        status.stage = Machine_MachineStatusEvent.MachineStage(stage)
-        status.status.ready = stage == .running
-        var event = Machine_Event()
-        event.id = UUID().uuidString.lowercased()
-        event.data = try Google_Protobuf_Any(message: status, typePrefix: "talos/runtime")
-        try await response.write(event)
+        for await stage in await node.stageChanges() {
+            var status = Machine_MachineStatusEvent()
+            status.stage = Machine_MachineStatusEvent.MachineStage(stage)
+            status.status.ready = stage == .running
+            var event = Machine_Event()
+            event.id = UUID().uuidString.lowercased()
+            event.data = try Google_Protobuf_Any(message: status, typePrefix: "talos/runtime")
+            try await response.write(event)
+        }
     }
 
     func read(request: Machine_ReadRequest, response: RPCWriter<Common_Data>, context: ServerContext) async throws {

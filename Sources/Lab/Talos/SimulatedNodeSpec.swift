@@ -77,6 +77,8 @@ enum SimulatedTiming {
     static let boot = 8.0
     static let install = 20.0
     static let reboot = 4.0
+    /// From `rebooting` to apid going down (services stopping).
+    static let servicesStop = 0.5
     static let etcdJoin = 3.0
     static let resetWipe = 3.0
     static let pull = 10.0

@@ -18,8 +18,36 @@ public actor SimulatedTalosNode {
             guard stage != oldValue else { return }
             history.append(stage)
             directory.record.stage(spec.name, stage.rawValue, bootID: bootID)
+            for watcher in stageWatchers.values { watcher.yield(stage) }
         }
     }
+
+    private func endStageStreams() {
+        for watcher in stageWatchers.values { watcher.finish() }
+        stageWatchers = [:]
+    }
+    /// Open MachineService/Events streams, each told every stage change.
+    private var stageWatchers: [UUID: AsyncStream<MachineStatus.Stage>.Continuation] = [:]
+    /// False from the moment the API starts going down until it serves again.
+    private var streamsOpen = false
+
+    /// The stage now, then each change, until the node goes down or the caller stops reading.
+    func stageChanges() -> AsyncStream<MachineStatus.Stage> {
+        let (stream, continuation) = AsyncStream.makeStream(of: MachineStatus.Stage.self, bufferingPolicy: .bufferingNewest(16))
+        let id = UUID()
+        continuation.yield(stage)
+        guard streamsOpen else {
+            continuation.finish()
+            return stream
+        }
+        stageWatchers[id] = continuation
+        continuation.onTermination = { [weak self] _ in
+            Task { await self?.forgetWatcher(id) }
+        }
+        return stream
+    }
+
+    private func forgetWatcher(_ id: UUID) { stageWatchers[id] = nil }
     /// Every stage the node has been in, in order (tests check the sequence).
     public private(set) var history: [MachineStatus.Stage] = []
     public private(set) var bootID = UUID().uuidString.lowercased()
@@ -243,6 +271,8 @@ public actor SimulatedTalosNode {
         epoch += 1
         let mark = epoch
         stage = .rebooting
+        // Talos stops its services before apid goes: an Events stream still delivers `rebooting`.
+        guard await pause(SimulatedTiming.servicesStop, mark) else { return }
         await stopAPI()
         await etcd.setRunning(spec.name, false, unhealthy: false)
         guard await pause(SimulatedTiming.reboot, mark) else { return }
@@ -253,6 +283,7 @@ public actor SimulatedTalosNode {
 
     private func startAPI(_ identity: @Sendable (SimulatedTalosNode) throws -> Void) async {
         await stopAPI()
+        streamsOpen = true
         do { try identity(self) } catch {
             FileHandle.standardError.write(Data("lab: \(spec.name): cannot make TLS identity: \(error)\n".utf8))
             return
@@ -277,6 +308,11 @@ public actor SimulatedTalosNode {
     }
 
     private func stopAPI() async {
+        // An Events stream waits for the next stage; it ends with the API, or the graceful
+        // shutdown below would wait for it forever. A stream asked for while the API goes down
+        // (its handler reaches the node after this point) ends at once, for the same reason.
+        streamsOpen = false
+        endStageStreams()
         server?.beginGracefulShutdown()
         // Connections are cut, as when apid restarts; streams in flight end.
         await serving?.value
@@ -301,7 +337,13 @@ public actor SimulatedTalosNode {
         let roles = Access.roles(context)
         calls.append((method, roles))
         try Access.check(access, roles: roles, maintenance: config == nil || tls.mode == .maintenance)
+        if Self.mutating.contains(method) { directory.record.mutation(spec.name, method) }
     }
+
+    /// Calls that change the machine or etcd (ApplyConfiguration is recorded by its handler: a dry run changes nothing).
+    static let mutating: Set<String> = ["Bootstrap", "Reset", "Reboot", "Shutdown", "Upgrade", "EtcdRecover", "EtcdLeaveCluster",
+                                        "EtcdForfeitLeadership", "EtcdRemoveMemberByID", "EtcdAlarmDisarm", "ImageService/Pull",
+                                        "LifecycleService/Upgrade"]
 
     /// ApplyConfiguration as Talos' server does it (reference/day2.md 2.2): AUTO resolves to
     /// NO_REBOOT when `CanApplyImmediate` allows, else REBOOT; NO_REBOOT of a change that needs a

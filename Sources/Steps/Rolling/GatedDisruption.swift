@@ -84,8 +84,10 @@ struct GatedDisruption {
             context.log("\(node): resuming the \(action) sent in run \(record?.runID ?? "?")", step: step)
         }
         let bootBefore = record?.bootBefore ?? ""
-        var outputs = try await waitFor("\(node) to come back from its \(action)", interval: access.pollInterval, step: step, context: context) {
-            try await back(bootBefore)
+        let wake = StageWake(access: access, node: node)
+        var outputs = try await waitFor("\(node) to come back from its \(action)", interval: access.eventPollInterval, step: step, context: context, wake: wake.wait) {
+            wake.saw(try? await client(timeout: .seconds(3)).machineStatus().stage)
+            return try await back(bootBefore)
         }
         outputs["bootBefore"] = bootBefore
         outputs[action] = detail

@@ -133,11 +133,16 @@ public final class TalosAccess: Sendable {
         } catch { throw StepError.permanent("\(error)") }
     }
 
-    /// How often waits poll: a lab runs on a compressed clock.
+    /// The longest pause between two looks of a wait (they start at 100 ms and grow to this): a
+    /// quarter second, so a step sees its condition within 250 ms of it becoming true; shorter on a
+    /// lab's compressed clock, never under 10 ms.
     public var pollInterval: Duration {
-        guard let scale = inventory.lab?.timeScale.value else { return .seconds(2) }
-        return .milliseconds(max(10, Int(2000 * scale)))
+        guard let scale = inventory.lab?.timeScale.value else { return .milliseconds(250) }
+        return .milliseconds(min(250, max(10, Int(2000 * scale))))
     }
+
+    /// The fallback pause for waits a Talos stage event wakes: long, since the event comes first.
+    public var eventPollInterval: Duration { scaled(.seconds(2), floor: pollInterval) }
 
     /// A real-world wait bound on the lab's clock (never under `floor`, so a loaded machine still makes it).
     public func scaled(_ duration: Duration, floor: Duration = .seconds(30)) -> Duration {

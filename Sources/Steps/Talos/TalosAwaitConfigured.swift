@@ -23,9 +23,12 @@ public struct TalosAwaitConfigured: StepKind {
         let node = try step.requireNode()
         let access = TalosAccess.from(context)
         var lastStage: MachineStatus.Stage?
-        return try await waitFor("\(node) to run configured", interval: access.pollInterval, step: step, context: context) {
+        let wake = StageWake(access: access, node: node)
+        return try await waitFor("\(node) to run configured", interval: access.eventPollInterval, step: step, context: context, wake: wake.wait) {
             let client = try await access.client(node, .admin, timeout: .seconds(5))
-            if let status = try? await client.machineStatus(), status.stage != lastStage {
+            let status = try? await client.machineStatus()
+            wake.saw(status?.stage)
+            if let status, status.stage != lastStage {
                 lastStage = status.stage
                 context.log("\(node): \(status.stage.rawValue)", step: step)
             }

@@ -11,11 +11,14 @@ extension StepInstance {
     }
 }
 
-/// Polls `check` until it returns a value, sleeping `interval` between tries. Transient errors
+/// Looks at `check` until it returns a value: soon at first, then less often up to `interval`
+/// (`PollSchedule`). `wake`, when given, is awaited instead of a plain sleep and may return early
+/// (a Talos stage event), so the next look comes as soon as something changed. Transient errors
 /// count as "not yet"; anything else ends the wait. The executor's step timeout bounds it.
 func waitFor<T: Sendable>(_ what: String, interval: Duration, step: StepInstance, context: StepContext,
-                          _ check: () async throws -> T?) async throws -> T {
+                          wake: (@Sendable (Duration) async -> Void)? = nil, _ check: () async throws -> T?) async throws -> T {
     var lastNote = ""
+    var schedule = PollSchedule(cap: interval)
     while true {
         do {
             if let value = try await check() { return value }
@@ -24,7 +27,9 @@ func waitFor<T: Sendable>(_ what: String, interval: Duration, step: StepInstance
             if note != lastNote { context.log("waiting for \(what): \(note)", level: .debug, step: step) }
             lastNote = note
         }
-        try await Task.sleep(for: interval)
+        let pause = schedule.next()
+        if let wake { await wake(pause) } else { try await Task.sleep(for: pause) }
+        try Task.checkCancellation()
     }
 }
 
