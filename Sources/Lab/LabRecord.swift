@@ -73,6 +73,12 @@ public final class LabRecord: Sendable {
         append(Entry(t: Self.now(), node: node, event: what, detail: detail))
     }
 
+    /// A call that changes something (an applied config, a reboot, a Kubernetes write, an EC2
+    /// launch), so a benchmark can count what a converged re-run changed: it should be nothing.
+    func mutation(_ who: String, _ what: String) {
+        append(Entry(t: Self.now(), node: who, event: "mutation", method: what))
+    }
+
     func etcd(running: [String], members: Int, quorum: Bool) {
         append(Entry(t: Self.now(), node: nil, event: "etcd", etcdRunning: running.sorted(), etcdMembers: members, quorum: quorum))
     }

@@ -55,7 +55,7 @@ import TestSupport
         let object = try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any]
         let nodes = object?["nodes"] as? [[String: Any]] ?? []
         let edges = object?["edges"] as? [[String: String]] ?? []
-        #expect(nodes.count == 38)
+        #expect(nodes.count == 39, "the steps of up.yaml over homelab, machine-preflight included")
         #expect(edges.contains { $0["from"] == "configured-cp@cp2" && $0["to"] == "bootstrap" })
         #expect(edges.contains { $0["from"] == "maintenance@mini01" && $0["to"] == "apply-config@mini01" })
         #expect(!edges.contains { $0["from"] == "configured-worker@mini01" && $0["to"] == "bootstrap" }, "bootstrap waits for control planes only")

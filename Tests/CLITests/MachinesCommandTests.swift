@@ -91,7 +91,7 @@ import TestSupport
         return project
     }
 
-    @Test(.timeLimit(.minutes(3))) func fourVMsAreCreatedInAboutOneCreateTime() async throws {
+    @Test(.timeLimit(.minutes(10))) func fourVMsAreCreatedInAboutOneCreateTime() async throws {
         let project = try project(maxParallel: 4)
         let result = try await DemoLabLock.exclusive { try await project.run(["machines", "up", "demo"]) }
         #expect(result.status == 0, "\(result.stderr)")
@@ -104,7 +104,7 @@ import TestSupport
         #expect(again.status == 0 && afterAgain == 4, "a second run creates nothing")
     }
 
-    @Test(.timeLimit(.minutes(3))) func neverMoreThanMaxParallelAtOnce() async throws {
+    @Test(.timeLimit(.minutes(10))) func neverMoreThanMaxParallelAtOnce() async throws {
         let project = try project(maxParallel: 2)
         let result = try await DemoLabLock.exclusive { try await project.run(["machines", "up", "demo"]) }
         #expect(result.status == 0, "\(result.stderr)")

@@ -39,12 +39,18 @@ import TestSupport
         let result = try await CLI.run(["machines", "up", "\(dir)/inventories/guard.yaml", "--state-dir", temporaryDirectory(), "--json"],
                                        cwd: dir, environment: env)
         #expect(result.status != 0)
+        // The preflight reaches for both hypervisors first, and both refuse before a packet leaves.
         let failed = CLI.events(result.stdout.split(separator: "\n").map(String.init), kind: "step.failed")
-        let messages = Dictionary(uniqueKeysWithValues: failed.map { ($0["step"] as? String ?? "", "\($0)") })
-        for (step, address, purpose) in [("machine@cp1", "127.0.0.201", "Proxmox API"), ("machine@cp2", "127.0.0.202", "libvirt"),
-                                         ("machine@cp3", "127.0.0.203", "Wake-on-LAN")] {
-            let message = messages[step] ?? ""
-            #expect(message.contains("refusing to contact \(address)") && message.contains(purpose), "\(step): \(message)")
+        let preflight = failed.first { $0["step"] as? String == "machine-preflight" }.map { "\($0)" } ?? ""
+        for (address, purpose) in [("127.0.0.201", "Proxmox API"), ("127.0.0.202", "libvirt")] {
+            #expect(preflight.contains("refusing to contact \(address)") && preflight.contains(purpose), "\(preflight)")
         }
+        // Metal has nothing to preflight: its machine step sends the Wake-on-LAN packet, refused too.
+        let metal = try await CLI.run(["machines", "up", "\(dir)/inventories/guard.yaml", "--node", "cp3", "--state-dir", temporaryDirectory(), "--json"],
+                                      cwd: dir, environment: env)
+        #expect(metal.status != 0)
+        let woken = CLI.events(metal.stdout.split(separator: "\n").map(String.init), kind: "step.failed").first { $0["step"] as? String == "machine@cp3" }
+        let message = woken.map { "\($0)" } ?? ""
+        #expect(message.contains("refusing to contact 127.0.0.203") && message.contains("Wake-on-LAN"), "\(message)")
     }
 }

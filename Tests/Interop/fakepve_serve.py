@@ -1,6 +1,6 @@
 """Starts fakepve (PyPI fakepve[crypto], a Proxmox VE API fake with PVE's real schema) for tests.
 
-    fakepve_serve.py --host 127.0.0.x --ready FILE [--faults JSON] [--guest JSON]
+    fakepve_serve.py --host 127.0.0.x --ready FILE [--faults JSON] [--guest JSON] [--time-scale S]
 
 The API token comes from the environment (PVE_TEST_TOKEN = 'root@pam!orch=SECRET'), never argv, and
 so does root@pam's password for ticket sign-in (PVE_TEST_PASSWORD).
@@ -8,7 +8,8 @@ FILE receives the server certificate's SHA-256 fingerprint (uppercase, colon-sep
 it) once the server listens. --faults: a JSON list of fail() calls, e.g.
 [{"method": "POST", "suffix": "/nodes/pve1/qemu", "error": "...", "times": 1}].
 --guest: attributes every VM created over the API gets, e.g. {"shutdown_secs": 120} (a guest that
-ignores ACPI for two minutes) or {"agent": {}} (a running QEMU guest agent).
+ignores ACPI for two minutes) or {"agent": {}} (a running QEMU guest agent). --time-scale: PVE's task
+durations scaled (0, the default, finishes every task at once; 1 takes PVE's own time).
 """
 import argparse
 import asyncio
@@ -28,6 +29,7 @@ async def main():
     parser.add_argument("--ready", required=True)
     parser.add_argument("--faults", default="[]")
     parser.add_argument("--guest", default="{}")
+    parser.add_argument("--time-scale", type=float, default=0.0)
     args = parser.parse_args()
     guest = json.loads(args.guest)
     if guest:
@@ -40,7 +42,7 @@ async def main():
                     setattr(self, key, value)
         qemu.FakeVm = GuestVm
     pve = FakePve(host=args.host, port=8006, password=os.environ.get("PVE_TEST_PASSWORD", "secret"))
-    pve.time_scale = 0
+    pve.time_scale = args.time_scale
     token_id, secret = os.environ["PVE_TEST_TOKEN"].split("=", 1)
     pve.apitokens[token_id] = secret
     for fault in json.loads(args.faults):

@@ -26,7 +26,10 @@ public final class LabEC2Server: Sendable {
         let form = request.method == .POST ? String(decoding: request.body, as: UTF8.self) : request.query
         do {
             let (action, xml) = try await ec2.perform(QueryParameters(form: form))
-            if action != "DescribeInstances" { await ec2.cluster.directory.commit() }
+            if !action.hasPrefix("Describe") {
+                ec2.cluster.directory.record.mutation("ec2", action)
+                await ec2.cluster.directory.commit()
+            }
             return (200, EC2XML.response(action, requestID: requestID, xml))
         } catch {
             return (error.status, EC2XML.error(code: error.code, message: error.message, requestID: requestID))

@@ -35,7 +35,10 @@ public final class LabKubeAPI: Sendable {
             } else {
                 response = router.reply(APIFailure(code: 503, reason: "ServiceUnavailable", message: "etcd has no quorum yet: bootstrap a control plane").status, 503)
             }
-            if request.method != .GET, response.status < 300 { await directory.commit() }
+            if request.method != .GET, response.status < 300 {
+                directory.record.mutation("kubernetes", "\(request.method.rawValue) \(request.path.split(separator: "?").first ?? "")")
+                await directory.commit()
+            }
             await audit.record(request.method.rawValue, request.path, response.status)
             return response
         }
