@@ -111,9 +111,14 @@ public struct MachinePreflight: StepKind {
         for provider in inventory.providers {
             let nodes = scope.filter { $0.machine.provider.value == provider.name.value }
             guard let first = nodes.first, [.proxmox, .libvirt].contains(provider.kind.value) else { continue }
-            let machines = try await MachineProviders.from(context).provider(for: first, context: context)
-            problems += try await machines.preflight(nodes, in: inventory).map { "provider \(provider.name.value): \($0)" }
-            checked.append(provider.name.value)
+            do {
+                let machines = try await MachineProviders.from(context).provider(for: first, context: context)
+                problems += try await machines.preflight(nodes, in: inventory).map { "provider \(provider.name.value): \($0)" }
+                checked.append(provider.name.value)
+            } catch {
+                // A provider that cannot be reached or refuses the credentials is a problem too; the others are still checked.
+                problems.append("provider \(provider.name.value): \(context.credentials.redactor.redact("\(error)"))")
+            }
         }
         guard problems.isEmpty else {
             throw StepError.permanent("no machine was created; fix these first:\n  " + problems.joined(separator: "\n  "))
