@@ -52,7 +52,8 @@ def condition_time(step, entries, control_planes):
     if kind == "talos.await-etcd":
         return first(lambda e: e["event"] == "etcd" and e.get("quorum") and (e.get("etcdMembers") or 0) >= control_planes)
     if kind in ("kube.cilium", "gpu.await-ready"):
-        ready = [e["t"] for e in after if e["event"] == "node-ready" and e["t"] <= step["end"]]
+        # The installer job complete, the workloads rolled out, the Nodes Ready: the last of them.
+        ready = [e["t"] for e in after if e["event"] in ("node-ready", "kube-ready") and e["t"] <= step["end"]]
         return max(ready) if ready else None
     return None
 

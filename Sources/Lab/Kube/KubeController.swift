@@ -162,8 +162,10 @@ actor KubeController {
                                    ("updatedNumberScheduled", count), ("numberAvailable", serving)] {
                 ds.set("status.\(field)", .int(value))
             }
+            let wasRolledOut = Self.rolledOut(ds)
             ds.set("status.observedGeneration", .int(done ? ds[path: "metadata.generation"]?.int ?? 1 : ds[path: "status.observedGeneration"]?.int ?? 0))
             await store.controllerWrite(resource("DaemonSet"), ds)
+            if done, !wasRolledOut { ready("DaemonSet", ds) }
         }
         let crdsEstablished = await store.all(group: "apiextensions.k8s.io", plural: "customresourcedefinitions")
         for var deployment in await store.all(group: "apps", plural: "deployments") {
@@ -175,11 +177,13 @@ actor KubeController {
             let done = !readyNodes.isEmpty && crdsReady && (Self.rolledOut(deployment) || settled(deployment, after: Self.rollout))
             let count = done ? min(wanted, await schedulePods(deployment, wanted: wanted, keepOn: nodes.filter { $0.condition("Ready") == "True" },
                                                               placeOn: readyNodes)) : 0
+            let wasRolledOut = Self.rolledOut(deployment)
             for field in ["replicas", "readyReplicas", "availableReplicas", "updatedReplicas"] { deployment.set("status.\(field)", .int(count)) }
             deployment.set("status.observedGeneration", .int(done ? deployment[path: "metadata.generation"]?.int ?? 1 : 0))
             deployment.set("status.conditions", .array([.object(["type": "Available", "status": .string(done ? "True" : "False"),
                                                                   "reason": .string(done ? "MinimumReplicasAvailable" : "MinimumReplicasUnavailable")])]))
             await store.controllerWrite(resource("Deployment"), deployment)
+            if done, count > 0, !wasRolledOut { ready("Deployment", deployment) }
         }
         for var job in await store.all(group: "batch", plural: "jobs") where job.condition("Complete") != "True" {
             guard !readyNodes.isEmpty || Self.hostNetwork(job), settled(job, after: Self.job) else { continue }
@@ -188,7 +192,14 @@ actor KubeController {
             job.set("status.succeeded", .int(1))
             job.set("status.conditions", .array([.object(["type": "Complete", "status": "True"])]))
             await store.controllerWrite(resource("Job"), job)
+            ready("Job", job)
         }
+    }
+
+    /// When a workload rolled out or a job completed, for benchmarks that measure how long the
+    /// waits on them took to notice.
+    func ready(_ kind: String, _ object: JSON) {
+        directory.record.note("kubernetes", "kube-ready", detail: "\(kind) \(object.namespace ?? "")/\(object.name)")
     }
 
     /// Keeps `wanted` running pods of a Deployment, as its ReplicaSet would: pods stay on Ready nodes

@@ -16,7 +16,7 @@ if not os.path.exists(f"{VENV}/bin/ansible-playbook"):
 work = tempfile.mkdtemp(prefix="bench-ansible-")
 ready = f"{work}/ready"
 pve = subprocess.Popen([sys.executable, f"{REPO}/Tests/Interop/fakepve_serve.py", "--host", HOST, "--ready", ready, "--time-scale", "1"],
-                       env={**os.environ, "PVE_TEST_TOKEN": f"{TOKEN}={SECRET}"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                       env={**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PVE_TEST_TOKEN": f"{TOKEN}={SECRET}"}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 context = ssl.create_default_context()
 context.check_hostname = False
 context.verify_mode = ssl.CERT_NONE
@@ -104,7 +104,7 @@ nodes:
     for key in ["node"]:
         playbook[0]["tasks"][1]["community.proxmox.proxmox_disk"].pop(key)
     open(f"{work}/site.yml", "w").write(json.dumps(playbook))
-    env = {**os.environ, "ANSIBLE_PYTHON_INTERPRETER": f"{VENV}/bin/python", "ANSIBLE_LOCALHOST_WARNING": "False",
+    env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "ANSIBLE_PYTHON_INTERPRETER": f"{VENV}/bin/python", "ANSIBLE_LOCALHOST_WARNING": "False",
            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False", "PATH": f"{VENV}/bin:" + os.environ["PATH"]}
 
     def ansible():
