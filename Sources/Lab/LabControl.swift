@@ -52,6 +52,24 @@ public struct LabControl: Sendable {
         return nil
     }
 
+    /// `lab/serving`: the pid of the process serving this lab, there while it serves. Commands check it
+    /// before starting a lab of their own: a lab without an EC2 endpoint has nothing listening
+    /// until its first VM boots, so a port probe alone would start a second lab on the same world.
+    var marker: String { URL(fileURLWithPath: directory).deletingLastPathComponent().path + "/serving" }
+
+    public func markServing() {
+        try? Data("\(getpid())\n".utf8).write(to: URL(fileURLWithPath: marker), options: .atomic)
+    }
+
+    public func unmarkServing() { try? FileManager.default.removeItem(atPath: marker) }
+
+    /// The pid serving this lab, when that process is alive.
+    public var servingPID: Int32? {
+        guard let text = try? String(contentsOfFile: marker, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0, kill(pid, 0) == 0 else { return nil }
+        return pid
+    }
+
     /// The serving side: takes each request as it appears and writes `perform`'s answer.
     public func serve(_ perform: @escaping @Sendable (Action) async -> String) -> Task<Void, Never> {
         let directory = self.directory

@@ -16,7 +16,8 @@ public struct TimelinePage {
             ("command", run.command), ("inventory", run.inventory), ("playbook", run.playbook), ("run", run.id),
             ("host", "\(run.host), pid \(run.pid)"), ("started", formatter.string(from: run.startedAt)),
             ("outcome", run.outcome ?? "unfinished (still running, or killed)"),
-            ("makespan", seconds(timeline.makespan)), ("critical path", "\(seconds(timeline.criticalSeconds)) over \(timeline.criticalPath.count) steps"),
+            ("makespan", seconds(timeline.makespan)), ("critical path", run.graph == nil ? "unknown: this run was journaled before runs kept their step graph"
+                : "\(seconds(timeline.criticalSeconds)) over \(timeline.criticalPath.count) steps"),
             ("steps", "\(timeline.bars.count): \(timeline.count(.applied)) changed, \(timeline.count(.satisfied)) already done, \(timeline.count(.failed) + timeline.count(.refused)) failed, \(timeline.count(.blocked)) not run"),
             ("retries", "\(timeline.retries)"), ("step time", "\(seconds(busy)) in all (\(String(format: "%.1f", busy / max(timeline.makespan, 0.001)))x the makespan: steps ran side by side)"),
         ]

@@ -68,7 +68,10 @@ struct Lab: AsyncParsableCommand {
                 if let endpoint = services.ec2Endpoint { output.result("ec2  \(endpoint)") }
                 output.result("kubernetes  \(inv.cluster.endpoint.value)  (once a control plane is configured and etcd bootstrapped)")
                 output.note("lab \(inv.name): \(cluster.nodes.count) simulated Talos nodes (time scale \(inv.lab?.timeScale.value ?? 1)); Ctrl-C stops them")
-                let control = LabControl(labDirectory: URL(fileURLWithPath: twin).deletingLastPathComponent().path).serve { action in
+                let labControl = LabControl(labDirectory: URL(fileURLWithPath: twin).deletingLastPathComponent().path)
+                labControl.markServing()
+                defer { labControl.unmarkServing() }
+                let control = labControl.serve { action in
                     let answer = await services.perform(action)
                     output.note("lab request \(action.text): \(answer)")
                     return answer
@@ -105,7 +108,7 @@ struct Lab: AsyncParsableCommand {
                 let loader = Loader(output: output)
                 let inv = try loader.labInventory(inventory, for: "reset")
                 let directory = inv.labDirectory(stateDirectory: loader.stateDirectory(global, inventory: inv))
-                if InProcessLab.externalLab(inv) != nil {
+                if InProcessLab.externalLab(inv, stateDirectory: loader.stateDirectory(global, inventory: inv)) != nil {
                     output.failure("the lab is being served (`provision lab serve \(inv.name)`); stop it first", key: "lab.serving")
                     throw Exit(status: .refused)
                 }

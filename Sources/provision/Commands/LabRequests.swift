@@ -66,7 +66,7 @@ extension Lab {
         let inv = try loader.labInventory(inventory, for: purpose)
         let stateDirectory = loader.stateDirectory(global, inventory: inv)
         let answer: String
-        if InProcessLab.externalLab(inv) != nil {
+        if InProcessLab.externalLab(inv, stateDirectory: stateDirectory) != nil {
             do {
                 guard let served = try await LabControl(labDirectory: inv.labDirectory(stateDirectory: stateDirectory)).request(action, timeout: .seconds(60)) else {
                     output.failure("the lab serving \(inv.name) did not take the request (is it this state directory's lab?)", key: "lab.request")

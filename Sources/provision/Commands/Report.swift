@@ -68,7 +68,8 @@ struct Report: AsyncParsableCommand {
                               "criticalPath": timeline.criticalPath, "steps": timeline.bars.count])
             } else {
                 out.result(page)
-                out.note("\(run.command): \(timeline.bars.count) steps in \(String(format: "%.1f", timeline.makespan)) s; critical path \(timeline.criticalPath.count) steps")
+                out.note("\(run.command): \(timeline.bars.count) steps in \(String(format: "%.1f", timeline.makespan)) s; "
+                         + (run.graph == nil ? "no critical path (journaled before runs kept their step graph)" : "critical path \(timeline.criticalPath.count) steps"))
             }
         }
     }

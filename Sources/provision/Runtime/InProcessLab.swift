@@ -35,7 +35,7 @@ final class InProcessLab: Sendable {
     static func start(_ inventory: Inventory, stateDirectory: String, credentials: CredentialResolver, output: Output,
                       readOnly: Bool = false) async throws(Exit) -> InProcessLab? {
         guard inventory.lab != nil else { return nil }
-        if let served = externalLab(inventory) {
+        if let served = externalLab(inventory, stateDirectory: stateDirectory) {
             output.note("lab \(inventory.name): using the lab already serving at \(served)")
             return nil
         }
@@ -58,8 +58,10 @@ final class InProcessLab: Sendable {
         ["machine.", "kube.", "gpu.", "backup.", "etcd.", "restore."].contains { kind.hasPrefix($0) } || (kind.hasPrefix("talos.") && kind != "talos.secrets")
     }
 
-    /// The address of a lab endpoint that already answers (another process serves the lab).
-    static func externalLab(_ inventory: Inventory) -> String? {
+    /// Where the lab another process serves answers: its pid when it serves this lab's world
+    /// (`lab/serving`), else an endpoint of the inventory's that already answers.
+    static func externalLab(_ inventory: Inventory, stateDirectory: String) -> String? {
+        if let pid = LabControl(labDirectory: inventory.labDirectory(stateDirectory: stateDirectory)).servingPID { return "pid \(pid)" }
         var candidates: [(String, Int)] = []
         for provider in inventory.providers where provider.kind.value == .aws {
             if let url = provider.setting("endpoint").flatMap(URL.init(string:)), let host = url.host { candidates.append((host, url.port ?? 80)) }
