@@ -33,8 +33,8 @@ struct RunOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Run only this step (or STEP@NODE); its dependencies are checked, not run.", valueName: "step"))
     var only: String?
 
-    @Option(help: "How many steps may run at once.")
-    var concurrency: Int = 8
+    @Option(help: ArgumentHelp("How many steps may run at once. A step waiting for a node holds its place too, so this is well above a homelab's node count; machine creates (each provider's maxParallel) and reboots have their own limits.", valueName: "n"))
+    var concurrency: Int = 64
 
     @Option(name: .customLong("max-parallel"), help: ArgumentHelp(
         "How many workers may be down at once for a reboot or upgrade (control planes: always one).", valueName: "n"))

@@ -53,7 +53,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
-def lab_project(name, workers, time_scale=0.02, subnet=30, extra=""):
+def lab_project(name, workers, time_scale=0.02, subnet=30, extra="", disk="1GiB"):
     """A generated lab inventory: 3 control planes and `workers` workers as libvirt test-driver VMs
     on 127.SUBNET.x.y, Cilium, no foundation, no GPU pool. Returns the project folder."""
     project = tempfile.mkdtemp(prefix=f"bench-{name}-")
@@ -71,7 +71,7 @@ def lab_project(name, workers, time_scale=0.02, subnet=30, extra=""):
     role: {role}
     image: vm
     address: 127.{subnet}.{a}.{b + 1}
-    machine: {{provider: lab-libvirt, cpus: 2, memory: 2GiB, disk: 1GiB, mac: "52:54:00:{subnet:02x}:{i // 256:02x}:{i % 256:02x}"}}
+    machine: {{provider: lab-libvirt, cpus: 2, memory: 2GiB, disk: {disk}, mac: "52:54:00:{subnet:02x}:{i // 256:02x}:{i % 256:02x}"}}
     install: {{disk: /dev/vda}}
 """)
     open(f"{project}/inventories/{name}.yaml", "w").write(f"""apiVersion: provision/v1

@@ -2,7 +2,7 @@ import Foundation
 
 /// Options of one run, from the command line.
 public struct ExecutorOptions: Sendable {
-    public var maxConcurrency = 8
+    public var maxConcurrency = 64
     /// Per resource kind; a kind not listed allows one instance at a time.
     public var resourceLimits: [String: Int] = [:]
     public var retry = RetryPolicy()
