@@ -14,6 +14,11 @@ import TestSupport
         return listed.stdout.split(separator: "\n").map(String.init).filter { $0.hasPrefix("configmap/dr-") }
     }
 
+    func loadedConfigMaps(_ project: DemoProject) async throws -> Int {
+        let listed = try await project.kubectl(["get", "configmaps", "-n", "lab-load", "-o", "name"])
+        return listed.stdout.split(separator: "\n").filter { $0.hasPrefix("configmap/") }.count
+    }
+
     func kubeSystemUID(_ project: DemoProject) async throws -> String {
         try await project.kubectl(["get", "namespace", "kube-system", "-o", "jsonpath={.metadata.uid}"]).stdout
     }
@@ -132,6 +137,9 @@ import TestSupport
             defer { lab.signal(SIGINT) }
             #expect(try await project.run(["up", "demo"]).status == 0)
             try await createConfigMaps(project)
+            let loaded = try await project.run(["lab", "load", "demo", "--count", "20", "--size", "100"])
+            #expect(loaded.status == 0 && loaded.stdout.contains("20 ConfigMaps"), "\(loaded.stdout)\(loaded.stderr)")
+            #expect(try await loadedConfigMaps(project) == 20, "lab load writes into etcd, where kubectl reads")
             #expect(try await project.run(["backup", "demo"]).status == 0)
             let full = try await BackupProject.sets(moto.endpoint, "demo-backups")
 
@@ -169,6 +177,7 @@ import TestSupport
             #expect(restored.status == 0, "\(restored.stderr.suffix(800))")
             #expect(try await etcdMembers(project) == 3)
             #expect(try await configMaps(project).count == 50)
+            #expect(try await loadedConfigMaps(project) == 20, "the loaded keys came back with the snapshot")
             lab.signal(SIGINT)
             _ = try await lab.finish(timeout: .seconds(30))
         }

@@ -218,19 +218,3 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await response.write(.with { $0.bytes = Data((bootID + "\n").utf8) })
     }
 }
-
-extension Machine_MachineStatusEvent.MachineStage {
-    init(_ stage: MachineStatus.Stage) {
-        switch stage {
-        case .unknown: self = .unknown
-        case .booting: self = .booting
-        case .installing: self = .installing
-        case .maintenance: self = .maintenance
-        case .running: self = .running
-        case .rebooting: self = .rebooting
-        case .shuttingDown: self = .shuttingDown
-        case .resetting: self = .resetting
-        case .upgrading: self = .upgrading
-        }
-    }
-}

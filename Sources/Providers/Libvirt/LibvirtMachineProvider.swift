@@ -12,7 +12,7 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// The lab's test-driver file, written after every change so the hypervisor outlives the process.
     let persisted: TestDriverState?
     /// Creates at once on this host (`maxParallel`, default 2).
-    let creates: CreateGate
+    let creates: AsyncSemaphore
     /// One save at a time, each reading the hypervisor as it is then: two parallel creates never
     /// write an older picture over a newer one.
     private let saving = Mutex(())
@@ -21,7 +21,7 @@ public final class LibvirtMachineProvider: MachineProvider {
         self.provider = provider
         self.shutdownTimeout = shutdownTimeout
         self.persisted = persisted
-        creates = CreateGate(limit: provider.setting("maxParallel").flatMap { Int($0) } ?? 2)
+        creates = AsyncSemaphore(provider.setting("maxParallel").flatMap { Int($0) } ?? 2)
         connection = try LibvirtConnection(uri: try persisted?.prepare() ?? provider.endpoint?.value ?? provider.setting("uri") ?? "")
     }
 

@@ -13,7 +13,7 @@ public struct ProxmoxMachineProvider: MachineProvider {
     let media: MediaResolver
     let downloads = ProxmoxMediaCache()
     /// Creates (with their import and disk resize) at once on this host (`maxParallel`, default 4).
-    let creates: CreateGate
+    let creates: AsyncSemaphore
 
     public init(provider: ProviderSpec, credentials: ProxmoxCredentials, media: @escaping MediaResolver) throws {
         guard let endpoint = provider.endpoint.flatMap({ URL(string: $0.value) }) ?? provider.setting("endpoint").flatMap(URL.init(string:)),
@@ -22,7 +22,7 @@ public struct ProxmoxMachineProvider: MachineProvider {
         }
         self.provider = provider
         self.media = media
-        creates = CreateGate(limit: provider.setting("maxParallel").flatMap { Int($0) } ?? 4)
+        creates = AsyncSemaphore(provider.setting("maxParallel").flatMap { Int($0) } ?? 4)
         client = ProxmoxClient(host: host, port: endpoint.port ?? 8006, fingerprint: provider.setting("fingerprint") ?? "",
                                credentials: credentials, node: provider.setting("node") ?? "pve1")
     }

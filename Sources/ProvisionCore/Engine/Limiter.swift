@@ -1,27 +1,3 @@
-/// A counting semaphore for tasks. Waiters are served in arrival order.
-actor AsyncSemaphore {
-    private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
-
-    init(_ count: Int) { available = max(1, count) }
-
-    func acquire() async {
-        if available > 0 {
-            available -= 1
-            return
-        }
-        await withCheckedContinuation { waiters.append($0) }
-    }
-
-    func release() {
-        if waiters.isEmpty {
-            available += 1
-        } else {
-            waiters.removeFirst().resume()
-        }
-    }
-}
-
 /// Bounds concurrency overall and per named resource (one storage-heavy Proxmox task per storage).
 actor Limiter {
     private let global: AsyncSemaphore

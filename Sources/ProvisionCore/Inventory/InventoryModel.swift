@@ -225,16 +225,9 @@ public struct LabDelays: Sendable, Equatable {
 
     public init() {}
 
-    static let keys = ["libvirtCreate", "libvirtStart", "ec2Boot", "wakeOnLAN"]
-
-    mutating func set(_ key: String, _ value: Duration) {
-        switch key {
-        case "libvirtCreate": libvirtCreate = value
-        case "libvirtStart": libvirtStart = value
-        case "ec2Boot": ec2Boot = value
-        case "wakeOnLAN": wakeOnLAN = value
-        default: break
-        }
+    /// The `lab.delays` keys and the field each sets.
+    static var fields: [(key: String, field: WritableKeyPath<LabDelays, Duration>)] {
+        [("libvirtCreate", \.libvirtCreate), ("libvirtStart", \.libvirtStart), ("ec2Boot", \.ec2Boot), ("wakeOnLAN", \.wakeOnLAN)]
     }
 }
 

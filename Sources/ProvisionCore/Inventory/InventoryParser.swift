@@ -364,8 +364,8 @@ public struct InventoryParser {
         let directory = r.string("directory")
         var delays = LabDelays()
         if let d = r.mapping("delays") {
-            for key in LabDelays.keys {
-                if let value = duration(d, key) { delays.set(key, value.value) }
+            for (key, field) in LabDelays.fields {
+                if let value = duration(d, key) { delays[keyPath: field] = value.value }
             }
             d.finish()
         }

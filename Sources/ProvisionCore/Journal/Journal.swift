@@ -246,6 +246,11 @@ public final class Journal: Sendable {
         try pool.read { db in try Attempt.fetchAll(db, sql: "SELECT * FROM attempt ORDER BY id") }
     }
 
+    /// One run by its id.
+    public func run(id: String) throws -> Run? {
+        try pool.read { db in try Run.fetchOne(db, sql: "SELECT * FROM run WHERE id = ?", arguments: [id]) }
+    }
+
     public func runs(limit: Int = 20) throws -> [Run] {
         try pool.read { db in try Run.fetchAll(db, sql: "SELECT * FROM run ORDER BY startedAt DESC, rowid DESC LIMIT ?", arguments: [limit]) }
     }

@@ -22,7 +22,6 @@ public struct RunMetrics: Sendable {
 
     public var inventory: String
     public var playbook: String
-    public var command: String
     public var duration: Double
     public var succeeded: Bool
     public var finishedAt: Date
@@ -34,11 +33,10 @@ public struct RunMetrics: Sendable {
     public var gpuPools: [String]?
     public var gpuInstances: [GPUInstance] = []
 
-    public init(inventory: String, playbook: String, command: String, duration: Double, succeeded: Bool, finishedAt: Date,
+    public init(inventory: String, playbook: String, duration: Double, succeeded: Bool, finishedAt: Date,
                 outcomes: [Journal.Outcome: Int], retries: Int, lastSuccess: Date?) {
         self.inventory = inventory
         self.playbook = playbook
-        self.command = command
         self.duration = duration
         self.succeeded = succeeded
         self.finishedAt = finishedAt

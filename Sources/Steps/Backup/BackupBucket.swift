@@ -80,7 +80,7 @@ public struct BackupBucket: Sendable {
     public func resolve(_ reference: String, holding object: String? = nil) async throws -> BackupSet {
         let sets = try await sets()
         let complete = sets.filter(\.complete)
-        let usable = object.map { name in complete.filter { $0.objects.contains { $0.key.hasSuffix("/" + name) } } } ?? complete
+        let usable = object.map { name in complete.filter { $0.holds(name) } } ?? complete
         let found = reference == "latest" ? usable.first : complete.first { $0.name == reference || $0.name.hasSuffix("-" + reference) }
         if let object, reference == "latest", found == nil, !complete.isEmpty {
             throw StepError.permanent("no backup set in \(s3.describe(setsPrefix)) holds \(object) (each was taken by a host with only an etcd-backup talosconfig); take one with `provision backup` on a host that has the bundle")
@@ -107,8 +107,14 @@ public struct BackupSet: Sendable, Equatable {
     public var complete: Bool
 
     public var bytes: Int { objects.reduce(0) { $0 + $1.size } }
+    /// The secrets bundle's object in a set.
+    public static let secrets = "secrets.yaml.age"
+
+    /// Whether the set has the object `name` (e.g. `secrets.yaml.age`, `configs/cp1.yaml.age`).
+    public func holds(_ name: String) -> Bool { objects.contains { $0.key.hasSuffix("/" + name) } }
+
     /// The set has the secrets bundle (a set taken with only an etcd-backup talosconfig does not).
-    public var holdsSecrets: Bool { objects.contains { $0.key.hasSuffix("/secrets.yaml.age") } }
+    public var holdsSecrets: Bool { holds(Self.secrets) }
 }
 
 /// What a set holds and how to check it: written last, in clear (it names no secret), so `backup
@@ -144,7 +150,7 @@ public struct BackupManifest: Codable, Sendable, Equatable {
 
     /// The OS CA's fingerprint as `osCA` records it (whitespace ignored, so PEM line endings do not matter).
     public static func fingerprint(caPEM: String) -> String {
-        SHA256.hash(data: Data(caPEM.filter { !$0.isWhitespace }.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Data(caPEM.filter { !$0.isWhitespace }.utf8)).hexString
     }
 
     /// Whether this set is a backup of the cluster whose bundle is `clusterID` with OS CA `caPEM`.

@@ -46,11 +46,11 @@ public struct BackupTake: StepKind {
         } else {
             if context.inventory.secrets.encryption.value == .age {
                 // Already age, to the secrets' recipients: stored as it is (a second host decrypts it with the same identity).
-                try FileManager.default.copyItem(atPath: store.path, toPath: "\(work)/secrets.yaml.age")
+                try FileManager.default.copyItem(atPath: store.path, toPath: "\(work)/\(BackupSet.secrets)")
             } else {
-                try AgeFile.encrypt(file: store.path, to: "\(work)/secrets.yaml.age", recipients: recipients)
+                try AgeFile.encrypt(file: store.path, to: "\(work)/\(BackupSet.secrets)", recipients: recipients)
             }
-            names.append("secrets.yaml.age")
+            names.append(BackupSet.secrets)
             for node in context.inventory.nodes.map(\.name.value) {
                 let config = try await access.config(for: node)
                 try PrivateFile.write(try AgeFile.encrypt(Array(config.utf8), to: recipients), to: "\(work)/configs/\(node).yaml.age")

@@ -27,7 +27,7 @@ public struct BucketState: Sendable {
     }
 
     var store: SecretsStore { SecretsStore(inventory: inventory, stateDirectory: stateDirectory, credentials: credentials) }
-    var bundleKey: String { bucket.stateKey(inventory, "secrets.age") }
+    public var bundleKey: String { bucket.stateKey(inventory, "secrets.age") }
 
     /// A host without the bundle takes the bucket's; true when it did.
     @discardableResult
@@ -79,7 +79,7 @@ public struct BucketState: Sendable {
     /// A run's journal rows (the run and its attempts, no secrets: the journal holds none), create-only.
     public func archive(run runID: String, journal: Journal) async throws {
         let attempts = try journal.attempts(run: runID)
-        let run = try journal.runs(limit: 50).first { $0.id == runID }
+        let run = try journal.run(id: runID)
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
         encoder.outputFormatting = [.sortedKeys]

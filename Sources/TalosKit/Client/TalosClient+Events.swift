@@ -31,9 +31,12 @@ extension TalosClient {
     }
 }
 
-extension MachineStatus.Stage {
-    init(_ stage: Machine_MachineStatusEvent.MachineStage) {
+/// One table between the machine stages provision reads (COSI MachineStatus) and the ones Talos
+/// streams (MachineStatusEvent): the lab writes events with it, the client reads them back.
+extension Machine_MachineStatusEvent.MachineStage {
+    public init(_ stage: MachineStatus.Stage) {
         switch stage {
+        case .unknown: self = .unknown
         case .booting: self = .booting
         case .installing: self = .installing
         case .maintenance: self = .maintenance
@@ -42,7 +45,12 @@ extension MachineStatus.Stage {
         case .shuttingDown: self = .shuttingDown
         case .resetting: self = .resetting
         case .upgrading: self = .upgrading
-        default: self = .unknown
         }
+    }
+}
+
+extension MachineStatus.Stage {
+    init(_ stage: Machine_MachineStatusEvent.MachineStage) {
+        self = Self.allCases.first { Machine_MachineStatusEvent.MachineStage($0) == stage } ?? .unknown
     }
 }

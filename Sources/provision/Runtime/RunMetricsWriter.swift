@@ -9,18 +9,17 @@ struct RunMetricsWriter {
     let context: StepContext
     let journal: Journal
     let playbook: String
-    let command: String
 
     func write(result: Result<RunSummary, any Error>, to path: String, output: Output) async {
         let now = Date()
         let summary = try? result.get()
-        let run = (try? journal.runs(limit: 20))?.first { $0.id == context.runID }
+        let run = try? journal.run(id: context.runID)
         let attempts = (try? journal.attempts(run: context.runID)) ?? []
         var outcomes: [Journal.Outcome: Int] = [:]
         for outcome in summary?.outcomes.values.map({ $0 }) ?? [] { outcomes[outcome, default: 0] += 1 }
         let succeeded = summary?.succeeded ?? false
         let lastSuccess = succeeded ? now : (try? journal.runs(limit: 500))?.first { $0.playbook == playbook && $0.outcome == "succeeded" }?.finishedAt
-        var metrics = RunMetrics(inventory: context.inventory.name, playbook: playbook, command: command,
+        var metrics = RunMetrics(inventory: context.inventory.name, playbook: playbook,
                                  duration: now.timeIntervalSince(run?.startedAt ?? now), succeeded: succeeded, finishedAt: now,
                                  outcomes: outcomes, retries: attempts.filter { $0.attempt > 1 }.count, lastSuccess: lastSuccess)
         if !context.inventory.gpuPools.isEmpty {

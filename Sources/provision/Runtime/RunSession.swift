@@ -134,7 +134,7 @@ struct RunSession {
         let result = await task.result
         signals.stop()
         if let path = run.metricsFile, plan == nil, !global.dryRun {
-            await RunMetricsWriter(context: context, journal: journal, playbook: book.name, command: command)
+            await RunMetricsWriter(context: context, journal: journal, playbook: book.name)
                 .write(result: result, to: path, output: output)
         }
         await shared?.finish(runID: runID, journal: journal, output: output)

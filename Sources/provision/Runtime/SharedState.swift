@@ -21,8 +21,7 @@ struct SharedState {
             }
             let state = BucketState(bucket: bucket, inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
             do {
-                if try await state.pullBundle() { output.note("secrets bundle taken from \(bucket.s3.describe(bucket.stateKey(inventory, "secrets.age")))") }
-                try await state.pullRecords()
+                try await pull(state, output: output)
             } catch {
                 await lease.release()
                 throw error
@@ -49,12 +48,16 @@ struct SharedState {
         do {
             try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             let bucket = try await BackupBucket.open(inventory, credentials: credentials)
-            let state = BucketState(bucket: bucket, inventory: inventory, stateDirectory: stateDirectory, credentials: credentials)
-            if try await state.pullBundle() { output.note("secrets bundle taken from \(bucket.s3.describe(bucket.stateKey(inventory, "secrets.age")))") }
-            try await state.pullRecords()
+            try await pull(BucketState(bucket: bucket, inventory: inventory, stateDirectory: stateDirectory, credentials: credentials), output: output)
         } catch {
             output.warning("the shared state in the bucket could not be read: \(credentials.redactor.redact("\(error)"))")
         }
+    }
+
+    /// What a host without them takes from the bucket: the secrets bundle and the version records.
+    static func pull(_ state: BucketState, output: Output) async throws {
+        if try await state.pullBundle() { output.note("secrets bundle taken from \(state.bucket.s3.describe(state.bundleKey))") }
+        try await state.pullRecords()
     }
 
     func finish(runID: String, journal: Journal, output: Output) async {

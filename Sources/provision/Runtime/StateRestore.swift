@@ -27,19 +27,19 @@ struct StateRestore {
         }
         do {
             let bucket = try await BackupBucket.open(inv, credentials: credentials)
-            let set = try await bucket.resolve(from, holding: "secrets.yaml.age")
+            let set = try await bucket.resolve(from, holding: BackupSet.secrets)
             guard let manifest = try await bucket.manifest(set.name) else { throw StepError.permanent("set \(set.name) has no manifest") }
-            guard manifest.objects.contains(where: { $0.name == "secrets.yaml.age" }) else {
+            guard manifest.objects.contains(where: { $0.name == BackupSet.secrets }) else {
                 throw StepError.permanent("set \(set.name) holds the etcd snapshot only (taken with an etcd-backup talosconfig, without the bundle); use --from latest or a set `provision backup list` shows with secrets")
             }
             let identity = try await BackupIdentity.load(inv, credentials: credentials)
             let work = stateDirectory + "/restore-state"
             try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
             defer { try? FileManager.default.removeItem(atPath: work) }
-            try await BackupVerifier(bucket: bucket, identity: identity).fetch(set: set.name, object: "secrets.yaml.age", manifest: manifest, to: work + "/secrets.yaml.age")
+            try await BackupVerifier(bucket: bucket, identity: identity).fetch(set: set.name, object: BackupSet.secrets, manifest: manifest, to: work + "/" + BackupSet.secrets)
             var text = Data()
-            try AgeFile.decrypt(file: work + "/secrets.yaml.age", identity: identity) { text.append($0) }
-            let bundle = try SecretsBundle.parse(text: String(decoding: text, as: UTF8.self), file: "\(set.name)/secrets.yaml.age")
+            try AgeFile.decrypt(file: work + "/" + BackupSet.secrets, identity: identity) { text.append($0) }
+            let bundle = try SecretsBundle.parse(text: String(decoding: text, as: UTF8.self), file: "\(set.name)/\(BackupSet.secrets)")
             guard bundle.clusterID == manifest.clusterID else {
                 throw StepError.permanent("set \(set.name)'s bundle is not the cluster its manifest names; the set is damaged")
             }
