@@ -197,9 +197,9 @@ public actor SimulatedTalosNode {
     }
 
     /// Waits (scaled) and tells whether the node is still in the same boot.
-    func pause(_ seconds: Double, _ mark: Int) async -> Bool {
-        let scaled = seconds * spec.timeScale
-        if scaled > 0 { try? await Task.sleep(for: .milliseconds(Int(scaled * 1000))) } else { await Task.yield() }
+    func pause(_ seconds: Double, _ mark: Int, atLeast floor: Duration = .zero) async -> Bool {
+        let scaled = max(.milliseconds(Int(seconds * spec.timeScale * 1000)), floor)
+        if scaled > .zero { try? await Task.sleep(for: scaled) } else { await Task.yield() }
         return mark == epoch
     }
 
@@ -272,7 +272,9 @@ public actor SimulatedTalosNode {
         let mark = epoch
         stage = .rebooting
         // Talos stops its services before apid goes: an Events stream still delivers `rebooting`.
-        guard await pause(SimulatedTiming.servicesStop, mark) else { return }
+        // Never under 100 ms of real time, however fast the lab's clock: the event must reach the
+        // client's socket before the connection is cut, and a loaded machine needs that long.
+        guard await pause(SimulatedTiming.servicesStop, mark, atLeast: .milliseconds(100)) else { return }
         await stopAPI()
         await etcd.setRunning(spec.name, false, unhealthy: false)
         guard await pause(SimulatedTiming.reboot, mark) else { return }
