@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import ProvisionCore
+import Synchronization
 
 /// An API server's refusal: its `Status` reason and message, classified for retries (conflicts on
 /// optimistic concurrency, throttling, 5xx and transport failures are transient).
@@ -29,6 +30,8 @@ public final class KubeClient: Sendable {
     public let config: Kubeconfig
     public let discovery: Discovery
     public let timeout: TimeAmount = .seconds(30)
+    /// The resourceVersion each look (`get`, `list`) last saw, by `lookKey`: where a wait's watch starts.
+    private let seen = Mutex<[String: SeenVersion]>([:])
 
     public init(config: Kubeconfig) throws {
         try NetworkPolicy.check(host: config.server.host ?? "", for: "Kubernetes API")
@@ -47,6 +50,19 @@ public final class KubeClient: Sendable {
 
     public func shutdown() async { try? await http.shutdown() }
 
+    func noteSeen(_ key: String, _ version: SeenVersion?) {
+        seen.withLock { $0[key] = version }
+    }
+
+    func seenVersion(_ key: String) -> SeenVersion? { seen.withLock { $0[key] } }
+
+    func url(_ path: String, _ query: [(String, String)]) -> String {
+        var components = URLComponents()
+        components.path = path
+        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
+        return config.server.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (components.string ?? path)
+    }
+
     /// One call; the reply's JSON (or `.null` for an empty body). Non-2xx replies throw `KubeError`.
     public func send(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
                      contentType: String = "application/json") async throws -> JSON {
@@ -61,11 +77,7 @@ public final class KubeClient: Sendable {
     /// One call without judging the status (eviction answers 429 on purpose).
     public func raw(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
                     contentType: String = "application/json") async throws -> (Int, JSON) {
-        var components = URLComponents()
-        components.path = path
-        if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
-        let url = config.server.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (components.string ?? path)
-        var request = HTTPClientRequest(url: url)
+        var request = HTTPClientRequest(url: url(path, query))
         request.method = method
         request.headers.add(name: "Accept", value: "application/json")
         request.headers.add(name: "User-Agent", value: "provision")

@@ -38,9 +38,14 @@ extension KubeClient {
     /// The object, or nil when it does not exist.
     public func get(_ apiVersion: String, _ kind: String, name: String, namespace: String? = nil) async throws -> JSON? {
         let resource = try await resource(apiVersion, kind)
+        let namespace = resource.namespaced ? namespace ?? config.namespace : nil
+        let key = Self.lookKey(resource, namespace: namespace, name: name, labelSelector: nil)
         do {
-            return try await send(.GET, resource.path(namespace: resource.namespaced ? namespace ?? config.namespace : nil, name: name))
+            let object = try await send(.GET, resource.path(namespace: namespace, name: name))
+            noteSeen(key, object[path: "metadata.resourceVersion"]?.string.map(SeenVersion.at))
+            return object
         } catch let error as KubeError where error.notFound {
+            noteSeen(key, .absent)
             return nil
         }
     }
@@ -52,7 +57,13 @@ extension KubeClient {
         var query: [(String, String)] = []
         if let labelSelector { query.append(("labelSelector", labelSelector)) }
         if let fieldSelector { query.append(("fieldSelector", fieldSelector)) }
-        return try await send(.GET, resource.path(namespace: namespace), query: query)["items"]?.array ?? []
+        let list = try await send(.GET, resource.path(namespace: namespace), query: query)
+        if fieldSelector == nil {
+            let namespace = resource.namespaced ? namespace : nil
+            noteSeen(Self.lookKey(resource, namespace: namespace, name: nil, labelSelector: labelSelector),
+                     list[path: "metadata.resourceVersion"]?.string.map(SeenVersion.at))
+        }
+        return list["items"]?.array ?? []
     }
 
     /// Deletes the object; false when it was already gone.

@@ -9,11 +9,14 @@ public struct KubeWaitTimeout: Error, CustomStringConvertible, Sendable {
 }
 
 extension KubeClient {
-    /// Looks at `check` until it returns nil (done) or `timeout` passes, soon at first and then less
-    /// often up to `interval` (`PollSchedule`); `check` returns what is still pending, which the
-    /// timeout error repeats. Transient API errors count as pending.
-    public func wait(for what: String, timeout: Duration, interval: Duration = .milliseconds(500),
+    /// Looks at `check` until it returns nil (done) or `timeout` passes; `check` returns what is
+    /// still pending, which the timeout error repeats. Transient API errors count as pending.
+    /// Between looks it watches `watching` (what `check` reads) and looks again at its first
+    /// change; without it, or when the watch cannot be made, it polls: soon at first, then less
+    /// often up to `interval` (`PollSchedule`).
+    public func wait(for what: String, timeout: Duration, interval: Duration = .milliseconds(500), watching: KubeWatched? = nil,
                      _ check: () async throws -> String?) async throws {
+        let wake = watching.map(wake)
         let deadline = ContinuousClock.now + timeout
         var pending = "no answer yet"
         var schedule = PollSchedule(cap: interval)
@@ -25,12 +28,13 @@ extension KubeClient {
                 pending = error.description
             }
             if ContinuousClock.now >= deadline { throw KubeWaitTimeout(waitingFor: what, pending: pending) }
-            try await Task.sleep(for: schedule.next())
+            if let wake { await wake(schedule.next()) } else { try await Task.sleep(for: schedule.next()) }
+            try Task.checkCancellation()
         }
     }
 
     public func waitForEstablished(crd name: String, timeout: Duration) async throws {
-        try await wait(for: "CRD \(name) to be Established", timeout: timeout) {
+        try await wait(for: "CRD \(name) to be Established", timeout: timeout, watching: .object("apiextensions.k8s.io/v1", "CustomResourceDefinition", name: name)) {
             let crd = try await get("apiextensions.k8s.io/v1", "CustomResourceDefinition", name: name)
             return crd?.condition("Established") == "True" ? nil : "not Established yet"
         }

@@ -27,6 +27,9 @@ struct LabHTTPResponse: Sendable {
     var status: Int
     var contentType: String
     var body: Data
+    /// A streamed body (a Kubernetes watch): sent chunk by chunk as it comes, chunked transfer
+    /// encoding, until the stream ends or the client goes away.
+    var stream: AsyncStream<Data>? = nil
 }
 
 /// HTTP/1.1 on a loopback address for the lab's endpoints (EC2, Kubernetes), optionally behind a
@@ -84,21 +87,43 @@ final class LabHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             let request = LabHTTPRequest(method: head.method, uri: head.uri, headers: head.headers, body: body,
                                          client: identity.withLockedValue { $0 })
             let respond = self.respond, loop = context.eventLoop, bound = NIOLoopBound(context, eventLoop: loop)
+            let channel = context.channel
             Task {
                 let response = await respond(request)
-                loop.execute { Self.write(bound.value, response, keepAlive: head.isKeepAlive) }
+                guard let stream = response.stream else {
+                    loop.execute { Self.write(bound.value, response, keepAlive: head.isKeepAlive) }
+                    return
+                }
+                let sending = Task {
+                    loop.execute { Self.writeHead(bound.value, response, keepAlive: head.isKeepAlive) }
+                    for await chunk in stream {
+                        loop.execute { bound.value.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: chunk)))), promise: nil) }
+                    }
+                    loop.execute { Self.end(bound.value, keepAlive: head.isKeepAlive) }
+                }
+                // A client that hangs up ends its stream (and the store forgets the watch).
+                channel.closeFuture.whenComplete { _ in sending.cancel() }
             }
         }
     }
 
     static func write(_ context: ChannelHandlerContext, _ response: LabHTTPResponse, keepAlive: Bool) {
+        writeHead(context, response, keepAlive: keepAlive)
+        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        end(context, keepAlive: keepAlive)
+    }
+
+    /// The head; without Content-Length when the body is streamed (NIO then sends it chunked).
+    static func writeHead(_ context: ChannelHandlerContext, _ response: LabHTTPResponse, keepAlive: Bool) {
         var headers = HTTPHeaders()
         headers.add(name: "Content-Type", value: response.contentType)
-        headers.add(name: "Content-Length", value: "\(response.body.count)")
+        if response.stream == nil { headers.add(name: "Content-Length", value: "\(response.body.count)") }
         if !keepAlive { headers.add(name: "Connection", value: "close") }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
-        context.write(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
-        context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(bytes: response.body)))), promise: nil)
+        context.writeAndFlush(NIOAny(HTTPServerResponsePart.head(head)), promise: nil)
+    }
+
+    static func end(_ context: ChannelHandlerContext, keepAlive: Bool) {
         let done = context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)))
         if !keepAlive { done.whenComplete { [channel = context.channel] _ in channel.close(promise: nil) } }
     }

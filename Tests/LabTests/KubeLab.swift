@@ -39,5 +39,13 @@ struct KubeLab {
         return try await Subprocess.run(["kubectl"] + arguments, stdin: stdin, environment: environment)
     }
 
+    /// kubectl running while `meanwhile` runs (a watch that sees what `meanwhile` changes); it is
+    /// stopped by its own --request-timeout.
+    func kubectl(_ arguments: [String], background meanwhile: @Sendable () async throws -> Void) async throws -> Subprocess.Result {
+        async let running = kubectl(arguments)
+        try await meanwhile()
+        return try await running
+    }
+
     func stop() async { await api.stop() }
 }

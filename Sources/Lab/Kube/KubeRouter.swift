@@ -120,6 +120,10 @@ struct KubeRouter: Sendable {
         let query = Self.query(request.query)
         let table = (request.headers.first(name: "Accept") ?? "").contains("as=Table")
         switch (request.method, name, sub) {
+        case (.GET, nil, _) where query["watch"] == "true" || query["watch"] == "1":
+            let events = try await store.watch(resource, namespace: namespace, labelSelector: query["labelSelector"], fieldSelector: query["fieldSelector"],
+                                               resourceVersion: query["resourceVersion"])
+            return Self.watchResponse(events, resource: resource, table: table, timeout: .seconds(Int(query["timeoutSeconds"] ?? "") ?? 1800))
         case (.GET, nil, _):
             let list = try await store.list(resource, namespace: namespace, labelSelector: query["labelSelector"], fieldSelector: query["fieldSelector"])
             return reply(table ? KubeTables.table(resource, list["items"]?.array ?? []) : list)
@@ -177,6 +181,33 @@ struct KubeRouter: Sendable {
             values[parts[0]] = parts.count > 1 ? parts[1] : ""
         }
         return values
+    }
+
+    /// A watch's reply: one JSON event per line (`{"type":..., "object":...}`) as changes happen,
+    /// until `timeout` (the request's timeoutSeconds); an expired start is a single ERROR event
+    /// carrying 410 Expired, as kube-apiserver answers it.
+    static func watchResponse(_ events: AsyncStream<KubeWatches.Event>?, resource: ServedResource, table: Bool, timeout: Duration) -> LabHTTPResponse {
+        func line(_ type: String, _ object: JSON) -> Data { JSON.object(["type": .string(type), "object": object]).data() + Data("\n".utf8) }
+        guard let events else {
+            let expired = APIFailure(code: 410, reason: "Expired", message: "too old resource version")
+            return LabHTTPResponse(status: 200, contentType: "application/json", body: line("ERROR", expired.status))
+        }
+        let (stream, continuation) = AsyncStream<Data>.makeStream(bufferingPolicy: .unbounded)
+        let pump = Task {
+            for await event in events {
+                continuation.yield(line(event.type, table ? KubeTables.table(resource, [event.object]) : event.object))
+            }
+            continuation.finish()
+        }
+        let timer = Task {
+            try? await Task.sleep(for: timeout)
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in
+            pump.cancel()
+            timer.cancel()
+        }
+        return LabHTTPResponse(status: 200, contentType: "application/json", body: Data(), stream: stream)
     }
 
     func reply(_ object: JSON, _ status: Int = 200) -> LabHTTPResponse {

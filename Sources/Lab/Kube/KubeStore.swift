@@ -38,6 +38,7 @@ actor KubeStore {
     var owners: [ObjectKey: [String: Ownership]] = [:]
     var revision = 1000
     private var crdResources: [ServedResource] = []
+    let watches = KubeWatches()
 
     // MARK: Discovery
 
@@ -62,6 +63,27 @@ actor KubeStore {
             .filter { labels.matches(labels: $0[path: "metadata.labels"]?.object ?? [:]) && fields.matches(fields: $0) }
         return .object(["kind": .string(resource.kind + "List"), "apiVersion": .string(resource.groupVersion),
                         "metadata": .object(["resourceVersion": .string("\(revision)")]), "items": .array(items)])
+    }
+
+    /// A watch of `resource`'s objects from `resourceVersion` (nil or "0": the current objects first);
+    /// nil when that revision is older than the retained window (the client gets 410 Gone).
+    func watch(_ resource: ServedResource, namespace: String?, labelSelector: String?, fieldSelector: String?,
+               resourceVersion: String?) throws(APIFailure) -> AsyncStream<KubeWatches.Event>? {
+        let filter = KubeWatches.Filter(group: resource.group, plural: resource.plural, namespace: resource.namespaced ? namespace : nil,
+                                        labels: try ObjectSelector(labelSelector ?? ""), fields: try ObjectSelector(fieldSelector ?? ""))
+        if let resourceVersion, !resourceVersion.isEmpty, resourceVersion != "0" {
+            guard let revision = Int(resourceVersion) else {
+                throw APIFailure(code: 400, reason: "BadRequest", message: "resourceVersion: Invalid value: \"\(resourceVersion)\": must be an integer")
+            }
+            return watches.subscribe(filter, .after(revision))
+        }
+        let current = try list(resource, namespace: filter.namespace, labelSelector: labelSelector, fieldSelector: fieldSelector)["items"]?.array ?? []
+        return watches.subscribe(filter, .current(current.map { event("ADDED", resource, $0) }))
+    }
+
+    func event(_ type: String, _ resource: ServedResource, _ object: JSON) -> KubeWatches.Event {
+        KubeWatches.Event(type: type, group: resource.group, plural: resource.plural, namespace: resource.namespaced ? object.namespace : nil,
+                          revision: Int(object[path: "metadata.resourceVersion"]?.string ?? "") ?? revision, object: stamped(object, resource))
     }
 
     /// Every object of a kind, for the lab's controllers.
@@ -144,6 +166,9 @@ actor KubeStore {
         guard let existing = objects.removeValue(forKey: id) else { throw .notFound(resource, name) }
         owners[id] = nil
         revision += 1
+        var gone = existing
+        gone.set("metadata.resourceVersion", .string("\(revision)"))
+        watches.publish(event("DELETED", resource, gone))
         if resource.kind == "CustomResourceDefinition" { crdResources.removeAll { $0.group == existing[path: "spec.group"]?.string && $0.kind == existing[path: "spec.names.kind"]?.string } }
         if resource.kind == "Namespace" { objects = objects.filter { $0.key.namespace != name } }
         return stamped(existing, resource)
@@ -161,8 +186,10 @@ actor KubeStore {
         var stored = object
         revision += 1
         stored.set("metadata.resourceVersion", .string("\(revision)"))
+        let type = objects[id] == nil ? "ADDED" : "MODIFIED"
         if objects[id] == nil { stored = Self.fresh(stored) }
         objects[id] = stored
+        watches.publish(event(type, resource, stored))
         if resource.kind == "CustomResourceDefinition", object.condition("Established") == "True" { register(crd: object) }
     }
 
@@ -269,6 +296,7 @@ actor KubeStore {
                      "time": .string(now), "fieldsType": "FieldsV1", "fieldsV1": FieldPaths.fieldsV1(ownership.fields)])
         }))
         objects[id] = stored
+        watches.publish(event(previous == nil ? "ADDED" : "MODIFIED", resource, stored))
         return stamped(stored, resource)
     }
 
@@ -320,6 +348,7 @@ extension KubeStore {
         owners = [:]
         crdResources = []
         revision += 1
+        watches.reset(at: revision)
     }
 
     /// What kube-apiserver creates at start against an empty etcd: the system namespaces, each
@@ -359,6 +388,7 @@ extension KubeStore {
         wipeAll()
         restore(state)
         revision = max(revision, state.revision) + 1
+        watches.reset(at: revision)
     }
 
     func restore(_ state: TwinSnapshot.KubeState) {
@@ -369,5 +399,6 @@ extension KubeStore {
             if item.plural == "customresourcedefinitions", item.object.condition("Established") == "True" { register(crd: item.object) }
         }
         revision = max(revision, state.revision)
+        watches.reset(at: revision)
     }
 }

@@ -54,6 +54,7 @@ public final class LabKubeAPI: Sendable {
 
     public func stop() async {
         loop.cancel()
+        store.watches.reset(at: 0)
         await server.close()
     }
 

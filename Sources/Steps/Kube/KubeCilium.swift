@@ -47,7 +47,8 @@ public struct KubeCilium: StepKind {
         try await kube.apply(manifest: Self.installer(job: job, version: version, upgrade: upgrade, values: values))
         context.log("\(upgrade ? "upgrading" : "installing") Cilium \(version) with job kube-system/\(job)", step: step)
 
-        try await kube.wait(for: "the Cilium installer job", timeout: .seconds(600), interval: interval) {
+        try await kube.wait(for: "the Cilium installer job", timeout: .seconds(600), interval: interval,
+                            watching: .object("batch/v1", "Job", name: job, namespace: "kube-system")) {
             guard let object = try await kube.get("batch/v1", "Job", name: job, namespace: "kube-system") else { return "job \(job) is gone" }
             if object.condition("Failed") == "True" {
                 throw StepError.permanent("the Cilium installer job \(job) failed; `kubectl -n kube-system logs job/\(job)` shows why")
@@ -55,11 +56,12 @@ public struct KubeCilium: StepKind {
             return object.condition("Complete") == "True" ? nil : "job \(job) is running"
         }
         for (kind, name) in [("DaemonSet", "cilium"), ("Deployment", "cilium-operator")] {
-            try await kube.wait(for: "\(kind) \(name) to roll out", timeout: .seconds(600), interval: interval) {
+            try await kube.wait(for: "\(kind) \(name) to roll out", timeout: .seconds(600), interval: interval,
+                                watching: .object("apps/v1", kind, name: name, namespace: "kube-system")) {
                 try await kube.rolloutPending(kind, name: name, namespace: "kube-system")
             }
         }
-        try await kube.wait(for: "every node to turn Ready", timeout: .seconds(600), interval: interval) {
+        try await kube.wait(for: "every node to turn Ready", timeout: .seconds(600), interval: interval, watching: .all("v1", "Node")) {
             let notReady = try await kube.notReadyNodes(Self.nodeNames(context.inventory))
             return notReady.isEmpty ? nil : "not Ready: " + notReady.joined(separator: ", ")
         }

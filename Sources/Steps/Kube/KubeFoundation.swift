@@ -58,12 +58,14 @@ public struct KubeFoundation: StepKind {
             return try await kube.endpointsReady(service: "external-secrets-webhook", namespace: namespace) ? nil : "the webhook Service has no ready endpoints"
         }
         for name in ["external-secrets", "onepassword-connect"] {
-            try await kube.wait(for: "\(name) to roll out", timeout: .seconds(600), interval: interval) {
+            try await kube.wait(for: "\(name) to roll out", timeout: .seconds(600), interval: interval,
+                                watching: .object("apps/v1", "Deployment", name: name, namespace: namespace)) {
                 try await kube.rolloutPending("Deployment", name: name, namespace: namespace)
             }
         }
         try await kube.apply(Self.clusterSecretStore(spec))
-        try await kube.wait(for: "ClusterSecretStore \(Self.storeName) to be Ready", timeout: .seconds(300), interval: interval) {
+        try await kube.wait(for: "ClusterSecretStore \(Self.storeName) to be Ready", timeout: .seconds(300), interval: interval,
+                            watching: .object("external-secrets.io/v1", "ClusterSecretStore", name: Self.storeName)) {
             let store = try await kube.get("external-secrets.io/v1", "ClusterSecretStore", name: Self.storeName)
             if store?.condition("Ready") == "True" { return nil }
             let message = store?[path: "status.conditions"]?.array?.first?["message"]?.string

@@ -69,7 +69,8 @@ public struct KubeUpgrade: StepKind {
         case .proxy:
             return // a DaemonSet Talos' manifests roll out; disabled with Cilium's kube-proxy replacement
         case .kubelet:
-            try await kube.wait(for: what, timeout: access.scaled(.seconds(180)), interval: access.pollInterval) {
+            try await kube.wait(for: what, timeout: access.scaled(.seconds(180)), interval: access.pollInterval,
+                                watching: .object("v1", "Node", name: hostname)) {
                 guard let node = try await kube.get("v1", "Node", name: hostname) else { return "no Node \(hostname)" }
                 let version = node[path: "status.nodeInfo.kubeletVersion"]?.string ?? "?"
                 if version != target { return "kubelet reports \(version)" }
@@ -77,7 +78,8 @@ public struct KubeUpgrade: StepKind {
             }
         default:
             let pod = "\(move.component.processName)-\(hostname)"
-            try await kube.wait(for: what, timeout: access.scaled(.seconds(300)), interval: access.pollInterval) {
+            try await kube.wait(for: what, timeout: access.scaled(.seconds(300)), interval: access.pollInterval,
+                                watching: .object("v1", "Pod", name: pod, namespace: "kube-system")) {
                 guard let object = try await kube.get("v1", "Pod", name: pod, namespace: "kube-system") else { return "no pod \(pod)" }
                 let image = object[path: "spec.containers"]?.array?.first?["image"]?.string ?? ""
                 if !image.hasSuffix(":" + target) { return "pod runs \(image)" }

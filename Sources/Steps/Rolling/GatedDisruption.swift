@@ -148,7 +148,8 @@ struct GatedDisruption {
     private func uncordon() async throws {
         guard let kube = kube(), try await kube.get("v1", "Node", name: hostname) != nil else { return }
         let name = hostname
-        _ = try await waitFor("Node \(name) to be Ready", interval: access.pollInterval, step: step, context: context) {
+        _ = try await waitFor("Node \(name) to be Ready", interval: access.pollInterval, step: step, context: context,
+                              wake: kube.wake(.object("v1", "Node", name: name))) {
             try await kube.get("v1", "Node", name: name)?.condition("Ready") == "True" ? true : nil
         }
         try await kube.cordon(name, false)

@@ -105,7 +105,8 @@ public struct KubeUncordon: StepKind {
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let name = try kubeNodeName(step, context)
         let kube = try KubeAccess.from(context).kube()
-        _ = try await waitFor("Node \(name) to register", interval: TalosAccess.from(context).pollInterval, step: step, context: context) {
+        _ = try await waitFor("Node \(name) to register", interval: TalosAccess.from(context).pollInterval, step: step, context: context,
+                              wake: kube.wake(.object("v1", "Node", name: name))) {
             try await kube.get("v1", "Node", name: name) != nil ? true : nil
         }
         try await kube.cordon(name, false)
