@@ -41,6 +41,10 @@ public final class KubeClient: Sendable {
             tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(Array(certificate.utf8)).map { .certificate($0) }
             tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: Array(key.utf8), format: .pem))
         }
+        // A cancelled watch closes its connection; TLS would wait up to 5 s for the server's
+        // close_notify, keeping the connection (one of the pool's few per host) and the server's
+        // stream busy, and the client's shutdown waiting, for nothing.
+        tls.shutdownTimeout = .milliseconds(100)
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
         configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
         http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
