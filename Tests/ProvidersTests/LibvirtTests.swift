@@ -38,6 +38,19 @@ import Testing
         #expect(try libvirt.state(of: name) == nil)
     }
 
+    /// What the lab's hypervisor file keeps of a domain: the XML between `<domain ` and its
+    /// closing tag, as libvirt wrote it (spliced, after every change, for every domain).
+    @Test func theSavedStateKeepsEachDomainsXML() throws {
+        let connection = try LibvirtConnection(uri: "test:///default")
+        try connection.define(name: "saved", xml: domain("saved").xml)
+        let xml = try connection.xml(of: "saved")
+        let inside = try #require(TestDriverState.inside(domain: xml))
+        #expect("<domain " + inside + "</domain>\n" == xml)
+        #expect(TestDriverState.inside(domain: "<network>x</network>") == nil)
+        #expect(TestDriverState.inside(domain: "<domain type='test'>") == nil)
+        try connection.undefine("saved")
+    }
+
     @Test func errorsAreTyped() throws {
         let libvirt = try LibvirtConnection(uri: "test:///default")
         do {

@@ -96,6 +96,16 @@ import Testing
 }
 
 @Suite struct RedactionTests {
+    /// A secret that contains another is masked whole, whichever was registered first.
+    @Test func theLongestSecretIsMaskedFirst() {
+        let redactor = Redactor()
+        redactor.register("abcd")
+        redactor.register("xxabcdyy")
+        redactor.register("  zzzz-padded  ")
+        #expect(redactor.redact("a xxabcdyy b abcd c zzzz-padded") == "a \(Redactor.mask) b \(Redactor.mask) c \(Redactor.mask)")
+        #expect(redactor.redact("abc is too short to be one") == "abc is too short to be one")
+    }
+
     @Test func resolvedCredentialsNeverReachEventsOrTheTraceLog() async throws {
         let dir = Fixtures.temporaryDirectory()
         let redactor = Redactor()

@@ -47,7 +47,7 @@ struct AppliedConfig: Sendable {
         }
         guard !values.isEmpty else { throw Rejection(description: "configuration is empty") }
         let schema: ConfigSchema
-        do { schema = try ConfigSchema(talosVersion: talosVersion, asNodeDecoder: true) } catch { throw Rejection(description: "\(error)") }
+        do { schema = try ConfigSchema.forVersion(talosVersion, asNodeDecoder: true) } catch { throw Rejection(description: "\(error)") }
         for value in values where validate {
             let problems = schema.problems(in: value)
             if !problems.isEmpty { throw Rejection(description: "configuration validation failed: " + problems.joined(separator: "; ")) }

@@ -16,6 +16,9 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// One save at a time, each reading the hypervisor as it is then: two parallel creates never
     /// write an older picture over a newer one.
     private let saving = Mutex(())
+    /// Changes counted and the count the last save covered: a caller whose change a later save
+    /// already wrote returns without writing the file again (203 creates wrote it 203 times).
+    private let saves = Mutex((changes: 0, saved: 0))
 
     public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil) throws {
         self.provider = provider
@@ -28,8 +31,16 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// Saves the lab's hypervisor state after a change, even a partial one (a define whose start failed).
     func saveState() {
         guard let persisted else { return }
-        do { try saving.withLock { _ in try persisted.save(connection) } } catch {
-            FileHandle.standardError.write(Data("lab: cannot save the simulated hypervisor to \(persisted.path): \(error)\n".utf8))
+        let mine = saves.withLock { $0.changes += 1; return $0.changes }
+        saving.withLock { _ in
+            guard saves.withLock({ $0.saved < mine }) else { return }
+            let covered = saves.withLock { $0.changes }
+            do {
+                try persisted.save(connection)
+                saves.withLock { $0.saved = covered }
+            } catch {
+                FileHandle.standardError.write(Data("lab: cannot save the simulated hypervisor to \(persisted.path): \(error)\n".utf8))
+            }
         }
     }
 
@@ -68,7 +79,9 @@ public final class LibvirtMachineProvider: MachineProvider {
 
     public func ensureRunning(_ node: NodeSpec, in inventory: Inventory) async throws -> MachineState {
         let name = name(node)
-        defer { saveState() }
+        var changed = false
+        // Saved when something changed (a converged run of 200 VMs wrote the file 200 times).
+        defer { if changed { saveState() } }
         if try connection.state(of: name) == nil {
             guard let mac = node.machine.mac?.value.description else {
                 throw StepError.permanent("\(node.name.value) needs machine.mac for a libvirt VM (its address is found by MAC)")
@@ -84,10 +97,12 @@ public final class LibvirtMachineProvider: MachineProvider {
                 try await persisted?.simulate(name, "create", persisted?.createDelay ?? .zero)
                 try connection.define(name: name, xml: xml.xml)
                 saveState()
+                changed = true
             }
         }
         if try connection.state(of: name) != .running {
             try await persisted?.simulate(name, "start", persisted?.startDelay ?? .zero)
+            changed = true
             try connection.start(name)
         }
         return try await observe(node, in: inventory)

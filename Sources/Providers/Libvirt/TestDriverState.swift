@@ -70,12 +70,12 @@ public struct TestDriverState: Sendable {
         for (xml, volumes) in try connection.allPools() {
             document += xml.replacingOccurrences(of: "</pool>", with: volumes.joined(separator: "\n") + "\n</pool>") + "\n"
         }
+        // Spliced rather than replaced: this runs after every change, over every domain.
         for (xml, state) in try connection.allDomains() {
-            var domain = xml.replacingFirst("<domain ", with: "<domain xmlns:test='http://libvirt.org/schemas/domain/test/1.0' ")
-            if state != .running {
-                domain = domain.replacingOccurrences(of: "</domain>", with: "  <test:runstate>\(LibvirtConnection.DomainState.shutOff.rawValue)</test:runstate>\n</domain>")
-            }
-            document += domain + "\n"
+            guard let inside = Self.inside(domain: xml) else { continue }
+            document += "<domain xmlns:test='http://libvirt.org/schemas/domain/test/1.0' " + inside
+            if state != .running { document += "  <test:runstate>\(LibvirtConnection.DomainState.shutOff.rawValue)</test:runstate>\n" }
+            document += "</domain>\n"
         }
         document += "</node>\n"
         try PrivateFile.write(Array(document.utf8), to: path)
@@ -83,6 +83,19 @@ public struct TestDriverState: Sendable {
 }
 
 extension TestDriverState {
+    /// What libvirt's `<domain ...>...</domain>` (and trailing newline) holds between `<domain `
+    /// and its closing tag; nil for anything else.
+    static func inside(domain xml: String) -> Substring? {
+        let bytes = xml.utf8
+        var end = bytes.endIndex
+        while end > bytes.startIndex, [UInt8(ascii: "\n"), UInt8(ascii: " ")].contains(bytes[bytes.index(before: end)]) { end = bytes.index(before: end) }
+        let open = "<domain ".utf8, close = "</domain>".utf8
+        guard bytes.starts(with: open), bytes[..<end].reversed().starts(with: close.reversed()) else { return nil }
+        let start = bytes.index(bytes.startIndex, offsetBy: open.count), stop = bytes.index(end, offsetBy: -close.count)
+        return start <= stop ? Substring(bytes[start..<stop]) : nil
+    }
+
+
     /// Which domains the saved file holds and whether each runs (name -> running): what the lab
     /// reads to power its simulated VMs as the hypervisor says.
     public func domainPower() -> [String: Bool]? {
@@ -94,12 +107,5 @@ extension TestDriverState {
             power[String(body[start.upperBound..<end.lowerBound])] = !body.contains("<test:runstate>")
         }
         return power
-    }
-}
-
-extension String {
-    func replacingFirst(_ target: String, with replacement: String) -> String {
-        guard let range = range(of: target) else { return self }
-        return replacingCharacters(in: range, with: replacement)
     }
 }

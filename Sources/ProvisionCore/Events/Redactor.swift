@@ -4,7 +4,9 @@ import Synchronization
 /// Remembers every secret value resolved during a run and blanks it out of any text before that text
 /// reaches a terminal, a log file, the journal or a JSON event. One per run, shared by every sink.
 public final class Redactor: Sendable {
-    private let secrets = Mutex<Set<String>>([])
+    /// Registered values, longest first, so a secret that contains another is masked whole
+    /// (sorted when registered, not on every line logged).
+    private let secrets = Mutex<[String]>([])
 
     public static let mask = "«redacted»"
 
@@ -15,9 +17,11 @@ public final class Redactor: Sendable {
     public func register(_ secret: String) {
         let trimmed = secret.trimmingWhitespace()
         guard trimmed.count >= 4 else { return }
-        secrets.withLock { set in
-            set.insert(secret)
-            set.insert(trimmed)
+        secrets.withLock { list in
+            for value in [secret, trimmed] where !list.contains(value) {
+                let length = value.utf8.count
+                list.insert(value, at: list.firstIndex { $0.utf8.count < length } ?? list.endIndex)
+            }
         }
     }
 
@@ -25,8 +29,7 @@ public final class Redactor: Sendable {
         let values = secrets.withLock { $0 }
         guard !values.isEmpty else { return text }
         var result = text
-        // Longest first, so a secret that contains another is masked whole.
-        for secret in values.sorted(by: { $0.count > $1.count }) where result.contains(secret) {
+        for secret in values where result.contains(secret) {
             result = result.replacingOccurrences(of: secret, with: Self.mask)
         }
         return result

@@ -50,7 +50,7 @@ public struct MachineConfigRenderer: Sendable {
 
     /// The documents of one target's config, patched and validated.
     public func render(_ target: Target) throws(ConfigError) -> [ConfigValue] {
-        let schema = try ConfigSchema(talosVersion: target.talosVersion)
+        let schema = try ConfigSchema.forVersion(target.talosVersion)
         var documents = [baseDocument(target)] + extraDocuments(target, minor: schema.version)
         let rolePatches = target.role == .controlplane ? inventory.cluster.controlPlanePatches : inventory.cluster.workerPatches
         for patch in rolePatches + (target.node?.patches ?? []) {
