@@ -232,8 +232,10 @@ public actor SimulatedTalosNode {
         if let config {
             await enterRunning(config, mark)
         } else {
-            stage = .maintenance
+            // apid serves before the boot sequence ends, as on Talos: a client already connected
+            // sees the stage change on its Events stream instead of finding the API not up yet.
             await startAPI { try $0.tls.useMaintenance(addresses: [$0.spec.address]) }
+            if mark == epoch { stage = .maintenance }
         }
     }
 
@@ -248,11 +250,12 @@ public actor SimulatedTalosNode {
         guard let caKey, mark == epoch else { return }
         if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
         startComponents(config)
-        stage = .running
         await startAPI { node in
             try node.tls.useConfigured(osCA: (config.osCA.certificate, caKey), hostname: config.hostname ?? node.spec.name,
                                        addresses: [node.spec.address], sans: config.certSANs)
         }
+        guard mark == epoch else { return }
+        stage = .running
         await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
         if spec.faults.contains(.etcdAlarm) { await etcd.raiseAlarm(node: spec.name) }
         if config.controlPlane { Task { await self.joinEtcd(mark) } }
