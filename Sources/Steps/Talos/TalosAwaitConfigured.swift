@@ -26,22 +26,29 @@ public struct TalosAwaitConfigured: StepKind {
         let wake = StageWake(access: access, node: node)
         return try await waitFor("\(node) to run configured", interval: access.eventPollInterval, step: step, context: context, wake: wake.wait) {
             let client = try await access.client(node, .admin, timeout: .seconds(5))
-            let status = try? await client.machineStatus()
-            wake.saw(status?.stage)
-            if let status, status.stage != lastStage {
+            let status: MachineStatus
+            do { status = try await client.machineStatus() } catch let error as TalosError where error.isTransient {
+                wake.saw(nil)
+                return nil
+            }
+            wake.saw(status.stage)
+            if status.stage != lastStage {
                 lastStage = status.stage
                 context.log("\(node): \(status.stage.rawValue)", step: step)
             }
-            return try await check(node, context)
+            return try await check(node, context, status: status)
         }
     }
 
-    /// Outputs when the node is running with its services up; nil while it is on its way.
-    func check(_ node: String, _ context: StepContext) async throws -> StepOutputs? {
+    /// Outputs when the node is running with its services up; nil while it is on its way. A look
+    /// that has just read the machine's status passes it, saving a round trip.
+    func check(_ node: String, _ context: StepContext, status known: MachineStatus? = nil) async throws -> StepOutputs? {
         let access = TalosAccess.from(context)
         let client = try await access.client(node, .admin, timeout: .seconds(5))
         let status: MachineStatus
-        do { status = try await client.machineStatus() } catch let error as TalosError where error.isTransient { return nil }
+        if let known { status = known } else {
+            do { status = try await client.machineStatus() } catch let error as TalosError where error.isTransient { return nil }
+        }
         guard status.stage == .running else { return nil }
         let running = Set(try await client.services().filter { $0.state == "Running" }.map(\.id))
         guard Self.requiredServices.allSatisfy(running.contains) else { return nil }
