@@ -23,6 +23,14 @@ public struct KubeError: ClassifiedError, CustomStringConvertible, Sendable {
     }
 }
 
+extension KubeError {
+    /// The refusal a `Status` object carries (a non-2xx reply's body, or a watch's ERROR event).
+    init(status code: Int, _ object: JSON?, operation: String) {
+        self.init(status: code, reason: object?["reason"]?.string ?? "",
+                  message: object?["message"]?.string ?? "HTTP \(code)", operation: operation)
+    }
+}
+
 /// HTTPS to one API server with the kubeconfig's CA and client certificate. The server certificate
 /// is verified against the cluster CA, hostname or IP SAN included. Call `shutdown()` when done.
 public final class KubeClient: Sendable {
@@ -60,11 +68,17 @@ public final class KubeClient: Sendable {
 
     func seenVersion(_ key: String) -> SeenVersion? { seen.withLock { $0[key] } }
 
-    func url(_ path: String, _ query: [(String, String)]) -> String {
+    /// A request to the API server with the headers every call carries (JSON, who we are, the token).
+    func request(_ method: HTTPMethod, _ path: String, _ query: [(String, String)]) -> HTTPClientRequest {
         var components = URLComponents()
         components.path = path
         if !query.isEmpty { components.queryItems = query.map { URLQueryItem(name: $0.0, value: $0.1) } }
-        return config.server.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (components.string ?? path)
+        var request = HTTPClientRequest(url: config.server.absoluteString.trimmingCharacters(in: CharacterSet(charactersIn: "/")) + (components.string ?? path))
+        request.method = method
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "provision")
+        if let token = config.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        return request
     }
 
     /// One call; the reply's JSON (or `.null` for an empty body). Non-2xx replies throw `KubeError`.
@@ -72,8 +86,7 @@ public final class KubeClient: Sendable {
                      contentType: String = "application/json") async throws -> JSON {
         let (status, reply) = try await raw(method, path, query: query, body: body, contentType: contentType)
         guard (200..<300).contains(status) else {
-            throw KubeError(status: status, reason: reply["reason"]?.string ?? "", message: reply["message"]?.string ?? "HTTP \(status)",
-                            operation: "\(method) \(path)")
+            throw KubeError(status: status, reply, operation: "\(method) \(path)")
         }
         return reply
     }
@@ -81,11 +94,7 @@ public final class KubeClient: Sendable {
     /// One call without judging the status (eviction answers 429 on purpose).
     public func raw(_ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSON? = nil,
                     contentType: String = "application/json") async throws -> (Int, JSON) {
-        var request = HTTPClientRequest(url: url(path, query))
-        request.method = method
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "provision")
-        if let token = config.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        var request = request(method, path, query)
         if let body {
             request.headers.add(name: "Content-Type", value: contentType)
             request.body = .bytes(ByteBuffer(bytes: body.data()))

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import ProvisionCore
 
 /// What a wait watches between its looks: one object, or the objects of a kind (in a namespace,
 /// with a label selector). The look must read exactly this (`get` or `list` with the same
@@ -58,17 +59,13 @@ extension KubeClient {
         guard let seen = seenVersion(Self.lookKey(resource, namespace: namespace, name: watched.name, labelSelector: watched.labelSelector)) else {
             throw KubeError(status: 0, reason: "", message: "nothing read yet to watch from", operation: "watch \(watched.kind)")
         }
-        let seconds = max(1, Int((Double(within.components.seconds) + Double(within.components.attoseconds) / 1e18).rounded(.up)))
+        let seconds = max(1, Int(within.seconds.rounded(.up)))
         var query: [(String, String)] = [("watch", "true"), ("timeoutSeconds", "\(seconds)"), ("allowWatchBookmarks", "true")]
         if case let .at(version) = seen { query.append(("resourceVersion", version)) }
         if let name = watched.name { query.append(("fieldSelector", "metadata.name=\(name)")) }
         if let labelSelector = watched.labelSelector { query.append(("labelSelector", labelSelector)) }
         let path = resource.path(namespace: namespace)
-        var request = HTTPClientRequest(url: url(path, query))
-        request.headers.add(name: "Accept", value: "application/json")
-        request.headers.add(name: "User-Agent", value: "provision")
-        if let token = config.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
-        let response = try await http.execute(request, deadline: .now() + .seconds(Int64(seconds) + 5))
+        let response = try await http.execute(request(.GET, path, query), deadline: .now() + .seconds(Int64(seconds) + 5))
         guard response.status == .ok else {
             throw KubeError(status: Int(response.status.code), reason: "", message: "the watch was refused", operation: "watch \(path)")
         }
@@ -81,10 +78,7 @@ extension KubeClient {
                 guard let event = try? JSON.parse(Data(line)), let type = event["type"]?.string else { continue }
                 switch type {
                 case "BOOKMARK": continue
-                case "ERROR":
-                    let status = event["object"]
-                    throw KubeError(status: status?["code"]?.int ?? 500, reason: status?["reason"]?.string ?? "",
-                                    message: status?["message"]?.string ?? "watch error", operation: "watch \(path)")
+                case "ERROR": throw KubeError(status: event["object"]?["code"]?.int ?? 500, event["object"], operation: "watch \(path)")
                 default: return true
                 }
             }

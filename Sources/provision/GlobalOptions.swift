@@ -1,4 +1,5 @@
 import ArgumentParser
+import ProvisionCore
 
 /// Flags every command accepts.
 struct GlobalOptions: ParsableArguments {
@@ -34,7 +35,7 @@ struct RunOptions: ParsableArguments {
     var only: String?
 
     @Option(help: ArgumentHelp("How many steps may run at once. A step waiting for a node holds its place too, so this is well above a homelab's node count; machine creates (each provider's maxParallel) and reboots have their own limits.", valueName: "n"))
-    var concurrency: Int = 64
+    var concurrency: Int = ExecutorOptions().maxConcurrency
 
     @Option(name: .customLong("max-parallel"), help: ArgumentHelp(
         "How many workers may be down at once for a reboot or upgrade (control planes: always one).", valueName: "n"))

@@ -56,11 +56,11 @@ actor KubeStore {
     }
 
     func list(_ resource: ServedResource, namespace: String?, labelSelector: String? = nil, fieldSelector: String? = nil) throws(APIFailure) -> JSON {
-        let labels = try ObjectSelector(labelSelector ?? ""), fields = try ObjectSelector(fieldSelector ?? "")
-        let items = objects.filter { $0.key.group == resource.group && $0.key.plural == resource.plural && (namespace == nil || $0.key.namespace == namespace) }
+        let filter = try selection(resource, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector)
+        let items = objects.filter { $0.key.group == resource.group && $0.key.plural == resource.plural }
             .sorted { ($0.key.namespace ?? "", $0.key.name) < ($1.key.namespace ?? "", $1.key.name) }
+            .filter { filter.matches(group: $0.key.group, plural: $0.key.plural, namespace: $0.key.namespace, object: stamped($0.value, resource)) }
             .map { stamped($0.value, resource) }
-            .filter { labels.matches(labels: $0[path: "metadata.labels"]?.object ?? [:]) && fields.matches(fields: $0) }
         return .object(["kind": .string(resource.kind + "List"), "apiVersion": .string(resource.groupVersion),
                         "metadata": .object(["resourceVersion": .string("\(revision)")]), "items": .array(items)])
     }
@@ -69,8 +69,7 @@ actor KubeStore {
     /// nil when that revision is older than the retained window (the client gets 410 Gone).
     func watch(_ resource: ServedResource, namespace: String?, labelSelector: String?, fieldSelector: String?,
                resourceVersion: String?) throws(APIFailure) -> AsyncStream<KubeWatches.Event>? {
-        let filter = KubeWatches.Filter(group: resource.group, plural: resource.plural, namespace: resource.namespaced ? namespace : nil,
-                                        labels: try ObjectSelector(labelSelector ?? ""), fields: try ObjectSelector(fieldSelector ?? ""))
+        let filter = try selection(resource, namespace: namespace, labelSelector: labelSelector, fieldSelector: fieldSelector)
         if let resourceVersion, !resourceVersion.isEmpty, resourceVersion != "0" {
             guard let revision = Int(resourceVersion) else {
                 throw APIFailure(code: 400, reason: "BadRequest", message: "resourceVersion: Invalid value: \"\(resourceVersion)\": must be an integer")
@@ -79,6 +78,12 @@ actor KubeStore {
         }
         let current = try list(resource, namespace: filter.namespace, labelSelector: labelSelector, fieldSelector: fieldSelector)["items"]?.array ?? []
         return watches.subscribe(filter, .current(current.map { event("ADDED", resource, $0) }))
+    }
+
+    /// What a list or watch of `resource` with these arguments selects.
+    func selection(_ resource: ServedResource, namespace: String?, labelSelector: String?, fieldSelector: String?) throws(APIFailure) -> KubeWatches.Filter {
+        KubeWatches.Filter(group: resource.group, plural: resource.plural, namespace: resource.namespaced ? namespace : nil,
+                           labels: try ObjectSelector(labelSelector ?? ""), fields: try ObjectSelector(fieldSelector ?? ""))
     }
 
     func event(_ type: String, _ resource: ServedResource, _ object: JSON) -> KubeWatches.Event {

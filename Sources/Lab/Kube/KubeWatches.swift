@@ -18,7 +18,7 @@ final class KubeWatches: Sendable {
         var object: JSON
     }
 
-    /// Who watches what: a kind, maybe one namespace, selectors.
+    /// What a list or a watch selects: a kind, maybe one namespace, label and field selectors.
     struct Filter: Sendable {
         var group: String
         var plural: String
@@ -26,9 +26,13 @@ final class KubeWatches: Sendable {
         var labels: ObjectSelector
         var fields: ObjectSelector
 
+        func matches(group: String, plural: String, namespace: String?, object: JSON) -> Bool {
+            group == self.group && plural == self.plural && (self.namespace == nil || namespace == self.namespace)
+                && labels.matches(labels: object[path: "metadata.labels"]?.object ?? [:]) && fields.matches(fields: object)
+        }
+
         func matches(_ event: Event) -> Bool {
-            event.group == group && event.plural == plural && (namespace == nil || event.namespace == namespace)
-                && labels.matches(labels: event.object[path: "metadata.labels"]?.object ?? [:]) && fields.matches(fields: event.object)
+            matches(group: event.group, plural: event.plural, namespace: event.namespace, object: event.object)
         }
     }
 

@@ -26,7 +26,7 @@ public final class ConfigSchema: @unchecked Sendable {
     /// The schema for a Talos version, parsed once per process (rendering 200 configs parsed the
     /// same JSON Schema 200 times).
     public static func forVersion(_ talosVersion: String, asNodeDecoder: Bool = false) throws(ConfigError) -> ConfigSchema {
-        let key = talosVersion.split(separator: ".").prefix(2).joined(separator: ".") + (asNodeDecoder ? "|node" : "")
+        let key = VersionContract.minor(of: talosVersion) + (asNodeDecoder ? "|node" : "")
         if let known = parsed.withLock({ $0[key] }) { return known }
         let schema = try ConfigSchema(talosVersion: talosVersion, asNodeDecoder: asNodeDecoder)
         parsed.withLock { $0[key] = schema }
@@ -37,7 +37,7 @@ public final class ConfigSchema: @unchecked Sendable {
     /// a running node does (the lab), which also takes the deprecated keys the published schema hides;
     /// what we render must pass without that.
     public init(talosVersion: String, asNodeDecoder: Bool = false) throws(ConfigError) {
-        let minor = talosVersion.split(separator: ".").prefix(2).joined(separator: ".")
+        let minor = VersionContract.minor(of: talosVersion)
         guard Self.supportedVersions.contains(minor),
               let url = Bundle.module.url(forResource: minor, withExtension: "json"),
               let data = try? Data(contentsOf: url),

@@ -107,8 +107,9 @@ struct Lab: AsyncParsableCommand {
                 let output = Output(json: global.json)
                 let loader = Loader(output: output)
                 let inv = try loader.labInventory(inventory, for: "reset")
-                let directory = inv.labDirectory(stateDirectory: loader.stateDirectory(global, inventory: inv))
-                if InProcessLab.externalLab(inv, stateDirectory: loader.stateDirectory(global, inventory: inv)) != nil {
+                let stateDirectory = loader.stateDirectory(global, inventory: inv)
+                let directory = inv.labDirectory(stateDirectory: stateDirectory)
+                if InProcessLab.externalLab(inv, stateDirectory: stateDirectory) != nil {
                     output.failure("the lab is being served (`provision lab serve \(inv.name)`); stop it first", key: "lab.serving")
                     throw Exit(status: .refused)
                 }
