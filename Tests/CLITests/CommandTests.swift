@@ -85,6 +85,11 @@ import TestSupport
         }
         #expect(CLI.events(lines, kind: "step.failed").isEmpty)
         #expect(FileManager.default.fileExists(atPath: state + "/kubeconfig"))
+        // As on Talos: before the bootstrap every control plane was booting with etcd waiting, none running.
+        let before = try LabRecordFile(stateDirectory: state).beforeFirstBootstrap(["cp1", "cp2", "cp3"])
+        for node in ["cp1", "cp2", "cp3"] {
+            #expect(before?[node]?.stage == "booting" && before?[node]?.etcdWaiting == true, "\(node) before the bootstrap: \(String(describing: before?[node]))")
+        }
 
         // The lab outlives the command: a second run finds everything in place and changes nothing.
         let again = try await DemoLabLock.exclusive { try await CLI.run(["up", "demo", "--state-dir", state, "--json"], timeout: .seconds(150)) }

@@ -10,6 +10,10 @@ import TestSupport
     static let controlPlanes = ["cp1", "cp2", "cp3"]
     static let nodes = controlPlanes + ["mini01", "mini02", "w1"]
 
+    /// Boots an upgrade to v1.13.9 takes: the minis go through v1.12.11 first (the upgrade guide's
+    /// path from v1.12.6), so two; everyone else one.
+    static func hops(_ node: String) -> Int { node.hasPrefix("mini") ? 2 : 1 }
+
     func raise(_ project: DemoProject) throws {
         try project.edit { $0.replacingOccurrences(of: "talosVersion: v1.13.2", with: "talosVersion: v1.13.9")
             .replacingOccurrences(of: "talosVersion: v1.12.6", with: "talosVersion: v1.13.9") }
@@ -33,7 +37,7 @@ import TestSupport
             try raise(project)
             let dry = try await project.run(["upgrade", "demo", "--dry-run"])
             #expect(dry.status == 2, "\(dry.stderr)")
-            #expect(dry.stdout.contains("1. cp1 v1.13.2 -> v1.13.9") && dry.stdout.contains("mini01 v1.12.6 -> v1.13.9") && dry.stdout.contains("legacy"), "\(dry.stdout)")
+            #expect(dry.stdout.contains("1. cp1 v1.13.2 -> v1.13.9") && dry.stdout.contains("mini01 v1.12.6 -> v1.12.11 -> v1.13.9") && dry.stdout.contains("legacy"), "\(dry.stdout)")
             let plan = try await project.run(["plan", "demo", "--json"])
             #expect((project.json(plan)["advisories"] as? [Any])?.count == 6, "plan names the upgrade for every node: \(plan.stdout)")
 
@@ -41,7 +45,7 @@ import TestSupport
             let upgraded = try await project.run(["upgrade", "demo", "--yes"])
             #expect(upgraded.status == 0, "\(upgraded.stderr)")
             let record = try LabRecordFile(stateDirectory: project.state)
-            for node in Self.nodes { #expect(record.boots(of: node, since: start) == 1, "\(node) booted exactly once") }
+            for node in Self.nodes { #expect(record.boots(of: node, since: start) == Self.hops(node), "\(node) booted once per hop") }
             #expect(record.mostDownAtOnce(Self.controlPlanes, since: start) <= 1, "never two control planes down")
             #expect(!record.lostQuorum(since: start), "etcd never lost quorum")
             #expect(Set(calls(record, since: start, "MachineService/Upgrade")) == ["mini01", "mini02"], "the 1.12 minis took the legacy path")
@@ -117,7 +121,10 @@ import TestSupport
             let last = try await project.run(["upgrade", "demo", "--yes"])
             #expect(last.status == 0, "\(last.stderr)")
             let record = try LabRecordFile(stateDirectory: project.state)
-            for node in Self.nodes { #expect(record.boots(of: node, since: start) == 1, "\(node) upgraded once across the kills") }
+            // One boot per hop: the minis go v1.12.6 -> v1.12.11 -> v1.13.9.
+            for node in Self.nodes {
+                #expect(record.boots(of: node, since: start) == Self.hops(node), "\(node) upgraded once per hop across the kills")
+            }
             #expect(record.mostDownAtOnce(Self.controlPlanes, since: start) <= 1)
             #expect(!record.lostQuorum(since: start))
             for node in try await statusNodes(project) { #expect(node["talosVersion"] as? String == "v1.13.9", "\(node)") }

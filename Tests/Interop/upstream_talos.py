@@ -13,6 +13,10 @@ and is taken from protos/cosi.
                                                     ImageService/Pull then LifecycleService/Upgrade of REF
                                                     into the system containerd, each stream read to its
                                                     end; prints one JSON object (name, progress, messages, exit code)
+    upstream_talos.py bootstrap --host H --port P --ca CA --cert CRT --key KEY
+                                                    the stage and etcd service, EtcdMemberList and List of
+                                                    /var/lib/etcd, Bootstrap, then the same until running,
+                                                    and a second Bootstrap; prints one JSON object
     upstream_talos.py server --cert CRT --key KEY --client-ca CA --config FILE --ready FILE [--upgrade-exit N]
                                                     serves ApplyConfiguration (dry run: NO_REBOOT unless
                                                     the config has udev rules), Reboot, COSI Get, ImageService/Pull,
@@ -161,7 +165,8 @@ def upgrade(args):
 
     async def run():
         channel = Channel(args.host, int(args.port), ssl=tls(args.cert, args.key, args.ca, server=False))
-        containerd = common_pb2.ContainerdInstance(driver=common_pb2.CONTAINERD, namespace=common_pb2.NS_SYSTEM)
+        # talosctl v1.13.9's default, --namespace system: the CRI containerd's system namespace (cmd/talosctl/cmd/talos/image.go).
+        containerd = common_pb2.ContainerdInstance(driver=common_pb2.CRI, namespace=common_pb2.NS_SYSTEM)
         out = {"name": None, "progress": 0, "messages": [], "exitCode": None}
         try:
             async with image_grpc.ImageServiceStub(channel).Pull.open(timeout=60) as stream:
@@ -179,6 +184,75 @@ def upgrade(args):
                         out["exitCode"] = reply.progress.exit_code
                     else:
                         out["messages"].append(reply.progress.message)
+            print(json.dumps(out))
+        finally:
+            channel.close()
+    asyncio.run(run())
+
+
+def bootstrap(args):
+    """What talosctl sees around a bootstrap: the stage and etcd before, EtcdMemberList's answer
+    before, the etcd data directory (List), Bootstrap, then the stage and etcd until it runs."""
+    generate()
+    import asyncio
+    import re
+    from grpclib import GRPCError
+    from grpclib.client import Channel
+    from google.protobuf import empty_pb2
+    from machine import machine_pb2, machine_grpc
+    from cosi import resource_pb2, resource_grpc
+
+    async def run():
+        channel = Channel(args.host, int(args.port), ssl=tls(args.cert, args.key, args.ca, server=False))
+        machine = machine_grpc.MachineServiceStub(channel)
+
+        async def look():
+            got = await resource_grpc.StateStub(channel).Get(
+                resource_pb2.GetRequest(namespace="runtime", type="MachineStatuses.runtime.talos.dev", id="machine"), timeout=10)
+            stage = re.search(r"^stage: (\S+)", got.resource.spec.yaml_spec, re.M).group(1)
+            services = (await machine.ServiceList(empty_pb2.Empty(), timeout=10)).messages[0].services
+            etcd = next((s for s in services if s.id == "etcd"), None)
+            return {"stage": stage, "etcd": etcd.state if etcd else None, "etcdHealthUnknown": etcd.health.unknown if etcd else None}
+
+        async def members():
+            try:
+                reply = await machine.EtcdMemberList(machine_pb2.EtcdMemberListRequest(), timeout=10)
+                return {"members": [m.hostname for m in reply.messages[0].members]}
+            except GRPCError as error:
+                return {"code": error.status.name, "message": error.message}
+
+        async def data_dir():
+            names = []
+            async with machine.List.open(timeout=10) as stream:
+                await stream.send_message(machine_pb2.ListRequest(root="/var/lib/etcd"), end=True)
+                async for info in stream:
+                    names.append(info.relative_name)
+            return names
+
+        out = {}
+        try:
+            out["before"] = await look()
+            out["membersBefore"] = await members()
+            out["dataBefore"] = await data_dir()
+            try:
+                await machine.Bootstrap(machine_pb2.BootstrapRequest(), timeout=30)
+                out["bootstrap"] = "OK"
+            except GRPCError as error:
+                out["bootstrap"] = f"{error.status.name}: {error.message}"
+            after = await look()
+            for _ in range(400):
+                if after["stage"] == "running":
+                    break
+                await asyncio.sleep(0.05)
+                after = await look()
+            out["after"] = after
+            out["membersAfter"] = await members()
+            out["dataAfter"] = await data_dir()
+            try:
+                await machine.Bootstrap(machine_pb2.BootstrapRequest(), timeout=30)
+                out["again"] = "OK"
+            except GRPCError as error:
+                out["again"] = f"{error.status.name}: {error.message}"
             print(json.dumps(out))
         finally:
             channel.close()
@@ -277,12 +351,15 @@ def main():
     u = sub.add_parser("upgrade")
     for name in ["host", "port", "ca", "cert", "key", "image"]:
         u.add_argument("--" + name, required=True)
+    b = sub.add_parser("bootstrap")
+    for name in ["host", "port", "ca", "cert", "key"]:
+        b.add_argument("--" + name, required=True)
     s = sub.add_parser("server")
     for name in ["cert", "key", "client-ca", "config", "ready"]:
         s.add_argument("--" + name, required=True)
     s.add_argument("--upgrade-exit", default="0")
     args = parser.parse_args()
-    {"compare": lambda: compare(), "client": lambda: client(args), "upgrade": lambda: upgrade(args),
+    {"compare": lambda: compare(), "client": lambda: client(args), "upgrade": lambda: upgrade(args), "bootstrap": lambda: bootstrap(args),
      "server": lambda: server(args)}[args.command]()
 
 

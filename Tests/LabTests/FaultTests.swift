@@ -57,7 +57,9 @@ import TestSupport
             _ = try await eventually { try await client.version() }
             _ = try await client.applyConfiguration(try lab.config(name))
         }
-        try await eventually { guard await lab.node("cp1").stage == .running else { throw PeerError("cp1 not running") } }
+        // cp1 installed, rebooted and came up configured: booting with etcd waiting for the bootstrap.
+        let cp1 = try lab.client("cp1", try lab.admin)
+        try await eventually { guard try await cp1.etcdServiceState() == "Preparing" else { throw PeerError("cp1 not configured") } }
         #expect(await lab.node("cp2").stage == .installing)
         #expect(try await lab.client("cp2", .maintenance(spkiPin: nil)).machineStatus().stage == .installing)
     }

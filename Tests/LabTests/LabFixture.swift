@@ -45,7 +45,9 @@ struct LabFixture {
         return client
     }
 
-    /// Powers on, applies each node's config in maintenance and waits until all run configured.
+    /// Powers on, applies each node's config in maintenance and waits until all run configured: a
+    /// worker `running`, a control plane `booting` with its services up and etcd waiting for a
+    /// bootstrap or a join (where Talos stays until someone bootstraps), or `running` once it has joined.
     func configure(_ names: [String]) async throws {
         for name in names {
             await node(name).powerOn()
@@ -57,7 +59,9 @@ struct LabFixture {
             let admin = try client(name, try self.admin)
             _ = try await eventually {
                 let status = try await admin.machineStatus()
-                guard status.stage == .running else { throw PeerError("\(name) is \(status.stage)") }
+                if status.stage == .running { return }
+                let etcd = status.stage == .booting ? try await admin.etcdServiceState() : nil
+                guard etcd != nil else { throw PeerError("\(name) is \(status.stage)") }
             }
         }
     }

@@ -18,9 +18,16 @@ import TestSupport
         let bootBefore = await node.bootID
 
         let reply = try await maintenance.applyConfiguration(try lab.config("cp1"))
-        #expect(reply.mode == .reboot, "a metal node installs and reboots")
+        // Maintenance resolves AUTO to NO_REBOOT (v1alpha1_server.go); the boot sequence then installs and reboots.
+        #expect(reply.mode == .noReboot && reply.modeDetails == "Applied configuration without a reboot", "\(reply)")
 
+        // A new control plane stays booting, etcd waiting, until it is bootstrapped.
         let admin = try lab.client("cp1", try lab.admin)
+        try await eventually {
+            guard try await admin.etcdServiceState() == "Preparing" else { throw PeerError("services not up") }
+        }
+        #expect(try await admin.machineStatus().stage == .booting)
+        #expect(try await admin.bootstrap() == .bootstrapped, "Bootstrap is accepted while booting")
         try await eventually {
             guard try await admin.machineStatus().stage == .running else { throw PeerError("not running") }
         }
@@ -33,6 +40,35 @@ import TestSupport
         #expect(stages == [.booting, .maintenance, .installing, .rebooting, .booting, .running], "\(stages)")
         // The maintenance identity is gone: a client without a certificate is refused.
         await #expect(throws: TalosError.self) { try await maintenance.version() }
+    }
+
+    /// Talos' installer refuses a disk holding anything but an empty GPT unless the config wipes
+    /// it; the node comes back to maintenance without its config. Told to wipe, it installs, and
+    /// the disk then holds Talos' partitions (META among them), as DiscoveredVolumes shows.
+    @Test func theInstallerRefusesADiskThatIsNotEmptyUnlessToldToWipe() async throws {
+        let lab = try LabFixture(nodes: ["cp1"], platform: "metal", timeScale: 0.01, faults: ["cp1": [.diskHoldsMacOS]])
+        await lab.node("cp1").powerOn()
+        let maintenance = try lab.client("cp1", .maintenance(spkiPin: nil))
+        _ = try await eventually { try await maintenance.version() }
+        let before = try await maintenance.discoveredVolumes()
+        #expect(before.contains { $0.devPath == "/dev/vda" && $0.type == "disk" && $0.name == "gpt" }, "\(before)")
+        #expect(before.contains { $0.parentDevPath == "/dev/vda" && $0.name == "apfs" }, "\(before)")
+        _ = try await maintenance.applyConfiguration(try lab.config("cp1"))
+        try await eventually {
+            guard await lab.node("cp1").history.filter({ $0 == .maintenance }).count == 2 else { throw PeerError("not back in maintenance") }
+        }
+        #expect(await lab.node("cp1").configured == false, "the config was never written to a disk")
+        // A new boot, a new maintenance identity: a new client.
+        let again = try lab.client("cp1", .maintenance(spkiPin: nil))
+        #expect(try await eventually { try await again.discoveredVolumes() }.contains { $0.name == "apfs" }, "nothing was touched")
+
+        let wipe = try lab.config("cp1").replacingOccurrences(of: "wipe: false", with: "wipe: true")
+        #expect(wipe.contains("wipe: true"))
+        _ = try await again.applyConfiguration(wipe)
+        let admin = try lab.client("cp1", try lab.admin)
+        try await eventually { guard try await admin.etcdServiceState() == "Preparing" else { throw PeerError("not installed yet") } }
+        let after = try await admin.discoveredVolumes()
+        #expect(!after.contains { $0.name == "apfs" } && after.contains { $0.partitionLabel == "META" }, "\(after)")
     }
 
     @Test func bootstrapOnceThenAlreadyExistsAndOthersJoin() async throws {

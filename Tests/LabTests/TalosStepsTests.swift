@@ -39,11 +39,16 @@ struct TalosLab {
           - {id: secrets, uses: talos.secrets}
           - {id: maintenance, uses: talos.await-maintenance, forEach: all, timeout: 60s}
           - {id: apply-config, uses: talos.apply-config, forEach: all, needs: [maintenance, secrets]}
-          - {id: configured, uses: talos.await-configured, forEach: all, needs: [apply-config], timeout: 60s}
-          - {id: bootstrap, uses: talos.bootstrap, needs: [configured]}
+          - {id: configured-cp, uses: talos.await-configured, forEach: role=controlplane, needs: [apply-config], timeout: 60s, with: {before: bootstrap}, optional: true}
+          - {id: configured, uses: talos.await-configured, forEach: role=worker, needs: [apply-config], timeout: 60s, optional: true}
+          - {id: bootstrap, uses: talos.bootstrap, needs: [configured-cp]}
           - {id: etcd, uses: talos.await-etcd, needs: [bootstrap], timeout: 60s}
           - {id: kubeconfig, uses: talos.kubeconfig, needs: [etcd]}
         """
+
+    /// The playbook without the bootstrap and what follows it.
+    static let upToConfigured = playbook.components(separatedBy: "\n")
+        .filter { !["talos.bootstrap", "talos.await-etcd", "talos.kubeconfig"].contains(where: $0.contains) }.joined(separator: "\n")
 
     func run(_ playbookText: String = playbook, services: Services = Services(), sinks: [any EventSink] = []) async throws -> RunSummary {
         let catalog = StandardCatalog.make()
@@ -94,7 +99,7 @@ struct TalosLab {
     @Test func bootstrapIsRefusedWhenAnotherControlPlaneAlreadyHasMembers() async throws {
         let lab = try TalosLab(nodes: ["cp1", "cp2", "cp3"])
         await lab.cluster.powerOnAll()
-        let upToConfigured = TalosLab.playbook.components(separatedBy: "\n").filter { !$0.contains("bootstrap") && !$0.contains("etcd") && !$0.contains("kubeconfig") }.joined(separator: "\n")
+        let upToConfigured = TalosLab.upToConfigured
         let configured = try await lab.run(upToConfigured)
         #expect(configured.succeeded, "\(configured.errors)")
         // Someone bootstrapped cp2 by hand: the step must see it and not bootstrap cp1 as well.
@@ -104,6 +109,33 @@ struct TalosLab {
         #expect(run.outcomes["bootstrap"] == .satisfied)
         #expect(await lab.cluster.etcd.clusterCount == 1, "no second etcd cluster")
         #expect(await !lab.cluster.node("cp1")!.calls.contains { $0.method == "Bootstrap" })
+    }
+
+    /// A control plane whose etcd does not run but whose data directory is not empty belongs to a
+    /// cluster bootstrapped before: bootstrapping another node would make a second one. "Cannot
+    /// tell" is never "empty": the step lists the directory, as Talos' own Bootstrap checks it.
+    @Test func bootstrapIsRefusedWhenAControlPlaneHoldsEtcdData() async throws {
+        let lab = try TalosLab(nodes: ["cp1", "cp2", "cp3"])
+        await lab.cluster.powerOnAll()
+        let configured = try await lab.run(TalosLab.upToConfigured)
+        #expect(configured.succeeded, "\(configured.errors)")
+        for cp in ["cp1", "cp2", "cp3"] {
+            #expect(await lab.cluster.node(cp)!.stage == .booting, "\(cp) waits for the bootstrap, booting")
+        }
+        await lab.cluster.etcd.destroy(node: "cp2")
+        let run = try await lab.run("""
+            apiVersion: provision/v1
+            kind: Playbook
+            name: bootstrap
+            steps:
+              - {id: secrets, uses: talos.secrets}
+              - {id: bootstrap, uses: talos.bootstrap, needs: [secrets]}
+            """)
+        #expect(!run.succeeded)
+        let error = run.errors["bootstrap"] ?? ""
+        #expect(error.contains("cp2's etcd data directory is not empty") && error.contains("/var/lib/etcd holds member"), "\(run.errors)")
+        #expect(await !lab.cluster.node("cp1")!.calls.contains { $0.method == "Bootstrap" }, "nothing was bootstrapped")
+        #expect(await lab.cluster.etcd.clusterCount == 0)
     }
 
     @Test func usbOnlyDiskSelectorIsRefusedBeforeAnyApply() async throws {

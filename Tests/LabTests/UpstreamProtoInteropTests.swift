@@ -53,6 +53,32 @@ import TestSupport
         #expect(await lab.node("cp1").calls.filter { $0.method == "ApplyConfiguration" }.count == 3, "one apply to configure, two dry runs")
     }
 
+    /// What talosctl sees around a bootstrap, read by a client from Talos' protos: a configured
+    /// control plane stays `booting` with etcd Preparing (health not yet known) and an empty data
+    /// directory; EtcdMemberList answers as v1.13.9 does before any etcd runs (Unknown, "no
+    /// controlplane endpoints discovered yet"); Bootstrap is accepted in `booting`, after which the
+    /// node runs etcd and turns `running`, and a second Bootstrap is AlreadyExists.
+    @Test(.timeLimit(.minutes(2))) func aClientFromTalosProtosBootstrapsABootingControlPlane() async throws {
+        let lab = try LabFixture(nodes: ["cp1"])
+        try await lab.configure(["cp1"])
+        let pem = try files(try TalosConfig.credentials(bundle: lab.bundle, roles: ["os:admin"]))
+        let result = try await Subprocess.run(["python3", Self.script, "bootstrap", "--host", lab.node("cp1").spec.address, "--port", "50000",
+                                               "--ca", pem.ca, "--cert", pem.cert, "--key", pem.key])
+        guard result.status == 0 else { throw PeerError("upstream_talos.py bootstrap failed: \(result.stderr)") }
+        let out = try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any] ?? [:]
+        let before = out["before"] as? [String: Any] ?? [:]
+        #expect(before["stage"] as? String == "booting" && before["etcd"] as? String == "Preparing" && before["etcdHealthUnknown"] as? Bool == true, "\(out)")
+        let members = out["membersBefore"] as? [String: Any] ?? [:]
+        #expect(members["code"] as? String == "UNKNOWN" && members["message"] as? String == "no controlplane endpoints discovered yet", "\(out)")
+        #expect(out["dataBefore"] as? [String] == ["."], "an empty etcd data directory lists only itself: \(out)")
+        #expect(out["bootstrap"] as? String == "OK", "\(out)")
+        let after = out["after"] as? [String: Any] ?? [:]
+        #expect(after["stage"] as? String == "running" && after["etcd"] as? String == "Running", "\(out)")
+        #expect((out["membersAfter"] as? [String: Any])?["members"] as? [String] == ["cp1"], "\(out)")
+        #expect(out["dataAfter"] as? [String] == [".", "member"], "\(out)")
+        #expect(out["again"] as? String == "ALREADY_EXISTS: etcd data directory is not empty", "\(out)")
+    }
+
     /// The generated server on a free port, with a server certificate from `bundle`'s OS CA; its
     /// calls are logged as JSON lines to the returned file.
     func startServer(_ bundle: SecretsBundle, config: String, extra: [String] = []) async throws -> (server: BackgroundProcess, port: Int, log: String) {
@@ -129,7 +155,7 @@ import TestSupport
         }
         let upgrade = calls.first { $0["method"] as? String == "LifecycleService/Upgrade" }
         #expect(upgrade?["pulledThere"] as? Bool == true, "Pull and Upgrade named the same containerd instance: \(calls)")
-        #expect(upgrade?["containerd"] as? String == "CONTAINERD/NS_SYSTEM", "\(calls)")
+        #expect(upgrade?["containerd"] as? String == "CRI/NS_SYSTEM", "talosctl v1.13.9's default, --namespace system: \(calls)")
         #expect(calls.contains { $0["method"] as? String == "MachineService/Upgrade" && $0["image"] as? String == image && $0["force"] as? Bool == false })
 
         let failing = try await startServer(bundle, config: "version: v1alpha1\n", extra: ["--upgrade-exit", "1"])

@@ -32,6 +32,14 @@ import TestSupport
         }
     }
 
+    /// libyaml gives up past the comment and blank line after an unclosed `[`; the message also
+    /// names where the list began, as PyYAML and yamllint do.
+    @Test func aSyntaxErrorNamesWhereTheConstructBegan() throws {
+        let error = #expect(throws: InputError.self) { try InventoryParser.load(path: Fixtures.path("bad-inventories/yaml-unclosed-flow-list.yaml")) }
+        let message = error?.diagnostics.first?.description ?? ""
+        #expect(message.contains("while parsing a flow sequence at 49:13") && message.contains("at 53:3"), "\(message)")
+    }
+
     @Test func unknownKeysSuggestTheClosestKnownKey() throws {
         let error = #expect(throws: InputError.self) { try InventoryParser.load(path: Fixtures.path("bad-inventories/unknown-node-key.yaml")) }
         let unknown = try #require(error?.diagnostics.first { $0.key == "unknown-key" })

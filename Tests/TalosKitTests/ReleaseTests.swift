@@ -5,7 +5,10 @@ import Testing
 /// The release tables an upgrade plans from (reference/day2.md 2.3 to 2.5).
 @Suite struct ReleaseTests {
     @Test func aTalosPathGoesThroughTheLatestPatchOfEveryMinor() throws {
-        #expect(try TalosReleases.path(from: "v1.12.6", to: "v1.13.9", kubernetes: "v1.34.2") == ["v1.13.9"])
+        // To another minor: first the latest patch of the node's own minor (the v1.13 upgrade guide).
+        #expect(try TalosReleases.path(from: "v1.12.6", to: "v1.13.9", kubernetes: "v1.34.2") == ["v1.12.11", "v1.13.9"])
+        #expect(try TalosReleases.path(from: "v1.12.11", to: "v1.13.9", kubernetes: "v1.34.2") == ["v1.13.9"])
+        #expect(try TalosReleases.path(from: "v1.12.6", to: "v1.12.11", kubernetes: "v1.34.2") == ["v1.12.11"])
         #expect(try TalosReleases.path(from: "v1.13.2", to: "v1.13.9", kubernetes: "v1.34.2") == ["v1.13.9"])
         #expect(try TalosReleases.path(from: "v1.13.9", to: "v1.13.9", kubernetes: "v1.34.2").isEmpty)
         // 1.11 -> 1.13 goes through 1.12's latest patch, which this build knows; 1.11 itself it does not.

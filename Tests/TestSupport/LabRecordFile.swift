@@ -51,6 +51,19 @@ public struct LabRecordFile {
         return most
     }
 
+    /// What each of `nodes` last reported before the first etcd bootstrap (a `booting` or `running`
+    /// stage, and whether it noted etcd waiting since that boot began); nil when there was no bootstrap.
+    public func beforeFirstBootstrap(_ nodes: [String]) -> [String: (stage: String?, etcdWaiting: Bool)]? {
+        guard let first = entries.firstIndex(where: { $0.event == "etcd-bootstrap" }) else { return nil }
+        var seen: [String: (stage: String?, etcdWaiting: Bool)] = [:]
+        for entry in entries[..<first] {
+            guard let node = entry.node, nodes.contains(node) else { continue }
+            if entry.event == "stage" { seen[node] = (entry.stage, false) }
+            if entry.event == "etcd-waiting" { seen[node]?.etcdWaiting = true }
+        }
+        return seen
+    }
+
     /// Whether etcd reported a loss of quorum after `t`.
     public func lostQuorum(since t: Int64) -> Bool {
         since(t).contains { $0.event == "etcd" && $0.quorum == false }

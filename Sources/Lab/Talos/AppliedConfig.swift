@@ -19,6 +19,10 @@ struct AppliedConfig: Sendable {
     var endpoint: String
     var hostname: String?
     var installDisk: String?
+    /// `machine.install.diskSelector.type` (`nvme`, `ssd`, `hdd`): the one selector field the lab matches.
+    var installDiskType: String?
+    /// `machine.install.wipe`: the installer zeroes the disk instead of refusing a non-empty one.
+    var installWipe: Bool
     var certSANs: [String]
     /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
     var nodeLabels: [String: String]
@@ -81,7 +85,8 @@ struct AppliedConfig: Sendable {
             clusterName: cluster?["clusterName"]?.stringValue ?? "talos",
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
-            installDisk: machine?["install"]?["disk"]?.stringValue, certSANs: sans, nodeLabels: labels)
+            installDisk: machine?["install"]?["disk"]?.stringValue, installDiskType: machine?["install"]?["diskSelector"]?["type"]?.stringValue,
+            installWipe: machine?["install"]?["wipe"] == .bool(true), certSANs: sans, nodeLabels: labels)
     }
 
     private static func decode(_ base64: String) -> String? {

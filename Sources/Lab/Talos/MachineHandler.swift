@@ -55,7 +55,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         var messages: [Machine_Version] = []
         for target in targets {
             var message = Machine_Version()
-            if let peer = await node.directory.node(at: target), [.running, .maintenance].contains(await peer.stage) {
+            if let peer = await node.directory.node(at: target), await peer.apiServes {
                 message = await Self.versionMessage(peer)
             } else {
                 message.metadata.error = "rpc error: code = Unavailable desc = connection error: dial tcp \(target):50000: connect: connection refused"
@@ -103,6 +103,12 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     func etcdMemberList(request: Machine_EtcdMemberListRequest, context: ServerContext) async throws -> Machine_EtcdMemberListResponse {
         try await node.authorize(.read, "EtcdMemberList", context)
         try await node.requireControlPlane("EtcdMemberList")
+        // Talos dials etcd through the control plane endpoints its local API server publishes; with
+        // no etcd here there is no API server, so v1.13.9 answers with this plain error (gRPC
+        // Unknown) before any bootstrap or join (internal/pkg/etcd/endpoints.go GetEndpoints).
+        guard await node.etcd.hasData(node.spec.name) else {
+            throw RPCError(code: .unknown, message: "no controlplane endpoints discovered yet")
+        }
         let members = try await node.etcd.members(via: node.spec.name).map { member in
             Machine_EtcdMember.with {
                 $0.id = member.id
@@ -206,6 +212,21 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
             event.id = UUID().uuidString.lowercased()
             event.data = try Google_Protobuf_Any(message: status, typePrefix: "talos/runtime")
             try await response.write(event)
+        }
+    }
+
+    /// List as v1.13.9 walks a directory without recursion: the root itself (`.`), then each entry.
+    /// The lab has one directory, etcd's data directory: `member` once etcd has data there (etcd
+    /// keeps its WAL and snapshots under `member/`); absent on workers.
+    func list(request: Machine_ListRequest, response: RPCWriter<Machine_FileInfo>, context: ServerContext) async throws {
+        try await node.authorize(.admin, "List", context)
+        let root = "/" + request.root.split(separator: "/").joined(separator: "/")
+        guard root == "/var/lib/etcd", await node.isControlPlane, await node.servicesUp else {
+            throw RPCError(code: .unknown, message: "lstat \(root): no such file or directory")
+        }
+        try await response.write(.with { $0.name = root; $0.relativeName = "."; $0.isDir = true; $0.mode = 0o700 | 0x8000_0000 })
+        if await node.etcd.hasData(node.spec.name) {
+            try await response.write(.with { $0.name = root + "/member"; $0.relativeName = "member"; $0.isDir = true; $0.mode = 0o700 | 0x8000_0000 })
         }
     }
 

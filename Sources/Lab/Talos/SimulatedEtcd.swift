@@ -75,6 +75,17 @@ public actor SimulatedEtcd {
         return nodes
     }
 
+    /// One node's etcd data destroyed (a bad disk): its data directory is not empty and etcd fails
+    /// to start there; the node leaves its cluster's running members.
+    public func destroy(node: String) {
+        if let key = clusterOf[node] { removeFromCluster(key, where: { $0.node == node }) }
+        clusterOf[node] = nil
+        running.remove(node)
+        corrupted.insert(node)
+        record.note(node, "etcd-destroyed", detail: "etcd data destroyed")
+        note()
+    }
+
     /// EtcdRecover: the snapshot is written where Bootstrap with `recover_etcd` reads it.
     func stageRecovery(node: String, snapshot: Data) {
         pendingRecovery[node] = snapshot

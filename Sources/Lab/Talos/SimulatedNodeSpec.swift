@@ -29,6 +29,16 @@ public struct SimulatedNodeSpec: Sendable {
         self.port = port
     }
 
+    /// The disks as found, faults included: `disk-holds-macos` puts macOS on the first internal one.
+    func withDiskFaults() -> SimulatedNodeSpec {
+        var spec = self
+        if faults.contains(.diskHoldsMacOS), let index = spec.disks.firstIndex(where: { $0.transport != "usb" }) {
+            spec.disks[index].table = "gpt"
+            spec.disks[index].partitions = SimulatedPartition.macOS
+        }
+        return spec
+    }
+
     var installsToDisk: Bool { platform == "metal" }
 }
 
@@ -38,6 +48,9 @@ public struct SimulatedDisk: Sendable {
     public var model: String
     public var transport: String
     public var rotational = false
+    /// What blkid finds on it before Talos: a partition table (`gpt`) and its partitions.
+    public var table = ""
+    public var partitions: [SimulatedPartition] = []
 
     public init(path: String, size: UInt64, model: String, transport: String) {
         self.path = path
@@ -50,6 +63,23 @@ public struct SimulatedDisk: Sendable {
         SimulatedDisk(path: "/dev/vda", size: 64 << 30, model: "QEMU HARDDISK", transport: "virtio"),
         SimulatedDisk(path: "/dev/sdb", size: 16 << 30, model: "USB DISK 3.0", transport: "usb"),
     ]
+}
+
+/// A partition as blkid reports it: its label and the filesystem on it.
+public struct SimulatedPartition: Sendable {
+    public var label: String
+    public var filesystem: String
+
+    public init(label: String, filesystem: String) {
+        self.label = label
+        self.filesystem = filesystem
+    }
+
+    /// What Talos' installer lays out (EFI, BIOS, BOOT, META, STATE, EPHEMERAL).
+    static let talos = [("EFI", "vfat"), ("BIOS", ""), ("BOOT", "xfs"), ("META", "talosmeta"), ("STATE", "xfs"), ("EPHEMERAL", "xfs")]
+        .map { SimulatedPartition(label: $0.0, filesystem: $0.1) }
+    /// A Mac's internal disk: the EFI system partition and an APFS container.
+    static let macOS = [SimulatedPartition(label: "EFI", filesystem: "vfat"), SimulatedPartition(label: "", filesystem: "apfs")]
 }
 
 /// Misbehaviour a test or a lab inventory can ask a node for.
@@ -70,6 +100,9 @@ public enum SimulatedFault: String, Sendable, CaseIterable {
     case pullFails = "pull-fails"
     /// An upgraded slot never boots: Talos falls back to the old version.
     case upgradeFailsBoot = "upgrade-fails-boot"
+    /// The first internal disk still holds macOS (GPT, an EFI and an APFS partition), as a Mac mini
+    /// bought second-hand does: Talos' installer refuses it unless the config says to wipe.
+    case diskHoldsMacOS = "disk-holds-macos"
 }
 
 /// How long things take on a real node, in seconds, before scaling.

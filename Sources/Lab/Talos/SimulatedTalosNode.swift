@@ -62,6 +62,12 @@ public actor SimulatedTalosNode {
     var pulled: Set<String> = []
     /// Talos takes one installation or upgrade at a time.
     var installing = false
+    /// Disks the installer zeroed (`install.wipe`): what was on them is gone.
+    var wipedDisks: Set<String> = []
+    /// The configured boot has started its services (CRI, apid with the cluster's identity, the
+    /// kubelet; etcd on a control plane is started too and waits in its pre-start): what Talos'
+    /// Bootstrap and EtcdRecover need. Reset at every power transition.
+    var servicesUp = false
     /// The active config (COSI `MachineConfigs/v1alpha1`).
     var config: AppliedConfig?
     /// A config written to disk but not active yet (STAGED, or REBOOT until the reboot): it becomes
@@ -89,7 +95,7 @@ public actor SimulatedTalosNode {
 
     public init(spec: SimulatedNodeSpec, etcd: SimulatedEtcd, trustd: SimulatedTrustd = SimulatedTrustd(),
                 directory: SimulatedDirectory = SimulatedDirectory()) {
-        self.spec = spec
+        self.spec = spec.withDiskFaults()
         talosVersion = spec.talosVersion
         schematic = spec.schematic
         self.etcd = etcd
@@ -100,6 +106,8 @@ public actor SimulatedTalosNode {
     }
 
     public var configured: Bool { config != nil }
+    /// apid answers: in maintenance, or once the configured boot started its services.
+    var apiServes: Bool { stage == .maintenance || servicesUp }
 
     /// The cluster's Kubernetes CA as a configured control plane holds it: what its API server serves with.
     var kubernetesCA: (certificate: String, key: String)? { config?.controlPlane == true ? config?.kubernetesCA : nil }
@@ -180,6 +188,7 @@ public actor SimulatedTalosNode {
     /// Pulls the plug: no graceful anything.
     public func powerOff() async {
         powered = false
+        servicesUp = false
         epoch += 1
         await stopAPI()
         stage = .unknown
@@ -205,6 +214,7 @@ public actor SimulatedTalosNode {
 
     private func boot() async {
         epoch += 1
+        servicesUp = false
         let mark = epoch
         bootID = nextBootID ?? UUID().uuidString.lowercased()
         nextBootID = nil
@@ -255,23 +265,47 @@ public actor SimulatedTalosNode {
                                        addresses: [node.spec.address], sans: config.certSANs)
         }
         guard mark == epoch else { return }
-        stage = .running
-        await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
-        if spec.faults.contains(.etcdAlarm) { await etcd.raiseAlarm(node: spec.name) }
-        if config.controlPlane { Task { await self.joinEtcd(mark) } }
+        servicesUp = true
+        // A worker's boot sequence ends once its own services are up. A control plane's waits for
+        // etcd too, whose pre-start waits for a bootstrap or a join: until then it stays `booting`
+        // (talos v1.13.9 StartAllServices, etcd.go buildInitialCluster, machine_status.go).
+        guard config.controlPlane else {
+            stage = .running
+            return
+        }
+        if await etcd.hasData(spec.name) {
+            await etcdStarted(mark)
+        } else {
+            // A lab restored while this node waited comes back waiting (the stage was not saved).
+            if stage != .booting { stage = .booting }
+            Task { await self.joinEtcd(mark) }
+        }
     }
 
-    /// A control plane without etcd data keeps trying to join until someone bootstraps.
+    /// etcd runs (it had data, was bootstrapped or joined): the boot sequence ends, `running`.
+    func etcdStarted(_ mark: Int) async {
+        guard mark == epoch, stage != .running else { return }
+        await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
+        if spec.faults.contains(.etcdAlarm) { await etcd.raiseAlarm(node: spec.name) }
+        stage = .running
+    }
+
+    /// A control plane without etcd data retries joining (every 3 s, as etcd.go's retry does)
+    /// until a cluster it can join exists, saying what Talos says while it waits.
     private func joinEtcd(_ mark: Int) async {
+        directory.record.note(spec.name, "etcd-waiting", detail: "etcd is waiting to join the cluster, if this node is the first node in the cluster, "
+                              + "please run `talosctl bootstrap` against one of the following IPs: [\(spec.address)]")
         while mark == epoch, config?.controlPlane == true, !(await etcd.hasData(spec.name)) {
             guard await pause(SimulatedTiming.etcdJoin, mark) else { return }
-            if await etcd.join(node: spec.name, hostname: hostname, address: spec.address) { return }
+            if await etcd.join(node: spec.name, hostname: hostname, address: spec.address) { break }
             if spec.timeScale == 0 { try? await Task.sleep(for: .milliseconds(5)) }
         }
+        await etcdStarted(mark)
     }
 
     func reboot() async {
         epoch += 1
+        servicesUp = false
         let mark = epoch
         stage = .rebooting
         // Talos stops its services before apid goes: an Events stream still delivers `rebooting`.
@@ -365,67 +399,78 @@ public actor SimulatedTalosNode {
             throw RPCError(code: .invalidArgument, message: error.description)
         }
         if stage == .maintenance {
-            if request.dryRun { return (.noReboot, Self.dryRunDetails(.noReboot, from: nil, to: parsed, blocking: [])) }
+            // In maintenance every mode but STAGED applies at once, without a reboot: REBOOT and AUTO
+            // both answer NO_REBOOT (v1alpha1_server.go ApplyConfiguration). The boot sequence then
+            // installs, and reboots from the installer, on its own.
+            let mode: Machine_ApplyConfigurationRequest.Mode = request.mode == .staged ? .staged : .noReboot
+            if request.dryRun { return (mode, Self.dryRunDetails(mode, from: nil, to: parsed)) }
             config = parsed
             staged = nil
             let mark = epoch
             if installed {
                 Task { await self.enterRunningAfterApply(parsed, mark) }
-                return (.noReboot, "Applied configuration without a reboot")
+            } else {
+                Task { await self.install(mark) }
             }
-            Task { await self.install(mark) }
-            return (.reboot, "Applied configuration with a reboot")
+            return (mode, Self.details(mode))
         }
-        guard stage == .running, let active = config else {
+        guard [.running, .booting].contains(stage), servicesUp, let active = config else {
             throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue), cannot apply now")
         }
         guard promised == nil else { throw RPCError(code: .failedPrecondition, message: "node is rebooting") }
         let blocking = LiveApplyRule.blockingFields(from: active.main, to: parsed.main)
+        // CanApplyImmediate's refusal (v1alpha1_runtime.go): the text, then the diff.
+        let immediateRefusal = "this config change can't be applied in immediate mode\ndiff:\n" + (TextDiff.unified(active.canonical, parsed.canonical) ?? "")
         let mode: Machine_ApplyConfigurationRequest.Mode
+        var refusal = ""
         switch request.mode {
-        case .auto: mode = blocking.isEmpty ? .noReboot : .reboot
+        case .auto:
+            mode = blocking.isEmpty ? .noReboot : .reboot
+            if !blocking.isEmpty { refusal = ": " + immediateRefusal }
         case .noReboot:
-            guard blocking.isEmpty else {
-                throw RPCError(code: .invalidArgument, message: "apply configuration: configuration change can't be applied without a reboot: "
-                               + blocking.joined(separator: ", ") + " changed")
-            }
+            guard blocking.isEmpty else { throw RPCError(code: .invalidArgument, message: immediateRefusal) }
             mode = .noReboot
         case .staged, .reboot: mode = request.mode
         default: throw RPCError(code: .unimplemented, message: "the lab does not simulate apply mode \(request.mode)")
         }
-        if request.dryRun { return (mode, Self.dryRunDetails(mode, from: active, to: parsed, blocking: blocking)) }
+        if request.dryRun { return (mode, Self.dryRunDetails(mode, from: active, to: parsed)) }
         switch mode {
         case .noReboot:
             config = parsed
             staged = nil
             restartChanged(from: active, to: parsed)
-            return (mode, "Applied configuration without a reboot")
         case .staged:
             staged = parsed
-            return (mode, "Staged configuration to be applied after the next reboot")
         default:
             staged = parsed
             promiseReboot()
             Task { await self.reboot() }
-            return (.reboot, "Applied configuration with a reboot" + (blocking.isEmpty ? "" : ": " + blocking.joined(separator: ", ") + " changed"))
         }
+        return (mode, Self.details(mode) + refusal)
     }
 
-    /// Talos' dry-run text: a summary, then the diff of the YAML documents (comments gone) against
-    /// the active config, or `No changes.`. Like Talos', it holds secrets in clear.
-    static func dryRunDetails(_ mode: Machine_ApplyConfigurationRequest.Mode, from old: AppliedConfig?, to new: AppliedConfig, blocking: [String]) -> String {
-        let summary: String
+    /// ApplyConfiguration's `mode_details` for the mode it resolved to (v1alpha1_server.go).
+    static func details(_ mode: Machine_ApplyConfigurationRequest.Mode) -> String {
         switch mode {
-        case .noReboot: summary = "Applied configuration without a reboot (skipped in dry-run)."
-        case .staged: summary = "Staged configuration to be applied after the next reboot (skipped in dry-run)."
-        default: summary = "Node would reboot to apply the configuration (skipped in dry-run)" + (blocking.isEmpty ? "." : ": " + blocking.joined(separator: ", ") + " changed.")
+        case .noReboot: return "Applied configuration without a reboot"
+        case .staged: return "Staged configuration to be applied after the next reboot"
+        default: return "Applied configuration with a reboot"
         }
-        let diff = TextDiff.unified(old?.canonical ?? "", new.canonical) ?? "No changes."
-        return "Dry run summary:\n\(summary)\n\nConfig diff:\n\n\(diff)"
     }
 
+    /// Talos' dry-run text: `Dry run summary:`, the mode's details `(skipped in dry-run).`, then
+    /// `Config diff:` and the diff of the YAML documents (comments gone) against the active config,
+    /// or `No changes.` (v1alpha1_server.go ApplyConfiguration and generateDiff). Like Talos', it
+    /// holds secrets in clear.
+    static func dryRunDetails(_ mode: Machine_ApplyConfigurationRequest.Mode, from old: AppliedConfig?, to new: AppliedConfig) -> String {
+        let diff = TextDiff.unified(old?.canonical ?? "", new.canonical) ?? "No changes."
+        return "Dry run summary:\n\(details(mode)) (skipped in dry-run).\nConfig diff:\n\n\(diff)"
+    }
+
+    /// An installed node configured in maintenance leaves it: its boot sequence goes on, `booting`.
     private func enterRunningAfterApply(_ config: AppliedConfig, _ mark: Int) async {
         guard await pause(0.5, mark) else { return }
+        stage = .booting
         await enterRunning(config, mark)
     }
 
@@ -433,23 +478,71 @@ public actor SimulatedTalosNode {
         stage = .installing
         let seconds = SimulatedTiming.install * (spec.faults.contains(.slowInstall) ? 100 : 1)
         guard await pause(seconds, mark) else { return }
+        // The installer takes an empty disk or an empty GPT; anything else only when told to wipe
+        // (talos v1.13.9 cmd/installer/pkg/install/install.go diskOperations). Refused, the node
+        // comes back to maintenance without its config: it was never written to a disk.
+        if let target = installTarget(config), let disk = spec.disks.first(where: { $0.path == target }), !wipedDisks.contains(target),
+           !(disk.partitions.isEmpty && ["", "gpt"].contains(disk.table)) {
+            guard config?.installWipe == true else {
+                directory.record.note(spec.name, "install-failed", detail: "disk \(target) is not empty, skipping install, detected \"\(disk.table)\"")
+                config = nil
+                await reboot()
+                return
+            }
+            wipedDisks.insert(target)
+        }
         installed = true
         await reboot()
     }
 
+    /// The disk the installer writes: `install.disk`, else the first disk of the selector's type,
+    /// else the first one that is not USB. The lab matches only the selector's `type`.
+    func installTarget(_ config: AppliedConfig?) -> String? {
+        if let path = config?.installDisk { return path }
+        let fixed = spec.disks.filter { $0.transport != "usb" }
+        switch config?.installDiskType {
+        case "nvme": return fixed.first { $0.transport == "nvme" }?.path
+        case "ssd": return fixed.first { $0.transport != "nvme" && !$0.rotational }?.path
+        case "hdd": return fixed.first { $0.rotational }?.path
+        default: return fixed.first?.path
+        }
+    }
+
+    /// The disks as blkid sees them (COSI DiscoveredVolumes): Talos' own partitions where it is
+    /// installed, what was there before elsewhere, nothing on a disk the installer wiped.
+    func discoveredVolumes() -> [DiscoveredVolume] {
+        var volumes: [DiscoveredVolume] = []
+        let talosDisk = installed ? installTarget(config) : nil
+        for disk in spec.disks {
+            let wiped = wipedDisks.contains(disk.path)
+            let partitions = disk.path == talosDisk ? SimulatedPartition.talos : (wiped ? [] : disk.partitions)
+            volumes.append(DiscoveredVolume(devPath: disk.path, type: "disk", name: disk.path == talosDisk ? "gpt" : (wiped ? "" : disk.table)))
+            for (index, partition) in partitions.enumerated() {
+                let path = disk.path + (disk.path.last?.isNumber == true ? "p" : "") + "\(index + 1)"
+                volumes.append(DiscoveredVolume(devPath: path, type: "partition", name: partition.filesystem, parentDevPath: disk.path,
+                                                partitionLabel: partition.label))
+            }
+        }
+        return volumes
+    }
+
+    /// Bootstrap as v1.13.9 takes it: in any stage once the CRI is up (a new control plane is
+    /// `booting`, etcd waiting), refused while etcd's data directory is not empty; etcd then starts
+    /// and the boot sequence ends.
     func bootstrap(_ request: Machine_BootstrapRequest = .init()) async throws {
-        guard stage == .running, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
+        guard servicesUp, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
         guard config.controlPlane else { throw RPCError(code: .unimplemented, message: "bootstrap is only available on control plane nodes") }
         _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address,
                                      recovering: request.recoverEtcd, skipHashCheck: request.recoverSkipHashCheck)
         await directory.commit()
+        await etcdStarted(epoch)
     }
 
-    /// EtcdRecover: refused until the machine runs with its config (Talos answers so until
-    /// `/var/lib` is mounted), then the snapshot is kept for Bootstrap with `recover_etcd`.
+    /// EtcdRecover: refused until the configured boot has started its services (Talos answers so
+    /// until `/var/lib` is mounted), then the snapshot is kept for Bootstrap with `recover_etcd`.
     func recoverEtcd(_ snapshot: Data) async throws {
         try requireControlPlane("EtcdRecover")
-        guard stage == .running, config != nil else { throw RPCError(code: .failedPrecondition, message: "etcd service is not ready for recovery yet") }
+        guard servicesUp, config != nil else { throw RPCError(code: .failedPrecondition, message: "etcd service is not ready for recovery yet") }
         await etcd.stageRecovery(node: spec.name, snapshot: snapshot)
         await directory.commit()
     }
@@ -528,12 +621,15 @@ extension SimulatedTalosNode {
                 $0.health.unknown = false
             }
         }
-        guard stage == .running else { return [service("apid", "Running"), service("machined", "Running")] }
+        guard servicesUp else { return [service("apid", "Running"), service("machined", "Running")] }
         var list = [service("apid", "Running"), service("containerd", "Running"), service("cri", "Running"),
                     service("kubelet", "Running"), service("machined", "Running"), service("udevd", "Running")]
         if isControlPlane {
             let etcdService = await etcd.service(spec.name)
-            list.append(service("etcd", etcdService.state, healthy: etcdService.healthy && !spec.faults.contains(.etcdUnhealthy)))
+            var info = service("etcd", etcdService.state, healthy: etcdService.healthy && !spec.faults.contains(.etcdUnhealthy))
+            // Not yet health-checked while its pre-start runs (service_runner.go).
+            info.health.unknown = etcdService.state == "Preparing"
+            list.append(info)
             list.append(service("trustd", "Running"))
         }
         return list.sorted { $0.id < $1.id }
@@ -542,7 +638,7 @@ extension SimulatedTalosNode {
     /// The reboot is certain once acknowledged: the state it ends in (a new boot ID, the disk's
     /// config active) is saved before the answer, so a lab that dies with the caller comes back rebooted.
     func requestReboot() async throws -> String {
-        guard stage == .running || stage == .maintenance else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        guard stage == .running || stage == .maintenance || servicesUp else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
         let actor = "reboot-\(spec.name)-\(bootID.prefix(8))"
         promiseReboot()
         await directory.commit()

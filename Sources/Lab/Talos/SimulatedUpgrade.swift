@@ -28,7 +28,8 @@ extension SimulatedTalosNode {
     /// Pulls an image; progress goes to `progress` as a registry would report layers.
     func pull(_ image: String, into containerd: Common_ContainerdInstance, progress: @Sendable (Int) async throws -> Void) async throws {
         directory.record.call(spec.name, "ImageService/Pull", detail: image)
-        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        // The CRI serves pulls once the configured boot started it (booting or running).
+        guard servicesUp else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
         guard !spec.faults.contains(.pullFails) else {
             throw RPCError(code: .unavailable, message: "failed to pull image \"\(image)\": dial tcp: lookup factory.talos.dev: i/o timeout (simulated fault)")
         }
@@ -45,7 +46,8 @@ extension SimulatedTalosNode {
     /// and the exit code is non-zero when it refuses (not pulled there, an incompatible host).
     func installUpgrade(_ image: String, from containerd: Common_ContainerdInstance) async throws -> (messages: [String], exitCode: Int32) {
         directory.record.call(spec.name, "LifecycleService/Upgrade", detail: image)
-        guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
+        // No stage or etcd check on the server (talos v1.13.9 internal/app/lifecycle/lifecycle.go).
+        guard servicesUp else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
         guard !installing else { throw RPCError(code: .failedPrecondition, message: "another installation/upgrade is already in progress") }
         guard let target = Self.installer(image) else { return (["invalid installer image reference \(image)"], 1) }
         guard pulled.contains(Self.key(containerd, image)) else {

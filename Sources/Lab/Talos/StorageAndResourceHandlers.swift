@@ -34,6 +34,8 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     static let machineStatusType = "MachineStatuses.runtime.talos.dev"
     static let machineConfigType = "MachineConfigs.config.talos.dev"
     static let extensionStatusType = "ExtensionStatuses.runtime.talos.dev"
+    /// What blkid found on each disk and partition (readable in maintenance, as `talosctl get discoveredvolumes --insecure`).
+    static let discoveredVolumeType = "DiscoveredVolumes.block.talos.dev"
 
     func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
         if request.namespace == "config", request.type == Self.machineConfigType {
@@ -65,6 +67,12 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
             if let schematic = await node.schematic {
                 let yaml = "image: schematic\nmetadata:\n    name: schematic\n    version: \(schematic)\n    description: This extension holds the schematic ID of the image\n"
                 try await response.write(.with { $0.resource = Self.resource(namespace: "runtime", type: Self.extensionStatusType, id: "0", yaml: yaml) })
+            }
+            return
+        }
+        if request.namespace == "runtime", request.type == Self.discoveredVolumeType {
+            for volume in await node.discoveredVolumes() {
+                try await response.write(.with { $0.resource = Self.resource(namespace: "runtime", type: Self.discoveredVolumeType, id: String(volume.devPath.split(separator: "/").last ?? ""), yaml: volume.yaml) })
             }
             return
         }

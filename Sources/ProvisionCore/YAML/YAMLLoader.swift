@@ -149,9 +149,16 @@ public struct YAMLLoader: Sendable {
     static func diagnose(_ error: YamlError, file: String, text: String) -> InputError {
         func at(_ mark: Mark) -> SourceLocation { SourceLocation(file: file, line: mark.line, column: mark.column) }
         switch error {
-        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
-            return InputError("yaml.syntax", at: at(mark), "YAML syntax error: \(problem)",
-                              fix: "check indentation and quoting on this line and the one above")
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _), let .composer(context, problem, mark, _):
+            // Name where the construct began as well as where the parser gave up, as PyYAML and
+            // yamllint do: an unclosed `[` is found only lines later, past comments and blank lines.
+            guard let context, context.mark.line != mark.line || context.mark.column != mark.column else {
+                return InputError("yaml.syntax", at: at(mark), "YAML syntax error: \(problem)",
+                                  fix: "check indentation and quoting on this line and the one above")
+            }
+            return InputError("yaml.syntax", at: at(mark),
+                              "YAML syntax error \(context.text) at \(context.mark.line):\(context.mark.column): \(problem) at \(mark.line):\(mark.column)",
+                              fix: "check the construct that begins at line \(context.mark.line), column \(context.mark.column) (an unclosed bracket or quote?) and the lines up to here")
         case let .duplicatedKeysInMapping(duplicates, context):
             let second = duplicates.first.flatMap { secondOccurrence(of: $0, after: context.mark, in: text, file: file) }
             return InputError("yaml.duplicate-key", at: second ?? at(context.mark),

@@ -21,7 +21,8 @@ public struct TalosAwaitMaintenance: StepKind {
         case .maintenance:
             // A disk list that could not be read is not an empty one: judge the install disk only on a real answer.
             guard let disks = result.disks else { return .pending("\(node) answers, but its disks could not be read yet: \(result.disksError ?? "no reply")") }
-            return .satisfied(try preflight(node, disks, context))
+            guard let volumes = result.volumes else { return .pending("\(node) answers, but what is on its disks could not be read yet: \(result.volumesError ?? "no reply")") }
+            return .satisfied(try preflight(node, disks, volumes, context))
         case .wrongCluster, .configuredUnverified:
             throw StepError.refused("\(node) at \(try access.address(of: node)) is not this cluster's node: \(result.reason ?? "its certificate is not from our OS CA"); reset it by hand or fix the address")
         case .unreachable, .tlsError: return .pending("\(node) is not answering yet: \(result.reason ?? "no reply")")
@@ -42,9 +43,16 @@ public struct TalosAwaitMaintenance: StepKind {
         }
     }
 
-    func preflight(_ node: String, _ disks: [Storage_Disk], _ context: StepContext) throws -> StepOutputs {
+    func preflight(_ node: String, _ disks: [Storage_Disk], _ volumes: [DiscoveredVolume], _ context: StepContext) throws -> StepOutputs {
         guard let spec = context.inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
         let disk = try InstallDiskCheck.check(node: spec, disks: disks)
+        // Talos' installer refuses a disk that holds anything but an empty GPT unless told to wipe
+        // it; the node would then loop in maintenance. Say so before anything is sent.
+        if !spec.wipe, let contents = DiscoveredVolume.contents(of: disk.deviceName, in: volumes) {
+            throw StepError.refused("\(node): the install disk \(disk.deviceName) (\(disk.model)) is not empty: it holds \(contents). "
+                + "Talos' installer refuses to overwrite it. If nothing on it is worth keeping, set `install.wipe: true` on \(node) in the inventory; "
+                + "otherwise point install.disk or install.diskSelector at another disk")
+        }
         return ["mode": "maintenance", "installDisk": disk.deviceName]
     }
 }

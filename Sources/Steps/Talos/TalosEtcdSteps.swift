@@ -2,10 +2,15 @@ import Foundation
 import ProvisionCore
 import TalosKit
 
-/// etcd membership as every control plane reports it. An unreachable control plane makes the
-/// answer unknown, which is an error, never "no members": bootstrap decisions rest on it.
+/// etcd as every control plane reports it, judged as Talos does: where the etcd service runs, its
+/// member list; where it does not (before a bootstrap it sits Preparing, waiting to be bootstrapped
+/// or to join), its data directory, which Talos' Bootstrap itself requires empty. Anything a node
+/// cannot tell (unreachable, no quorum, an unreadable directory) is an error, never "no members":
+/// bootstrap decisions rest on it.
 struct EtcdView {
     var membersByNode: [String: [Machine_EtcdMember]] = [:]
+    /// Control planes whose etcd does not run but whose data directory is not empty: what it holds.
+    var dataByNode: [String: [String]] = [:]
 
     var anyMembers: Bool { membersByNode.values.contains { !$0.isEmpty } }
 
@@ -13,20 +18,35 @@ struct EtcdView {
         var view = EtcdView()
         for cp in context.inventory.controlPlanes.map(\.name.value) {
             let client = try await access.client(cp, .admin, timeout: .seconds(5))
-            do {
+            if try await client.etcdServiceState() == "Running" {
                 view.membersByNode[cp] = try await client.etcdMembers()
-            } catch TalosError.notReady {
-                // etcd is not running there (not bootstrapped or not joined yet).
+            } else {
                 view.membersByNode[cp] = []
+                let entries = try await client.etcdDataEntries()
+                if !entries.isEmpty { view.dataByNode[cp] = entries }
             }
         }
         return view
     }
+
+    /// Why bootstrapping `node` would make a second etcd cluster, or nil when no control plane has any.
+    func conflict(bootstrapping node: String) -> String? {
+        if let (other, members) = membersByNode.sorted(by: { $0.key < $1.key }).first(where: { !$0.value.isEmpty }) {
+            return "\(other) already reports \(members.count) etcd member(s); bootstrapping \(node) would create a second cluster"
+        }
+        if let (other, entries) = dataByNode.sorted(by: { $0.key < $1.key }).first {
+            return "\(other)'s etcd data directory is not empty (/var/lib/etcd holds \(entries.joined(separator: ", "))) though etcd does not run there: "
+                + "it belongs to a cluster that was bootstrapped before; bootstrapping \(node) would create a second one. "
+                + "Find out why etcd does not start there (talosctl -n \(other) service etcd; talosctl -n \(other) logs etcd), or restore from a backup"
+        }
+        return nil
+    }
 }
 
 /// `talos.bootstrap`: creates etcd on exactly one control plane (the `node` parameter, else the
-/// first in the inventory). Satisfied when any control plane already reports members; refused if
-/// members appear between the check and the call; AlreadyExists from the node counts as done.
+/// first in the inventory). Satisfied when any control plane already reports members; refused when
+/// a control plane holds etcd data without running it, or members appear between the check and the
+/// call; AlreadyExists from the node counts as done.
 public struct TalosBootstrap: StepKind {
     public let info = StepKindInfo(name: "talos.bootstrap", summary: "bootstrap etcd on one control plane (idempotent, refused if members exist)",
                                    estimate: .seconds(10), scope: .cluster, defaultTimeout: .seconds(300), parameters: ["node"])
@@ -45,6 +65,7 @@ public struct TalosBootstrap: StepKind {
             let count = view.membersByNode.values.map(\.count).max() ?? 0
             return .satisfied(["members": "\(count)"])
         }
+        if let conflict = view.conflict(bootstrapping: try target(step, context)) { return .pending(conflict) }
         return .pending("no control plane reports etcd members")
     }
 
@@ -53,9 +74,7 @@ public struct TalosBootstrap: StepKind {
         let node = try target(step, context)
         // Check again right before the call: bootstrapping a second node would split etcd in two.
         let view = try await EtcdView.read(context, access: access)
-        if let (other, members) = view.membersByNode.first(where: { !$0.value.isEmpty }) {
-            throw StepError.refused("\(other) already reports \(members.count) etcd member(s); bootstrapping \(node) would create a second cluster")
-        }
+        if let conflict = view.conflict(bootstrapping: node) { throw StepError.refused(conflict) }
         let outcome = try await access.client(node, .admin, timeout: .seconds(30)).bootstrap()
         context.log(outcome == .bootstrapped ? "etcd bootstrapped on \(node)" : "\(node) already has etcd data: bootstrap was done before", step: step)
         return ["node": node, "outcome": outcome == .bootstrapped ? "bootstrapped" : "already-bootstrapped"]

@@ -90,6 +90,24 @@ extension TalosClient {
         try await services().first { $0.id == "etcd" }?.state
     }
 
+    /// What etcd's data directory holds (names directly under `/var/lib/etcd`), read with
+    /// MachineService/List as `talosctl ls` does: Talos' Bootstrap refuses a node whose directory is
+    /// not empty, so this is how a caller tells "never bootstrapped" from "has data" before etcd runs.
+    /// An entry the node could not read is an error: "cannot tell" must never read as "empty".
+    public func etcdDataEntries() async throws -> [String] {
+        var request = Machine_ListRequest()
+        request.root = "/var/lib/etcd"
+        let infos = try await machine { try await $0.list(request, options: options) { response in
+            var infos: [Machine_FileInfo] = []
+            for try await info in response.messages { infos.append(info) }
+            return infos
+        } }
+        if let failed = infos.first(where: { !$0.error.isEmpty }) {
+            throw TalosError.other(code: "list", message: "\(failed.name): \(failed.error)")
+        }
+        return infos.map(\.relativeName).filter { $0 != "." && !$0.isEmpty }
+    }
+
     public func bootID() async throws -> String {
         var request = Machine_ReadRequest()
         request.path = "/proc/sys/kernel/random/boot_id"

@@ -7,10 +7,13 @@ import Yams
 /// same containerd instance (neither reboots, drains nor checks etcd: the caller does), on 1.12 the
 /// legacy MachineService/Upgrade (pulls, etcd-checks, drains and reboots on the node itself).
 extension TalosClient {
-    /// The in-memory containerd of the system namespace: talosctl 1.14's default, because the CRI
-    /// instance breaks pulls on 1.13 (talos#13919). Pull and Upgrade must name the same one.
+    /// The CRI containerd's system namespace (where etcd's and the kubelet's images live):
+    /// talosctl v1.13.9's default `--namespace system` for `image pull` and `upgrade`
+    /// (cmd/talosctl/cmd/talos/image.go containerdInstance, upgrade.go). It keeps the installer on
+    /// the EPHEMERAL disk, not in the tmpfs of the in-memory instance (`inmem`). Pull and Upgrade
+    /// must name the same one: the installer is looked up where it was pulled.
     public static let installerContainerd: Common_ContainerdInstance = .with {
-        $0.driver = .containerd
+        $0.driver = .cri
         $0.namespace = .nsSystem
     }
 

@@ -31,6 +31,10 @@ public struct TalosProbe: Sendable {
         public var disks: [Storage_Disk]?
         /// Why the disks could not be read, when they could not.
         public var disksError: String?
+        /// What is on the disks (partition tables, filesystems), read with them; nil when unread.
+        public var volumes: [DiscoveredVolume]?
+        /// Why the volumes could not be read, when they could not.
+        public var volumesError: String?
         public var etcdMembers: [Machine_EtcdMember]?
         /// Who the node's certificate showed it to be.
         public var identity: TalosPeerIdentity?
@@ -108,6 +112,7 @@ public struct TalosProbe: Sendable {
         result.stage = try? await client.machineStatus().stage.rawValue
         if readDisks {
             do { result.disks = try await client.disks() } catch { result.disksError = "\(error)" }
+            do { result.volumes = try await client.discoveredVolumes() } catch { result.volumesError = "\(error)" }
         }
         if mode == .configured, readEtcdMembers {
             do { result.etcdMembers = try await client.etcdMembers() } catch TalosError.unimplemented { result.etcdMembers = nil } catch {}

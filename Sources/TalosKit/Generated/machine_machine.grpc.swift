@@ -294,6 +294,19 @@ public enum Machine_MachineService: Sendable {
                 type: .serverStreaming
             )
         }
+        /// Namespace for "List" metadata.
+        public enum List: Sendable {
+            /// Request type for "List".
+            public typealias Input = Machine_ListRequest
+            /// Response type for "List".
+            public typealias Output = Machine_FileInfo
+            /// Descriptor for "List".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "List",
+                type: .serverStreaming
+            )
+        }
         /// Descriptors for all methods in the "machine.MachineService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ApplyConfiguration.descriptor,
@@ -316,7 +329,8 @@ public enum Machine_MachineService: Sendable {
             Upgrade.descriptor,
             Kubeconfig.descriptor,
             Events.descriptor,
-            Read.descriptor
+            Read.descriptor,
+            List.descriptor
         ]
     }
 }
@@ -652,6 +666,24 @@ extension Machine_MachineService {
             request: GRPCCore.StreamingServerRequest<Machine_ReadRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Machine_ListRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_FileInfo` messages.
+        func list(
+            request: GRPCCore.StreamingServerRequest<Machine_ListRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_FileInfo>
     }
 
     /// Service protocol for the "machine.MachineService" service.
@@ -971,6 +1003,24 @@ extension Machine_MachineService {
             request: GRPCCore.ServerRequest<Machine_ReadRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Common_Data>
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ListRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_FileInfo` messages.
+        func list(
+            request: GRPCCore.ServerRequest<Machine_ListRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_FileInfo>
     }
 
     /// Simple service protocol for the "machine.MachineService" service.
@@ -1292,6 +1342,25 @@ extension Machine_MachineService {
             response: GRPCCore.RPCWriter<Common_Data>,
             context: GRPCCore.ServerContext
         ) async throws
+
+        /// Handle the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+        ///
+        /// - Parameters:
+        ///   - request: A `Machine_ListRequest` message.
+        ///   - response: A response stream of `Machine_FileInfo` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        func list(
+            request: Machine_ListRequest,
+            response: GRPCCore.RPCWriter<Machine_FileInfo>,
+            context: GRPCCore.ServerContext
+        ) async throws
     }
 }
 
@@ -1530,6 +1599,17 @@ extension Machine_MachineService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Machine_MachineService.Method.List.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_ListRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_FileInfo>(),
+            handler: { request, context in
+                try await self.list(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -1761,6 +1841,17 @@ extension Machine_MachineService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Common_Data> {
         let response = try await self.read(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return response
+    }
+
+    public func list(
+        request: GRPCCore.StreamingServerRequest<Machine_ListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_FileInfo> {
+        let response = try await self.list(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2051,6 +2142,23 @@ extension Machine_MachineService.SimpleServiceProtocol {
             metadata: [:],
             producer: { writer in
                 try await self.read(
+                    request: request.message,
+                    response: writer,
+                    context: context
+                )
+                return [:]
+            }
+        )
+    }
+
+    public func list(
+        request: GRPCCore.ServerRequest<Machine_ListRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_FileInfo> {
+        return GRPCCore.StreamingServerResponse<Machine_FileInfo>(
+            metadata: [:],
+            producer: { writer in
+                try await self.list(
                     request: request.message,
                     response: writer,
                     context: context
@@ -2483,6 +2591,29 @@ extension Machine_MachineService {
             deserializer: some GRPCCore.MessageDeserializer<Common_Data>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Common_Data>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ListRequest` message.
+        ///   - serializer: A serializer for `Machine_ListRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_FileInfo` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func list<Result>(
+            request: GRPCCore.ClientRequest<Machine_ListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ListRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_FileInfo>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Machine_FileInfo>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -3139,6 +3270,38 @@ extension Machine_MachineService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "List" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ListRequest` message.
+        ///   - serializer: A serializer for `Machine_ListRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_FileInfo` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func list<Result>(
+            request: GRPCCore.ClientRequest<Machine_ListRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ListRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_FileInfo>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Machine_FileInfo>) async throws -> Result
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.serverStreaming(
+                request: request,
+                descriptor: Machine_MachineService.Method.List.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -3669,6 +3832,33 @@ extension Machine_MachineService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Machine_ReadRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Common_Data>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "List" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Machine_ListRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func list<Result>(
+        request: GRPCCore.ClientRequest<Machine_ListRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Machine_FileInfo>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        try await self.list(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_ListRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_FileInfo>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4286,6 +4476,37 @@ extension Machine_MachineService.ClientProtocol {
             metadata: metadata
         )
         return try await self.read(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "List" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Lists a directory; provision lists /var/lib/etcd, whose emptiness is what Bootstrap itself checks.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func list<Result>(
+        _ message: Machine_ListRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.StreamingClientResponse<Machine_FileInfo>) async throws -> Result
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Machine_ListRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.list(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1248,6 +1248,121 @@ public nonisolated struct Machine_ReadRequest: Sendable {
   public init() {}
 }
 
+public nonisolated struct Machine_ListRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var root: String = String()
+
+  public var recurse: Bool = false
+
+  public var recursionDepth: Int32 = 0
+
+  public var types: [Machine_ListRequest.TypeEnum] = []
+
+  public var reportXattrs: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public nonisolated enum TypeEnum: SwiftProtobuf.Enum, Swift.CaseIterable {
+    public typealias RawValue = Int
+    case regular // = 0
+    case directory // = 1
+    case symlink // = 2
+    case UNRECOGNIZED(Int)
+
+    public init() {
+      self = .regular
+    }
+
+    public init?(rawValue: Int) {
+      switch rawValue {
+      case 0: self = .regular
+      case 1: self = .directory
+      case 2: self = .symlink
+      default: self = .UNRECOGNIZED(rawValue)
+      }
+    }
+
+    public var rawValue: Int {
+      switch self {
+      case .regular: return 0
+      case .directory: return 1
+      case .symlink: return 2
+      case .UNRECOGNIZED(let i): return i
+      }
+    }
+
+    // The compiler won't synthesize support with the UNRECOGNIZED case.
+    public static let allCases: [Machine_ListRequest.TypeEnum] = [
+      .regular,
+      .directory,
+      .symlink,
+    ]
+
+  }
+
+  public init() {}
+}
+
+public nonisolated struct Machine_FileInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var metadata: Common_Metadata {
+    get {_metadata ?? Common_Metadata()}
+    set {_metadata = newValue}
+  }
+  /// Returns true if `metadata` has been explicitly set.
+  public var hasMetadata: Bool {self._metadata != nil}
+  /// Clears the value of `metadata`. Subsequent reads from it will return its default value.
+  public mutating func clearMetadata() {self._metadata = nil}
+
+  public var name: String = String()
+
+  public var size: Int64 = 0
+
+  public var mode: UInt32 = 0
+
+  public var modified: Int64 = 0
+
+  public var isDir: Bool = false
+
+  public var error: String = String()
+
+  public var link: String = String()
+
+  public var relativeName: String = String()
+
+  public var uid: UInt32 = 0
+
+  public var gid: UInt32 = 0
+
+  public var xattrs: [Machine_Xattr] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _metadata: Common_Metadata? = nil
+}
+
+public nonisolated struct Machine_Xattr: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var name: String = String()
+
+  public var data: Data = Data()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Machine_EventsRequest: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -3500,6 +3615,184 @@ nonisolated extension Machine_ReadRequest: SwiftProtobuf.Message, SwiftProtobuf.
 
   public static func ==(lhs: Machine_ReadRequest, rhs: Machine_ReadRequest) -> Bool {
     if lhs.path != rhs.path {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Machine_ListRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}root\0\u{1}recurse\0\u{3}recursion_depth\0\u{1}types\0\u{3}report_xattrs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.root) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.recurse) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.recursionDepth) }()
+      case 4: try { try decoder.decodeRepeatedEnumField(value: &self.types) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.reportXattrs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.root.isEmpty {
+      try visitor.visitSingularStringField(value: self.root, fieldNumber: 1)
+    }
+    if self.recurse != false {
+      try visitor.visitSingularBoolField(value: self.recurse, fieldNumber: 2)
+    }
+    if self.recursionDepth != 0 {
+      try visitor.visitSingularInt32Field(value: self.recursionDepth, fieldNumber: 3)
+    }
+    if !self.types.isEmpty {
+      try visitor.visitPackedEnumField(value: self.types, fieldNumber: 4)
+    }
+    if self.reportXattrs != false {
+      try visitor.visitSingularBoolField(value: self.reportXattrs, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Machine_ListRequest, rhs: Machine_ListRequest) -> Bool {
+    if lhs.root != rhs.root {return false}
+    if lhs.recurse != rhs.recurse {return false}
+    if lhs.recursionDepth != rhs.recursionDepth {return false}
+    if lhs.types != rhs.types {return false}
+    if lhs.reportXattrs != rhs.reportXattrs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Machine_ListRequest.TypeEnum: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REGULAR\0\u{1}DIRECTORY\0\u{1}SYMLINK\0")
+}
+
+nonisolated extension Machine_FileInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FileInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metadata\0\u{1}name\0\u{1}size\0\u{1}mode\0\u{1}modified\0\u{3}is_dir\0\u{1}error\0\u{1}link\0\u{3}relative_name\0\u{1}uid\0\u{1}gid\0\u{1}xattrs\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._metadata) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.size) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.mode) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.modified) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.isDir) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.error) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.link) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.relativeName) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.uid) }()
+      case 11: try { try decoder.decodeSingularUInt32Field(value: &self.gid) }()
+      case 12: try { try decoder.decodeRepeatedMessageField(value: &self.xattrs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._metadata {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 2)
+    }
+    if self.size != 0 {
+      try visitor.visitSingularInt64Field(value: self.size, fieldNumber: 3)
+    }
+    if self.mode != 0 {
+      try visitor.visitSingularUInt32Field(value: self.mode, fieldNumber: 4)
+    }
+    if self.modified != 0 {
+      try visitor.visitSingularInt64Field(value: self.modified, fieldNumber: 5)
+    }
+    if self.isDir != false {
+      try visitor.visitSingularBoolField(value: self.isDir, fieldNumber: 6)
+    }
+    if !self.error.isEmpty {
+      try visitor.visitSingularStringField(value: self.error, fieldNumber: 7)
+    }
+    if !self.link.isEmpty {
+      try visitor.visitSingularStringField(value: self.link, fieldNumber: 8)
+    }
+    if !self.relativeName.isEmpty {
+      try visitor.visitSingularStringField(value: self.relativeName, fieldNumber: 9)
+    }
+    if self.uid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.uid, fieldNumber: 10)
+    }
+    if self.gid != 0 {
+      try visitor.visitSingularUInt32Field(value: self.gid, fieldNumber: 11)
+    }
+    if !self.xattrs.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.xattrs, fieldNumber: 12)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Machine_FileInfo, rhs: Machine_FileInfo) -> Bool {
+    if lhs._metadata != rhs._metadata {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.size != rhs.size {return false}
+    if lhs.mode != rhs.mode {return false}
+    if lhs.modified != rhs.modified {return false}
+    if lhs.isDir != rhs.isDir {return false}
+    if lhs.error != rhs.error {return false}
+    if lhs.link != rhs.link {return false}
+    if lhs.relativeName != rhs.relativeName {return false}
+    if lhs.uid != rhs.uid {return false}
+    if lhs.gid != rhs.gid {return false}
+    if lhs.xattrs != rhs.xattrs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Machine_Xattr: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Xattr"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}name\0\u{1}data\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 2: try { try decoder.decodeSingularBytesField(value: &self.data) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 1)
+    }
+    if !self.data.isEmpty {
+      try visitor.visitSingularBytesField(value: self.data, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Machine_Xattr, rhs: Machine_Xattr) -> Bool {
+    if lhs.name != rhs.name {return false}
+    if lhs.data != rhs.data {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -62,8 +62,12 @@ public enum TalosReleases {
         }
     }
 
-    /// The versions a node goes through from `current` to `target`: the latest patch of every minor
-    /// in between, then the target. Each step is checked against the Kubernetes `kubernetes` runs.
+    /// The versions a node goes through from `current` to `target`: to another minor, first the
+    /// latest patch of its own minor (when this build knows it), then the latest patch of every
+    /// minor in between, then the target. That is the upgrade guide's path ("always upgrade to the
+    /// latest patch release of all intermediate minor releases": 1.0 -> 1.0.6 -> 1.1.2 -> 1.2.4,
+    /// siderolabs/docs talos/v1.13 lifecycle-management/upgrading-talos.mdx). Each step is checked
+    /// against the Kubernetes `kubernetes` runs.
     public static func path(from current: String, to target: String, kubernetes: String, allowDowngrade: Bool = false) throws(PathError) -> [String] {
         guard let targetMinor = minor(of: target), targetMinor.patches.contains(target) else { throw .unknown(target) }
         guard current != target else { return [] }
@@ -73,6 +77,9 @@ public enum TalosReleases {
             return [target]
         }
         var steps: [String] = []
+        if want.minor > now.minor, let own = minor(of: current), own.latest != current, precedes(current, own.latest) {
+            steps.append(own.latest)
+        }
         var minorNumber = now.minor + 1
         while minorNumber < want.minor {
             guard let between = minors.first(where: { $0.minor == "v\(now.major).\(minorNumber)" }) else { throw .unknown("v\(now.major).\(minorNumber).x") }

@@ -77,7 +77,8 @@ struct UpgradeRollout {
     }
 
     static func line(_ hop: Hop) -> String {
-        let via = hop.path.count > 1 ? " via \(hop.path.dropLast().joined(separator: ", "))" : ""
-        return "\(hop.node) \(hop.from) -> \(hop.to)\(via)\(hop.schematicChange ? " (new schematic)" : "")  [\(hop.legacy ? "legacy MachineService/Upgrade" : "ImageService/Pull + LifecycleService/Upgrade + Reboot")]"
+        // Every hop, in order: `v1.12.6 -> v1.12.11 -> v1.13.9`.
+        let hops = ([hop.from] + (hop.path.last == hop.to ? hop.path : hop.path + [hop.to])).joined(separator: " -> ")
+        return "\(hop.node) \(hops)\(hop.schematicChange ? " (new schematic)" : "")  [\(hop.legacy ? "legacy MachineService/Upgrade" : "ImageService/Pull + LifecycleService/Upgrade + Reboot")]"
     }
 }
