@@ -29,7 +29,13 @@ final class HypervisorFollower: Sendable {
                         seen[key] = .some(now)
                         switch now {
                         case true? where first && restored.contains(node.spec.name): continue
-                        case true?: if !(await node.powered) { await node.powerOn() }
+                        case true?:
+                            guard !(await node.powered) else { break }
+                            if let stuck = await Self.firmware(node, devices: state.bootDevices()[domain] ?? [], media: state) {
+                                cluster.record.note(node.spec.name, "firmware", detail: stuck)
+                                break
+                            }
+                            await node.powerOn()
                         case false?: if await node.powered { await node.powerOff() }
                         case nil:
                             if await node.powered { await node.powerOff() }
@@ -44,4 +50,25 @@ final class HypervisorFollower: Sendable {
     }
 
     func stop() { task.cancel() }
+
+    /// What OVMF does with a domain's boot devices, in boot order: the first that holds Talos for
+    /// this node's schematic boots (a disk Talos installed itself to, a disk made from the Talos
+    /// disk image, the Talos ISO); a blank disk and no such medium leave the VM in its firmware.
+    /// Returns why it does not boot, or nil when it does.
+    static func firmware(_ node: SimulatedTalosNode, devices: [(device: String, source: String)], media: TestDriverState) async -> String? {
+        var seen: [String] = []
+        for (device, source) in devices {
+            if device == "disk", node.spec.installsToDisk, await node.installed { return nil }
+            guard let image = media.media(at: source).flatMap(LabTalosImage.init) else {
+                seen.append("\(device) \(source): nothing bootable")
+                continue
+            }
+            guard image.schematic == node.spec.schematic else {
+                seen.append("\(device) \(source): Talos for schematic \(image.schematic.prefix(12)), not this node's \(node.spec.schematic?.prefix(12) ?? "none")")
+                continue
+            }
+            return nil
+        }
+        return "BdsDxe: No bootable option or device was found (" + (seen.isEmpty ? "no boot device" : seen.joined(separator: "; ")) + ")"
+    }
 }

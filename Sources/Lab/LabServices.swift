@@ -16,6 +16,8 @@ public final class LabServices: Sendable {
     /// starts with the first control plane's config), and holds it.
     let kubeAPI: KubeAPIStarter
     let follower: HypervisorFollower?
+    /// The stand-in Image Factory libvirt providers download boot media from.
+    let factories: [LabImageFactory]
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -30,6 +32,7 @@ public final class LabServices: Sendable {
         let saved = twin.flatMap(TwinSnapshot.load)
         let cluster = SimulatedTalosCluster(inventory: inventory, kept: saved?.nodes ?? [])
         var listeners: [LabWakeOnLAN] = []
+        var factories: [LabImageFactory] = []
         var described: [String] = []
         do {
             for provider in inventory.providers where provider.kind.value == .metal {
@@ -43,6 +46,7 @@ public final class LabServices: Sendable {
                 described.append("\(host):\(port) (\(machines.count) Mac minis)")
             }
             let (ec2, server, endpoint) = try await startEC2(inventory, cluster: cluster, credentials: credentials)
+            factories = try await startImageFactories(inventory)
             let labDirectory = twin.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
             if let labDirectory, !readOnly { cluster.record.attach(path: labDirectory + "/record.jsonl") }
             cluster.record.lab("started")
@@ -60,15 +64,35 @@ public final class LabServices: Sendable {
             let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)
             await kube.start()
             return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners,
-                               kubeAPI: kube, follower: follower)
+                               kubeAPI: kube, follower: follower, factories: factories)
         } catch {
             for listener in listeners { listener.close() }
+            for factory in factories { await factory.close() }
             throw error
         }
     }
 
+    /// The stand-in Image Factory where a libvirt provider downloads its boot media from: one per
+    /// loopback address and port its `imageFactory` settings name.
+    static func startImageFactories(_ inventory: Inventory) async throws -> [LabImageFactory] {
+        var started: [LabImageFactory] = []
+        var seen: Set<String> = []
+        for provider in inventory.providers where provider.kind.value == .libvirt {
+            guard let url = provider.setting("imageFactory").flatMap(URL.init(string:)), let host = url.host, host.hasPrefix("127."),
+                  seen.insert("\(host):\(url.port ?? 80)").inserted else { continue }
+            do {
+                started.append(try await LabImageFactory(host: host, port: url.port ?? 80))
+            } catch {
+                for factory in started { await factory.close() }
+                throw Failure(description: "the lab's Image Factory cannot listen on \(host):\(url.port ?? 80): \(error); is another `provision lab serve` running?")
+            }
+        }
+        return started
+    }
+
     private init(cluster: SimulatedTalosCluster, ec2: SimulatedEC2?, ec2Endpoint: String?, wakeOnLAN: [String],
-                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter, follower: HypervisorFollower?) {
+                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter, follower: HypervisorFollower?, factories: [LabImageFactory]) {
+        self.factories = factories
         self.cluster = cluster
         self.ec2 = ec2
         self.ec2Endpoint = ec2Endpoint
@@ -140,6 +164,7 @@ public final class LabServices: Sendable {
         await kubeAPI.stop()
         for listener in listeners { listener.close() }
         await ec2Server?.close()
+        for factory in factories { await factory.close() }
         await cluster.shutdown()
     }
 }

@@ -76,6 +76,52 @@ import TestSupport
         #expect(took < .seconds(10), "fails in one pass: \(took)")
     }
 
+    /// PVE 8.3 takes no qcow2 into `import` content (libpve-storage-perl 8.3.6, PVE 8.4, added it):
+    /// nocloud nodes are refused before anything is made, naming the version and 8.4; nothing lands
+    /// in `import`. PVE 9.0 imports them.
+    @Test func aNocloudImageOnPVE83IsRefusedBeforeAnythingIsMade() async throws {
+        for (version, refused) in [("8.3.2", true), ("9.0.10", false)] {
+            let pve = try await FakePVE(arguments: ["--pve-version", version])
+            var api = ProxmoxClient(host: pve.host, fingerprint: pve.fingerprint, tokenID: pve.tokenID, secret: pve.secret, node: "pve1")
+            api.pollInterval = .milliseconds(20)
+            _ = try await api.call(.PUT, "/storage/local", [("content", "iso,vztmpl,backup,import")])
+            let dir = try project(pve)
+            let up = try await CLI.run(["machines", "up", "\(dir)/inventories/pve.yaml", "--state-dir", temporaryDirectory(), "--json"], cwd: dir,
+                                       environment: ["TEST_PVE_SECRET": pve.secret])
+            let tasks = try await api.call(.GET, "/nodes/pve1/tasks", [("limit", "500")]) as? [[String: Any]] ?? []
+            let imported = try await api.volumes(storage: "local", content: "import")
+            if refused {
+                #expect(up.status == 1, "\(up.stderr)")
+                let message = CLI.events(up.stdout.split(separator: "\n").map(String.init), kind: "step.failed").first?["message"] as? String ?? ""
+                #expect(message.contains("Proxmox VE 8.3.2") && message.contains("8.4") && message.contains("cp1, cp2, cp3") && message.contains("metal platform"), "\(message)")
+                #expect(tasks.isEmpty && imported.isEmpty, "nothing downloaded, nothing created: \(tasks) \(imported)")
+                #expect(try await api.vms().isEmpty)
+            } else {
+                #expect(up.status == 0, "\(up.stderr)")
+                #expect(imported.count == 1, "one nocloud image in import content on 9.0: \(imported)")
+            }
+            await pve.stop()
+        }
+    }
+
+    /// A token that may not download into the ISO storage is refused in the preflight, naming the
+    /// privilege and where to grant it; nothing is made.
+    @Test func aTokenWithoutTheDownloadPrivilegeIsRefusedNamingIt() async throws {
+        let user = "provision@pve!ci"
+        let grants = #"[["\#(user)", "/", "VM.Allocate", "VM.Config.Disk", "VM.Config.CPU", "VM.Config.Memory", "VM.Config.Network", "VM.Config.Options", "VM.Config.HWType", "VM.Config.CDROM", "VM.PowerMgmt", "VM.Audit", "VM.Monitor", "Datastore.AllocateSpace", "Datastore.Audit", "Sys.Audit", "Sys.Modify", "SDN.Use"]]"#
+        let pve = try await FakePVE(arguments: ["--grants", grants], tokenID: user)
+        defer { Task { await pve.stop() } }
+        let dir = try project(pve)
+        let up = try await CLI.run(["machines", "up", "\(dir)/inventories/pve.yaml", "--state-dir", temporaryDirectory(), "--json"], cwd: dir,
+                                   environment: ["TEST_PVE_SECRET": pve.secret])
+        #expect(up.status == 1, "\(up.stderr)")
+        let message = CLI.events(up.stdout.split(separator: "\n").map(String.init), kind: "step.failed").first?["message"] as? String ?? ""
+        #expect(message.contains("lacks Datastore.AllocateTemplate on /storage/local"), "\(message)")
+        var api = ProxmoxClient(host: pve.host, fingerprint: pve.fingerprint, tokenID: pve.tokenID, secret: pve.secret, node: "pve1")
+        api.pollInterval = .milliseconds(20)
+        #expect(try await api.vms().isEmpty)
+    }
+
     @Test func upListDownAgainstFakePVE() async throws {
         let pve = try await FakePVE()
         defer { Task { await pve.stop() } }

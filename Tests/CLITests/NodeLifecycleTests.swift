@@ -7,13 +7,15 @@ import TestSupport
 /// retired by `provision remove`; a control plane replaced (cp4 in, cp3 out) only once etcd can
 /// afford it; an orphan (dropped from the inventory, still in the cluster) reported and retired.
 @Suite(.serialized) struct NodeLifecycleTests {
+    /// A node added to the demo: 16 GiB, since the test driver's pool holds 100 GiB and the demo's
+    /// four 20 GiB disks and the Talos disk image they are copied from are in it already.
     static func block(_ name: String, _ address: String, role: String = "worker") -> String {
         """
           - name: \(name)
             role: \(role)
             image: vm
             address: \(address)
-            machine: {provider: lab-libvirt, cpus: 2, memory: 4GiB, disk: 20GiB, mac: "52:54:00:00:00:\(address.split(separator: ".").last!)"}
+            machine: {provider: lab-libvirt, cpus: 2, memory: 4GiB, disk: 16GiB, mac: "52:54:00:00:00:\(address.split(separator: ".").last!)"}
             install: {disk: /dev/vda}
 
         """

@@ -15,10 +15,15 @@ import TestSupport
             ($0.machine.mac!.value, lab.cluster.node($0.name.value)!)
         }))
         defer { wol.close() }
+        let factory = try await LabImageFactory(host: Loopback.address(), port: 0)
+        defer { Task { await factory.close() } }
+        let at = lab.inventory.cluster.name.location
         if let index = lab.inventory.providers.firstIndex(where: { $0.name.value == "lab-metal" }) {
-            let at = lab.inventory.cluster.name.location
             lab.inventory.providers[index].settings["port"] = Located("\(wol.port)", at: at)
             lab.inventory.providers[index].settings["bootTimeout"] = Located("20s", at: at)
+        }
+        if let index = lab.inventory.providers.firstIndex(where: { $0.name.value == "lab-libvirt" }) {
+            lab.inventory.providers[index].settings["imageFactory"] = Located(factory.url, at: at)
         }
         var services = Services()
         let providers = MachineProviders()

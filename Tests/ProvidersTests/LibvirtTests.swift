@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ProvisionCore
 @testable import Providers
 
 /// Our libvirt binding against libvirt itself: the test driver, in-process.
@@ -9,6 +10,39 @@ import Testing
         spec.isoPath = "/mnt/user/isos/talos-metal-amd64.iso"
         spec.guestAgent = true
         return spec
+    }
+
+    /// Every shape of domain the product renders passes libvirt's own schema (virt-xml-validate,
+    /// from libxml2-utils): metal with its ISO and nocloud without, libvirt's automatic firmware and
+    /// Unraid's explicit OVMF, KVM and TCG, with and without the guest agent's channel.
+    @Test func everyRenderedDomainPassesVirtXMLValidate() async throws {
+        guard FileManager.default.fileExists(atPath: "/usr/bin/virt-xml-validate") else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("virt-xml-validate is missing (scripts/bootstrap installs libxml2-utils)") }
+            return
+        }
+        var shapes: [(String, TalosDomainXML)] = []
+        for type in ["kvm", "qemu"] {
+            for iso in [true, false] {
+                for unraid in [true, false] {
+                    var xml = domain("shape-\(type)-\(iso)-\(unraid)")
+                    xml.domainType = type
+                    xml.isoPath = iso ? "/mnt/user/isos/talos-v1.13.9-ce4c980550dd-metal-amd64.iso" : nil
+                    xml.guestAgent = !iso
+                    if unraid {
+                        xml.loader = LibvirtMachineProvider.unraidLoader
+                        xml.nvramTemplate = LibvirtMachineProvider.unraidVars
+                    }
+                    shapes.append((xml.name, xml))
+                }
+            }
+        }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("domains-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for (name, xml) in shapes {
+            try xml.xml.write(toFile: "\(dir)/\(name).xml", atomically: true, encoding: .utf8)
+            let result = try await Subprocess.run(["virt-xml-validate", "\(dir)/\(name).xml", "domain"])
+            #expect(result.status == 0, "\(name): \(result.stdout)\(result.stderr)\n\(xml.xml)")
+        }
     }
 
     @Test func defineStartStopUndefineAndReadBack() throws {

@@ -61,9 +61,9 @@ import TestSupport
         }
         _ = try await api.call(.PUT, "/storage/local", [("content", "iso,vztmpl,backup,import")])
 
-        let cache = ProxmoxMediaCache()
+        let cache = SingleFlight<Bool>()
         try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<3 { group.addTask { try await cache.ensure(media, with: api) } }
+            for _ in 0..<3 { group.addTask { _ = try await cache.run(media.volumeID) { try await api.ensureMedia(media) } } }
             try await group.waitForAll()
         }
         #expect(try await api.ensureMedia(media) == false, "already on the storage: no second download")

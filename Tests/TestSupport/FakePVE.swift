@@ -12,7 +12,7 @@ public final class FakePVE: @unchecked Sendable {
     let server: BackgroundProcess
     public let host: String
     public let port = 8006
-    public let tokenID = "root@pam!provision"
+    public let tokenID: String
     public let secret = UUID().uuidString.lowercased()
     /// root@pam's password, for ticket sign-in.
     public let password = UUID().uuidString
@@ -20,11 +20,15 @@ public final class FakePVE: @unchecked Sendable {
 
     /// `faults`: fakepve `fail()` calls as JSON objects (method, suffix, error or status+message, times).
     /// `guest`: attributes of every VM created over the API (`shutdown_secs`, `agent`, ...).
-    public init(faults: String = "[]", guest: String = "{}") async throws {
+    /// `arguments`: more of fakepve_serve.py's options (`--pve-version`, `--pvestatd-secs`,
+    /// `--create-secs`, `--time-scale`, `--grants`), which make it answer as PVE does where it is faster.
+    /// `tokenID`: the API token's id; one under root@pam holds every privilege, as on PVE.
+    public init(faults: String = "[]", guest: String = "{}", arguments: [String] = [], tokenID: String = "root@pam!provision") async throws {
+        self.tokenID = tokenID
         let host = Loopback.address()
         self.host = host
         let dir = temporaryDirectory()
-        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults, "--guest", guest],
+        server = try await BackgroundProcess(["python3", "\(repositoryRoot)/Tests/Interop/fakepve_serve.py", "--host", host, "--ready", dir + "/ready", "--faults", faults, "--guest", guest] + arguments,
                                              environment: ["PVE_TEST_TOKEN": "\(tokenID)=\(secret)", "PVE_TEST_PASSWORD": password])
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline {

@@ -151,16 +151,11 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// Creates a volume in a pool unless one of that name exists; returns its path.
     public func ensureVolume(pool: String, name: String, bytes: Int64, format: String = "raw") throws -> String {
-        try locked { connection in
-            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else {
-                let error = LibvirtError.last("find storage pool \(pool)")
-                throw LibvirtError(code: error.code, message: "\(error.message); set the provider's storagePool to a pool that exists on \(uri)", operation: error.operation)
-            }
-            defer { virStoragePoolFree(poolPointer) }
+        try withPool(pool) { poolPointer in
             var volume = virStorageVolLookupByName(poolPointer, name)
             if volume == nil {
                 virResetLastError()
-                let xml = "<volume><name>\(name)</name><capacity unit='bytes'>\(bytes)</capacity><target><format type='\(format)'/></target></volume>"
+                let xml = "<volume><name>\(XMLText.escape(name))</name><capacity unit='bytes'>\(bytes)</capacity><target><format type='\(format)'/></target></volume>"
                 volume = virStorageVolCreateXML(poolPointer, xml, 0)
                 guard volume != nil else { throw LibvirtError.last("create volume \(name) in \(pool)") }
             }
@@ -187,9 +182,7 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// A volume's capacity in bytes, or nil when there is none.
     public func volumeCapacity(pool: String, name: String) throws -> Int64? {
-        try locked { connection in
-            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else { throw LibvirtError.last("find storage pool \(pool)") }
-            defer { virStoragePoolFree(poolPointer) }
+        try withPool(pool) { poolPointer in
             guard let volume = virStorageVolLookupByName(poolPointer, name) else {
                 virResetLastError()
                 return nil
@@ -204,9 +197,7 @@ public final class LibvirtConnection: @unchecked Sendable {
     /// Deletes a volume if it exists (a deleted VM's disk); false when there was none.
     @discardableResult
     public func deleteVolume(pool: String, name: String) throws -> Bool {
-        try locked { connection in
-            guard let poolPointer = virStoragePoolLookupByName(connection, pool) else { throw LibvirtError.last("find storage pool \(pool)") }
-            defer { virStoragePoolFree(poolPointer) }
+        try withPool(pool) { poolPointer in
             guard let volume = virStorageVolLookupByName(poolPointer, name) else {
                 virResetLastError()
                 return false

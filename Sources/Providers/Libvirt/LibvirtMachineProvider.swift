@@ -2,9 +2,12 @@ import Foundation
 import ProvisionCore
 import Synchronization
 
-/// Inventory nodes as libvirt domains (Unraid, or the lab's test driver): a volume in the provider's
-/// storage pool, the Talos domain XML, started. One connection per provider, shared by every call.
+/// Inventory nodes as libvirt domains (Unraid, or the lab's test driver): a disk volume in the
+/// provider's storage pool (blank for the metal ISO, else made from the Talos disk image), the Talos
+/// domain XML with its boot media, started. One connection per provider, shared by every call.
 public final class LibvirtMachineProvider: MachineProvider {
+    /// A node's boot media from its image class (nil: a blank disk and no medium, which boots nothing).
+    public typealias MediaResolver = @Sendable (NodeSpec) throws -> LibvirtBootMedia?
     let provider: ProviderSpec
     let connection: LibvirtConnection
     /// How long an ACPI shutdown may take before the domain is powered off.
@@ -13,6 +16,15 @@ public final class LibvirtMachineProvider: MachineProvider {
     let persisted: TestDriverState?
     /// Creates at once on this host (`maxParallel`, default 2).
     let creates: AsyncSemaphore
+    let mediaFor: MediaResolver?
+    /// One download and upload per medium, however many VMs need it.
+    let media = SingleFlight<StoredMedia>()
+
+    /// A medium in the pool: its path and size.
+    struct StoredMedia: Sendable {
+        var path: String
+        var bytes: Int64
+    }
     /// One save at a time, each reading the hypervisor as it is then: two parallel creates never
     /// write an older picture over a newer one.
     private let saving = Mutex(())
@@ -20,8 +32,9 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// already wrote returns without writing the file again (203 creates wrote it 203 times).
     private let saves = Mutex((changes: 0, saved: 0))
 
-    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil) throws {
+    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil, media: MediaResolver? = nil) throws {
         self.provider = provider
+        mediaFor = media
         self.shutdownTimeout = shutdownTimeout
         self.persisted = persisted
         creates = AsyncSemaphore(provider.setting("maxParallel").flatMap { Int($0) } ?? 2)
@@ -89,11 +102,14 @@ public final class LibvirtMachineProvider: MachineProvider {
             try await creates.withSlot {
                 // Another run may have made it while this one waited for a slot.
                 guard try connection.state(of: name) == nil else { return }
-                let pool = provider.setting("storagePool") ?? "default"
-                let disk = try connection.ensureVolume(pool: pool, name: "\(name).raw", bytes: node.machine.diskSize?.value ?? 32 << 30)
+                let boot = try mediaFor?(node)
+                let (disk, iso) = try await bootDisk(node, name: name, boot: boot)
                 var xml = TalosDomainXML(name: name, memoryMiB: Int((node.machine.memory?.value ?? 4 << 30) >> 20), vcpus: node.machine.cpus?.value ?? 2,
                                          mac: mac, diskPath: disk, owner: "\(inventory.cluster.name.value)/\(node.name.value)")
                 xml.bridge = node.machine.bridge?.value ?? "br0"
+                xml.isoPath = iso
+                xml.guestAgent = boot?.agent ?? false
+                firmware(&xml)
                 try await persisted?.simulate(name, "create", persisted?.createDelay ?? .zero)
                 try connection.define(name: name, xml: xml.xml)
                 saveState()
@@ -124,6 +140,87 @@ public final class LibvirtMachineProvider: MachineProvider {
     }
 
     var pool: String { provider.setting("storagePool") ?? "default" }
+
+    /// The VM's disk and the ISO on its CD-ROM. A disk without its domain is what an interrupted
+    /// create left (the domain is defined only once its disk is whole): it is made again.
+    func bootDisk(_ node: NodeSpec, name: String, boot: LibvirtBootMedia?) async throws -> (disk: String, iso: String?) {
+        let volume = "\(name).raw", bytes = node.machine.diskSize?.value ?? 32 << 30
+        if let stale = try connection.volumePath(pool: pool, name: volume) {
+            try connection.deleteVolume(pool: pool, name: volume)
+            persisted?.removeMedia(at: stale)
+        }
+        switch boot?.kind {
+        case .disk?:
+            let image = try await ensureMedia(boot!)
+            guard image.bytes <= bytes else {
+                throw StepError.permanent("\(node.name.value): the Talos disk image is \(SizeText.format(Int(image.bytes))), larger than machine.disk \(SizeText.format(Int(bytes))); give it a bigger disk")
+            }
+            return (try copyVolume(from: boot!.volume, to: volume, capacity: bytes), nil)
+        case .iso?:
+            var iso = provider.setting("isoPath")
+            if iso == nil { iso = try await ensureMedia(boot!).path }
+            return (try connection.ensureVolume(pool: pool, name: volume, bytes: bytes), iso)
+        case nil:
+            return (try connection.ensureVolume(pool: pool, name: volume, bytes: bytes), provider.setting("isoPath"))
+        }
+    }
+
+    /// The medium's volume in the pool, downloaded and uploaded the first time: into `NAME.part`,
+    /// then copied to its name, so a name in the pool always holds a whole, checked image.
+    func ensureMedia(_ boot: LibvirtBootMedia) async throws -> StoredMedia {
+        try await media.run(boot.volume) { [self] in
+            if let path = try connection.volumePath(pool: pool, name: boot.volume) {
+                return StoredMedia(path: path, bytes: try connection.volumeCapacity(pool: pool, name: boot.volume) ?? 0)
+            }
+            let part = boot.volume + ".part"
+            if let stale = try connection.volumePath(pool: pool, name: part) {
+                try connection.deleteVolume(pool: pool, name: part)
+                persisted?.removeMedia(at: stale)
+            }
+            let (file, bytes) = try await BootMediaDownload.fetch(boot.url)
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let gzip = boot.kind == .disk
+            if !gzip { try BootMediaDownload.checkISO(file, url: boot.url) }
+            let capacity = gzip ? try BootMediaDownload.gzipSize(file) : bytes
+            if let persisted {
+                // The test driver takes no upload: the lab keeps the bytes beside its hypervisor file.
+                let path = try connection.ensureVolume(pool: pool, name: part, bytes: capacity)
+                try persisted.storeMedia(at: path) { write in try BootMediaDownload.stream(file, gzip: gzip, to: write) }
+            } else {
+                try connection.upload(pool: pool, name: part, capacity: capacity) { write in try BootMediaDownload.stream(file, gzip: gzip, to: write) }
+            }
+            let path = try copyVolume(from: part, to: boot.volume, capacity: capacity)
+            let partPath = try connection.volumePath(pool: pool, name: part)
+            try connection.deleteVolume(pool: pool, name: part)
+            if let partPath { persisted?.removeMedia(at: partPath) }
+            saveState()
+            return StoredMedia(path: path, bytes: capacity)
+        }
+    }
+
+    /// A copy of a volume (the lab copies the bytes it keeps for it too).
+    func copyVolume(from source: String, to name: String, capacity: Int64) throws -> String {
+        let path = try connection.cloneVolume(pool: pool, from: source, to: name, capacity: capacity)
+        if let persisted, let from = try connection.volumePath(pool: pool, name: source) { try persisted.copyMedia(from: from, to: path) }
+        return path
+    }
+
+    /// Firmware: the provider's `loader` and `nvramTemplate` when set; else Unraid's OVMF where
+    /// libvirt offers it (the files Unraid's own VM manager names, unraid/webgui 6.12 to 7.x
+    /// dynamix.vm.manager libvirt.php); else libvirt's automatic EFI, Secure Boot off.
+    func firmware(_ xml: inout TalosDomainXML) {
+        xml.domainType = provider.setting("domainType") ?? "kvm"
+        if let loader = provider.setting("loader") {
+            xml.loader = loader
+            xml.nvramTemplate = provider.setting("nvramTemplate")
+        } else if connection.firmwareLoaders(domainType: xml.domainType).contains(Self.unraidLoader) {
+            xml.loader = Self.unraidLoader
+            xml.nvramTemplate = Self.unraidVars
+        }
+    }
+
+    static let unraidLoader = "/usr/share/qemu/ovmf-x64/OVMF_CODE-pure-efi.fd"
+    static let unraidVars = "/usr/share/qemu/ovmf-x64/OVMF_VARS-pure-efi.fd"
 
     public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
         let name = name(node)
@@ -160,6 +257,9 @@ public final class LibvirtMachineProvider: MachineProvider {
             if state == .running { try connection.destroy(name) }
             try connection.undefine(name)
         }
-        try connection.deleteVolume(pool: provider.setting("storagePool") ?? "default", name: "\(name).raw")
+        if let path = try connection.volumePath(pool: pool, name: "\(name).raw") {
+            try connection.deleteVolume(pool: pool, name: "\(name).raw")
+            persisted?.removeMedia(at: path)
+        }
     }
 }

@@ -12,7 +12,10 @@ public struct TalosDomainXML: Sendable {
     public var bridge: String = "br0"
     public var diskPath: String
     public var isoPath: String?
-    /// Explicit firmware (Unraid: its auto-selection points at a missing VARS file); nil = libvirt's
+    /// `kvm`, or `qemu` (TCG) on a host without KVM; the CPU element follows it: libvirt refuses
+    /// host-passthrough under TCG ("not supported by hypervisor").
+    public var domainType = "kvm"
+    /// Explicit firmware (Unraid's own VM manager names its OVMF this way); nil = libvirt's
     /// automatic EFI with Secure Boot off.
     public var loader: String?
     public var nvramTemplate: String?
@@ -57,7 +60,7 @@ public struct TalosDomainXML: Sendable {
             """ } ?? ""
         let agent = guestAgent ? "    <channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>\n" : ""
         return """
-            <domain type='kvm'>
+            <domain type='\(e(domainType))'>
               <name>\(e(name))</name>
               <metadata>
                 <provision:node xmlns:provision='https://provision.dev/libvirt/1'>\(e(owner))</provision:node>
@@ -69,7 +72,7 @@ public struct TalosDomainXML: Sendable {
             \(firmware)
               </os>
               <features><acpi/><apic/></features>
-              <cpu mode='host-passthrough' check='none' migratable='on'/>
+              \(domainType == "kvm" ? "<cpu mode='host-passthrough' check='none' migratable='on'/>" : "<cpu mode='maximum' check='none'/>")
               <clock offset='utc'/>
               <on_poweroff>destroy</on_poweroff>
               <on_reboot>restart</on_reboot>

@@ -109,3 +109,75 @@ extension TestDriverState {
         return power
     }
 }
+
+/// The bytes of the lab's volumes. libvirt's test driver keeps no data and takes no upload
+/// (virStorageVolUpload: "this function is not supported by the connection driver"), so the lab
+/// keeps what was uploaded to a volume in a file beside its hypervisor file, keyed by the volume's
+/// path: what its simulated firmware reads to decide whether a VM has anything to boot. (Its pools
+/// hold 100 GiB whatever the file says: the driver sets every pool's capacity itself.)
+extension TestDriverState {
+    var mediaDirectory: String { URL(fileURLWithPath: path).deletingLastPathComponent().path + "/libvirt-media" }
+
+    func mediaFile(_ volumePath: String) -> String {
+        mediaDirectory + "/" + volumePath.replacingOccurrences(of: "/", with: "%2F")
+    }
+
+    /// Fills the volume at `volumePath` with what `source` writes (through a temporary file, renamed when whole).
+    func storeMedia(at volumePath: String, from source: ((UnsafeRawBufferPointer) throws -> Void) throws -> Void) throws {
+        try FileManager.default.createDirectory(atPath: mediaDirectory, withIntermediateDirectories: true)
+        let file = mediaFile(volumePath), partial = file + ".tmp"
+        guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o600]),
+              let handle = FileHandle(forWritingAtPath: partial) else { throw LibvirtError(code: -1, message: "cannot write \(partial)", operation: "upload") }
+        do {
+            try source { bytes in try handle.write(contentsOf: Data(bytes)) }
+            try handle.close()
+        } catch {
+            try? handle.close()
+            try? FileManager.default.removeItem(atPath: partial)
+            throw error
+        }
+        _ = rename(partial, file)
+    }
+
+    func copyMedia(from source: String, to destination: String) throws {
+        guard FileManager.default.fileExists(atPath: mediaFile(source)) else { return }
+        try? FileManager.default.removeItem(atPath: mediaFile(destination))
+        try FileManager.default.copyItem(atPath: mediaFile(source), toPath: mediaFile(destination))
+    }
+
+    func removeMedia(at volumePath: String) {
+        try? FileManager.default.removeItem(atPath: mediaFile(volumePath))
+    }
+
+    /// The first `count` bytes of a volume (a firmware reads no further to find a boot sector or an
+    /// ISO's volume descriptor); nil for a volume nothing was written to.
+    public func media(at volumePath: String, count: Int = 64 << 10) -> Data? {
+        guard let handle = FileHandle(forReadingAtPath: mediaFile(volumePath)) else { return nil }
+        defer { try? handle.close() }
+        return try? handle.read(upToCount: count)
+    }
+
+    /// Each domain's boot devices in boot order: whether a disk or a CD-ROM, and the file it reads.
+    public func bootDevices() -> [String: [(device: String, source: String)]] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [:] }
+        var found: [String: [(device: String, source: String)]] = [:]
+        for chunk in text.components(separatedBy: "<domain ").dropFirst() {
+            let body = chunk.components(separatedBy: "</domain>").first ?? chunk
+            guard let start = body.range(of: "<name>"), let end = body.range(of: "</name>", range: start.upperBound..<body.endIndex) else { continue }
+            var devices: [(order: Int, device: String, source: String)] = []
+            for disk in body.components(separatedBy: "<disk ").dropFirst() {
+                let element = disk.components(separatedBy: "</disk>").first ?? disk
+                func attribute(_ name: String, after tag: String) -> String? {
+                    guard let open = element.range(of: tag) else { return nil }
+                    let rest = element[open.upperBound...]
+                    guard let key = rest.range(of: name + "='") else { return nil }
+                    return String(rest[key.upperBound...].prefix { $0 != "'" })
+                }
+                guard let source = attribute("file", after: "<source"), let order = attribute("order", after: "<boot").flatMap(Int.init) else { continue }
+                devices.append((order, element.contains("device='cdrom'") ? "cdrom" : "disk", XMLText.unescape(source)))
+            }
+            found[String(body[start.upperBound..<end.lowerBound])] = devices.sorted { $0.order < $1.order }.map { ($0.device, $0.source) }
+        }
+        return found
+    }
+}

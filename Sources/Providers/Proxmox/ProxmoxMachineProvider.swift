@@ -11,9 +11,12 @@ public struct ProxmoxMachineProvider: MachineProvider {
     let provider: ProviderSpec
     let client: ProxmoxClient
     let media: MediaResolver
-    let downloads = ProxmoxMediaCache()
+    /// One download per file at a time, however many VMs need it.
+    let downloads = SingleFlight<Bool>()
     /// Creates (with their import and disk resize) at once on this host (`maxParallel`, default 4).
     let creates: AsyncSemaphore
+    /// The VM ids this provider is creating: their configs say only `lock: create` meanwhile.
+    let creating = CreatesInFlight()
 
     public init(provider: ProviderSpec, credentials: ProxmoxCredentials, media: @escaping MediaResolver) throws {
         guard let endpoint = provider.endpoint.flatMap({ URL(string: $0.value) }) ?? provider.setting("endpoint").flatMap(URL.init(string:)),
@@ -74,10 +77,10 @@ public struct ProxmoxMachineProvider: MachineProvider {
         spec.vlan = node.machine.vlan?.value
         if try await client.vm(named: node.name.value) == nil {
             spec.media = try media(node, provider.setting("isoStorage") ?? "local")
-            if let media = spec.media { try await downloads.ensure(media, with: client) }
+            if let media = spec.media { _ = try await downloads.run(media.volumeID) { try await client.ensureMedia(media) } }
         }
         // Only the create (PVE's import or allocation, then the resize) holds a slot; the start does not.
-        let (vmid, _) = try await creates.withSlot { try await client.ensureVM(spec, idRange: idRange) }
+        let (vmid, _) = try await creates.withSlot { try await client.ensureVM(spec, idRange: idRange, creating: creating) }
         try await client.start(vmid)
         return try await observe(node, in: inventory)
     }

@@ -50,6 +50,44 @@ extension ProxmoxClient {
         return true
     }
 
+    /// PVE's release (`/version`): what the preflight judges features by.
+    public struct Version: Sendable, Equatable {
+        public var text: String
+        public var major: Int
+        public var minor: Int
+
+        /// Directory storages take qcow2/raw files into `import` content from PVE 8.4 on.
+        public var takesDiskImageImports: Bool { (major, minor) >= (8, 4) }
+    }
+
+    public func version() async throws -> Version {
+        let reply = try await call(.GET, "/version") as? [String: Any] ?? [:]
+        let text = reply["version"] as? String ?? "unknown"
+        let parts = text.split(separator: ".").compactMap { Int($0.prefix { $0.isNumber }) }
+        return Version(text: text, major: parts.first ?? 0, minor: parts.count > 1 ? parts[1] : 0)
+    }
+
+    /// What the signed-in token or user holds (GET /access/permissions): privileges by ACL path.
+    public struct Permissions: Sendable {
+        public var byPath: [String: Set<String>]
+
+        /// Held at `path` or at a path above it (PVE's ACLs propagate down by default).
+        public func holds(_ privilege: String, at path: String) -> Bool {
+            byPath.contains { entry, privileges in
+                privileges.contains(privilege) && (entry == "/" || entry == path || path.hasPrefix(entry + "/"))
+            }
+        }
+    }
+
+    public func permissions() async throws -> Permissions {
+        let reply = try await call(.GET, "/access/permissions") as? [String: Any] ?? [:]
+        var byPath: [String: Set<String>] = [:]
+        for (path, privileges) in reply {
+            byPath[path] = Set((privileges as? [String: Any])?.compactMap { ($0.value as? Int) == 1 || ($0.value as? Bool) == true ? $0.key : nil } ?? [])
+        }
+        return Permissions(byPath: byPath)
+    }
+
     /// The guest agent's view of the NIC with `mac`: its first global IPv4 address. Nil while the
     /// agent is not running (booting, or no agent in the image): callers fall back to the inventory.
     public func agentAddress(_ vmid: Int, mac: String) async throws -> IPv4Address? {
@@ -57,6 +95,10 @@ extension ProxmoxClient {
         do {
             reply = try await call(.GET, "/nodes/\(node)/qemu/\(vmid)/agent/network-get-interfaces")
         } catch let error as ProxmoxError where error.message.contains("agent is not running") || error.message.contains("got timeout") {
+            return nil
+        } catch let error as ProxmoxError where error.status == 403 {
+            // The token may not ask the agent (VM.GuestAgent.Audit on PVE 9, VM.Monitor on 8:
+            // qemu-server API2/Qemu/Agent.pm): the address is informational, the inventory's stands.
             return nil
         }
         let interfaces = (reply as? [String: Any])?["result"] as? [[String: Any]] ?? []
@@ -67,22 +109,5 @@ extension ProxmoxClient {
             }
         }
         return nil
-    }
-}
-
-/// One download per file at a time, however many VMs need it: the second caller waits for the first.
-actor ProxmoxMediaCache {
-    private var inFlight: [String: Task<Void, Error>] = [:]
-
-    func ensure(_ media: ProxmoxBootMedia, with client: ProxmoxClient) async throws {
-        if let running = inFlight[media.volumeID] { return try await running.value }
-        let task = Task { _ = try await client.ensureMedia(media) }
-        inFlight[media.volumeID] = task
-        do {
-            try await task.value
-        } catch {
-            inFlight[media.volumeID] = nil
-            throw error
-        }
     }
 }

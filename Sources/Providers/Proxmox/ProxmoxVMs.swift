@@ -1,5 +1,7 @@
 import Foundation
 import NIOHTTP1
+import ProvisionCore
+import Synchronization
 
 /// The VM settings Talos needs on Proxmox (q35, OVMF with an EFI disk without pre-enrolled keys,
 /// cpu host, balloon off, virtio-scsi-pci, virtio NIC with our MAC on the bridge/VLAN, serial
@@ -60,15 +62,22 @@ extension ProxmoxClient {
         public var name: String
         public var status: String
         public var tags: [String]
+        /// `create` while PVE creates it (its config holds nothing else yet, so no name), else a lock or nil.
+        public var lock: String? = nil
     }
 
-    /// Every VM the cluster knows, from /cluster/resources.
+    /// The node's VMs as their configs say now: GET /nodes/{node}/qemu, where qemu-server reads
+    /// each config and asks whether it runs. Never /cluster/resources: PVE fills its names and power
+    /// states from pvestatd's cache, refreshed every 10 s (pve-manager PVE/API2Tools.pm
+    /// extract_vm_stats, PVE/Service/pvestatd.pm), so a VM just created is missing there and a
+    /// retry would create it again.
     public func vms() async throws -> [VM] {
-        let list = try await call(.GET, "/cluster/resources", [("type", "vm")]) as? [[String: Any]] ?? []
+        let list = try await call(.GET, "/nodes/\(node)/qemu") as? [[String: Any]] ?? []
         return list.compactMap { item in
             guard let vmid = (item["vmid"] as? Int) ?? (item["vmid"] as? String).flatMap(Int.init) else { return nil }
             let tags = (item["tags"] as? String ?? "").split(whereSeparator: { $0 == ";" || $0 == "," }).map(String.init)
-            return VM(vmid: vmid, name: item["name"] as? String ?? "", status: item["status"] as? String ?? "unknown", tags: tags)
+            let lock = (item["lock"] as? String).flatMap { $0.isEmpty ? nil : $0 }
+            return VM(vmid: vmid, name: item["name"] as? String ?? "", status: item["status"] as? String ?? "unknown", tags: tags, lock: lock)
         }
     }
 
@@ -88,13 +97,29 @@ extension ProxmoxClient {
         throw ProxmoxError(status: 0, message: "no free VM id in \(range.lowerBound)-\(range.upperBound)", parameters: [:], operation: "allocate a VM id")
     }
 
-    /// Creates the VM unless one with its name exists. An id taken between the check and the create
-    /// ("already exists") moves on to the next free id; returns the VM id and whether it was created.
-    public func ensureVM(_ spec: ProxmoxVMSpec, idRange: ClosedRange<Int>) async throws -> (vmid: Int, created: Bool) {
-        if let existing = try await vm(named: spec.name) { return (existing.vmid, false) }
+    /// Creates the VM unless one with its name exists. A VM in `idRange` that PVE is still creating
+    /// and that `creating` does not hold (a run killed during its import left it going) may be this
+    /// node's: its name appears only when its disks are done, so the create waits for it rather
+    /// than make a second VM with the same name and MAC. An id taken between the check and the
+    /// create ("already exists") moves on to the next free id; returns the VM id and whether it was created.
+    public func ensureVM(_ spec: ProxmoxVMSpec, idRange: ClosedRange<Int>, creating: CreatesInFlight = CreatesInFlight(),
+                         patience: Duration = .seconds(1800)) async throws -> (vmid: Int, created: Bool) {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let vms = try await vms()
+            if let existing = vms.first(where: { $0.name == spec.name }) { return (existing.vmid, false) }
+            guard let busy = vms.first(where: { idRange.contains($0.vmid) && $0.lock == "create" && !creating.contains($0.vmid) }) else { break }
+            guard ContinuousClock.now < deadline else {
+                throw ProxmoxError(status: 0, message: "VM \(busy.vmid) has been locked for its create since before this run and still has no name; "
+                                   + "if no create is running on \(node) (Tasks), it was left by a crash: remove it (qm unlock \(busy.vmid) && qm destroy \(busy.vmid)) and run again",
+                                   parameters: [:], operation: "create \(spec.name)")
+            }
+            try await Task.sleep(for: pollInterval)
+        }
         var attempts = 0
         while true {
-            let vmid = try await freeID(in: idRange)
+            let vmid = try await creating.claim { try await freeID(in: idRange) }
+            defer { creating.release(vmid) }
             do {
                 try await task(.POST, "/nodes/\(node)/qemu", spec.parameters(vmid: vmid))
                 if spec.media?.kind == .import { try await grow(vmid, disk: "scsi0", toGiB: spec.diskGiB) }
@@ -134,7 +159,9 @@ extension ProxmoxClient {
             try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/shutdown", [("timeout", "\(timeout)")])
         } catch let error as ProxmoxError where error.notRunning {
             return
-        } catch let error as ProxmoxError where error.message.contains("got timeout") {
+        } catch let error as ProxmoxError where error.message.contains("got timeout") || error.message.contains("VM quit/powerdown failed") {
+            // Before qemu-server 8.3.4 a shutdown through a guest agent that does not answer failed
+            // with "VM quit/powerdown failed" alone; since then the text adds "got timeout".
             try await task(.POST, "/nodes/\(node)/qemu/\(vmid)/status/stop")
         }
     }
@@ -147,4 +174,27 @@ extension ProxmoxClient {
             return
         }
     }
+}
+
+/// The VM ids this process is creating right now: their configs hold only `lock: create` until
+/// their disks are done, and a create must tell its own (and its siblings') from one a killed run left.
+public final class CreatesInFlight: Sendable {
+    private let ids = Mutex<Set<Int>>([])
+    /// One id chosen at a time, so two parallel creates never pick the same free id.
+    private let choosing = AsyncSemaphore(1)
+
+    public init() {}
+
+    func contains(_ vmid: Int) -> Bool { ids.withLock { $0.contains(vmid) } }
+
+    /// Picks an id with `choose` and holds it until `release`.
+    func claim(_ choose: () async throws -> Int) async throws -> Int {
+        try await choosing.withSlot {
+            let vmid = try await choose()
+            ids.withLock { _ = $0.insert(vmid) }
+            return vmid
+        }
+    }
+
+    func release(_ vmid: Int) { ids.withLock { _ = $0.remove(vmid) } }
 }

@@ -2,7 +2,7 @@
 /// references. Keeping this as data keeps the parser free of per-kind branches.
 struct ProviderSchema {
     enum Format {
-        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI, count
+        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI, count, domainType
     }
 
     struct Setting {
@@ -37,6 +37,15 @@ struct ProviderSchema {
                 Setting(key: "uri", format: .libvirtURI, required: true),
                 Setting(key: "storagePool", format: .text, defaultValue: "default"),
                 Setting(key: "maxParallel", format: .count, defaultValue: "2"),
+                // Where the Talos ISO and disk images are downloaded from before they are uploaded to the pool.
+                Setting(key: "imageFactory", format: .url, defaultValue: "https://factory.talos.dev"),
+                // A Talos ISO already on the host (Unraid's isos share): used as is instead of one uploaded to the pool.
+                Setting(key: "isoPath", format: .text),
+                // `qemu` runs the VMs under TCG, where a host without KVM (a nested CI) has none.
+                Setting(key: "domainType", format: .domainType, defaultValue: "kvm"),
+                // Explicit UEFI firmware; without them Unraid's OVMF is used where libvirt offers it, else libvirt picks.
+                Setting(key: "loader", format: .text),
+                Setting(key: "nvramTemplate", format: .text),
             ], credentials: [], requiredCredentials: [])
         case .metal:
             return ProviderSchema(settings: [
@@ -73,6 +82,8 @@ struct ProviderSchema {
             return ok ? nil : "a SHA-256 certificate fingerprint as 32 colon-separated hex pairs (AA:BB:…)"
         case .count:
             return Int(value).map { (1...64).contains($0) } == true ? nil : "a whole number from 1 to 64"
+        case .domainType:
+            return ["kvm", "qemu"].contains(value) ? nil : "kvm (hardware virtualization) or qemu (emulation, where the host has no KVM)"
         case .libvirtURI:
             let ok = ["qemu+ssh://", "qemu:///", "qemu+tcp://", "qemu+tls://", "test:///"].contains { value.hasPrefix($0) }
             return ok ? nil : "a libvirt URI such as qemu+ssh://root@unraid/system or test:///default"

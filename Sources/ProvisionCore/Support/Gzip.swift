@@ -61,3 +61,51 @@ public enum Gzip {
         return (status, output)
     }
 }
+
+/// gzip decompression a chunk at a time, for downloads too big to hold (a Talos disk image): feed
+/// what arrives, write what comes out, then `finish` checks the stream ended where zlib says it
+/// does, which is after gzip's own CRC-32 and length check of the whole content.
+public final class GzipInflater {
+    private var stream = z_stream()
+    private var ended = false
+    private var chunk = [UInt8](repeating: 0, count: 256 << 10)
+
+    public init() throws {
+        guard inflateInit2_(&stream, Gzip.gzipWindow, zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK else {
+            throw Gzip.Failure(description: "gzip: cannot initialise zlib")
+        }
+    }
+
+    deinit { inflateEnd(&stream) }
+
+    /// Decompresses `input`, handing each piece of output to `output`.
+    public func feed(_ input: UnsafeRawBufferPointer, _ output: (UnsafeBufferPointer<UInt8>) throws -> Void) throws {
+        guard !input.isEmpty else { return }
+        guard !ended else { throw Gzip.Failure(description: "gzip: data after the end of the stream") }
+        stream.next_in = UnsafeMutablePointer(mutating: input.bindMemory(to: UInt8.self).baseAddress)
+        stream.avail_in = uInt(input.count)
+        repeat {
+            let status: Int32 = chunk.withUnsafeMutableBufferPointer { buffer in
+                stream.next_out = buffer.baseAddress
+                stream.avail_out = uInt(buffer.count)
+                return inflate(&stream, Z_NO_FLUSH)
+            }
+            let produced = chunk.count - Int(stream.avail_out)
+            if produced > 0 { try chunk.withUnsafeBufferPointer { try output(UnsafeBufferPointer(rebasing: $0[0..<produced])) } }
+            switch status {
+            case Z_STREAM_END:
+                ended = true
+                guard stream.avail_in == 0 else { throw Gzip.Failure(description: "gzip: data after the end of the stream") }
+                return
+            case Z_OK, Z_BUF_ERROR: break
+            default: throw Gzip.Failure(description: "gzip: not valid gzip data, or its CRC does not match (\(status))")
+            }
+        } while stream.avail_in > 0 || stream.avail_out == 0
+    }
+
+    /// Throws unless the whole stream, trailer and check included, has been read.
+    public func finish() throws {
+        guard ended else { throw Gzip.Failure(description: "gzip: the stream ends early (truncated)") }
+    }
+}
+

@@ -32,12 +32,15 @@ public final class MachineProviders: Sendable {
                 state.startDelay = lab.scaled(lab.delays.libvirtStart)
                 persisted = state
             }
-            provider = try LibvirtMachineProvider(provider: spec, persisted: persisted)
+            let inventory = context.inventory, factory = spec.setting("imageFactory")
+            provider = try LibvirtMachineProvider(provider: spec, persisted: persisted) { node in
+                try BootMediaResolver.libvirt(for: node, in: inventory, factory: factory)
+            }
         case .metal: provider = MetalMachineProvider(provider: spec)
         case .proxmox:
             let inventory = context.inventory
             provider = try ProxmoxMachineProvider(provider: spec, credentials: try await Self.proxmoxCredentials(spec, context)) { node, storage in
-                try ProxmoxBootMediaResolver.media(for: node, in: inventory, storage: storage)
+                try BootMediaResolver.proxmox(for: node, in: inventory, storage: storage)
             }
         case .aws:
             throw StepError.permanent("\(node.name.value): AWS machines are GPU pool instances, launched by `provision gpu up`")

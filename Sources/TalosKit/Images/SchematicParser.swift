@@ -59,20 +59,27 @@ public struct ImageURLs: Sendable, Equatable {
     public var schematicID: String
     public var version: String
     public var platform: String
+    /// Where boot media are downloaded from: Image Factory, or a self-hosted one (the lab's stand-in).
+    public var downloadBase: String
 
-    public init(schematicID: String, version: String, platform: String) {
+    public init(schematicID: String, version: String, platform: String, downloadBase: String? = nil) {
         self.schematicID = schematicID
         self.version = version
         self.platform = platform
+        self.downloadBase = downloadBase.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "https://\(Self.factory)"
     }
 
     static let factory = "factory.talos.dev"
 
-    public var iso: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/metal-amd64.iso" }
+    var images: String { "\(downloadBase)/image/\(schematicID)/\(version)" }
+    public var iso: String { "\(images)/metal-amd64.iso" }
     /// The disk image a VM or cloud imports: nocloud for Proxmox disk imports, aws for AMI imports.
-    public var diskImage: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/\(platform)-amd64.raw.xz" }
+    public var diskImage: String { "\(images)/\(platform)-amd64.raw.xz" }
     /// The uncompressed qcow2 the factory serves, for hypervisors that import disks (Proxmox `import`).
-    public var importableDisk: String { "https://\(Self.factory)/image/\(schematicID)/\(version)/\(platform)-amd64.qcow2" }
+    public var importableDisk: String { "\(images)/\(platform)-amd64.qcow2" }
+    /// The raw disk image gzip'd, which zlib decompresses as it streams (image-factory v1.5.0
+    /// `internal/profile/profile.go` takes `.raw.gz`): what a libvirt VM's disk is made from.
+    public var gzippedDisk: String { "\(images)/\(platform)-amd64.raw.gz" }
     public var installer: String { "\(Self.factory)/\(platform)-installer/\(schematicID):\(version)" }
     public var pxe: String { "https://pxe.\(Self.factory)/pxe/\(schematicID)/\(version)/metal-amd64" }
 }
