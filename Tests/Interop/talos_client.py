@@ -40,12 +40,12 @@ def context(args):
 
 async def call(stub, disks, name):
     if name == "version":
-        reply = (await stub.version(Empty(), timeout=5)).messages[0]
+        reply = (await stub.version(Empty(), timeout=15)).messages[0]
         return {"tag": reply.version.tag, "platform": reply.platform.name, "rbac": reply.features.rbac}
     if name == "hostname":
-        return {"hostname": (await stub.hostname(Empty(), timeout=5)).messages[0].hostname}
+        return {"hostname": (await stub.hostname(Empty(), timeout=15)).messages[0].hostname}
     if name == "disks":
-        reply = (await disks.disks(Empty(), timeout=5)).messages[0]
+        reply = (await disks.disks(Empty(), timeout=15)).messages[0]
         return {"disks": [[d.device_name, d.size, d.model] for d in reply.disks]}
     if name.startswith("apply:"):
         data = open(name[6:], "rb").read()
@@ -55,13 +55,13 @@ async def call(stub, disks, name):
     if name == "reset":
         reply = await stub.reset(machine.ResetRequest(graceful=True, reboot=True, mode=machine.ResetRequestWipeMode.SYSTEM_DISK,
             system_partitions_to_wipe=[machine.ResetPartitionSpec(label="STATE", wipe=True),
-                                       machine.ResetPartitionSpec(label="EPHEMERAL", wipe=True)]), timeout=5)
+                                       machine.ResetPartitionSpec(label="EPHEMERAL", wipe=True)]), timeout=15)
         return {"actor": reply.messages[0].actor_id}
     if name == "bootstrap":
-        await stub.bootstrap(machine.BootstrapRequest(), timeout=5)
+        await stub.bootstrap(machine.BootstrapRequest(), timeout=15)
         return {}
     if name == "etcd-members":
-        reply = (await stub.etcd_member_list(machine.EtcdMemberListRequest(), timeout=5)).messages[0]
+        reply = (await stub.etcd_member_list(machine.EtcdMemberListRequest(), timeout=15)).messages[0]
         return {"members": sorted(m.hostname for m in reply.members)}
     if name.startswith("events:"):
         # MachineService/Events: the stages of MachineStatusEvents as they stream, until N are seen,

@@ -95,6 +95,7 @@ providers:
     kind: libvirt
     uri: test:///default
     storagePool: default-pool
+    imageFactory: http://127.{subnet}.0.3:45100
 images:
   vm:
     schematic: ../images/vm.yaml
