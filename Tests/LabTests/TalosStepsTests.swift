@@ -185,3 +185,18 @@ extension Array where Element: Sendable {
         return total
     }
 }
+
+extension TalosStepsTests {
+    /// Any link document turns Talos' DHCP off; a node whose inventory MAC is on none of its links
+    /// would have no address after its config. `await-maintenance` reads its links (maintenance
+    /// mode) and refuses, naming the MACs it has, before anything is sent.
+    @Test func aMistypedMACIsRefusedBeforeTheConfigIsSent() async throws {
+        let lab = try TalosLab(faults: ["mini01": "mac-typo"], nodes: ["mini01"])
+        await lab.cluster.powerOnAll()
+        let run = try await lab.run()
+        #expect(run.refused, "\(run.errors)")
+        let error = run.errors["maintenance@mini01"] ?? ""
+        #expect(error.contains("a4:83:e7:00:00:61 is on none of its links") && error.contains("enp1s0 a4:83:e7:00:00:60"), "\(error)")
+        #expect(await !lab.cluster.nodes[0].calls.contains { $0.method == "ApplyConfiguration" })
+    }
+}

@@ -22,11 +22,24 @@ public struct SimulatedNodeSpec: Sendable {
     public var domain: String?
     /// The Image Factory schematic the machine was installed with.
     public var schematic: String?
+    /// The MAC the inventory gives it (`machine.mac`).
+    public var mac: String?
 
     public init(name: String, address: String, port: Int = 50000) {
         self.name = name
         self.address = address
         self.port = port
+    }
+
+    /// The NIC's permanent MAC as the machine has it: the inventory's, unless the `mac-typo` fault
+    /// says the inventory got it wrong; one made from the address when the inventory names none.
+    var nicMAC: String {
+        let parts = address.split(separator: ".").compactMap { UInt8($0) }
+        var mac = mac?.lowercased() ?? String(format: "52:54:00:%02x:%02x:%02x", parts.count > 1 ? parts[1] : 0, parts.count > 2 ? parts[2] : 0, parts.last ?? 0)
+        if faults.contains(.macTypo), let last = UInt8(mac.suffix(2), radix: 16) {
+            mac = String(mac.dropLast(2)) + String(format: "%02x", last ^ 0x01)
+        }
+        return mac
     }
 
     /// The disks as found, faults included: `disk-holds-macos` puts macOS on the first internal one.
@@ -103,6 +116,8 @@ public enum SimulatedFault: String, Sendable, CaseIterable {
     /// The first internal disk still holds macOS (GPT, an EFI and an APFS partition), as a Mac mini
     /// bought second-hand does: Talos' installer refuses it unless the config says to wipe.
     case diskHoldsMacOS = "disk-holds-macos"
+    /// The NIC's MAC is not the inventory's (a typo there): its last byte differs.
+    case macTypo = "mac-typo"
 }
 
 /// How long things take on a real node, in seconds, before scaling.

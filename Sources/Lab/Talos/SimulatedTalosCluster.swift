@@ -39,6 +39,7 @@ public final class SimulatedTalosCluster: Sendable {
                 spec.hypervisor = provider.name.value
                 spec.domain = node.machine.id?.value
             }
+            spec.mac = node.machine.mac?.value.description
             spec.faults = Set(faults.filter { $0.node.value == node.name.value }.compactMap { SimulatedFault(rawValue: $0.kind.value) })
             if node.image.value.contains("mini") {
                 spec.disks = [SimulatedDisk(path: "/dev/nvme0n1", size: 256 << 30, model: "APPLE SSD AP0256M", transport: "nvme"),

@@ -36,6 +36,8 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
     static let extensionStatusType = "ExtensionStatuses.runtime.talos.dev"
     /// What blkid found on each disk and partition (readable in maintenance, as `talosctl get discoveredvolumes --insecure`).
     static let discoveredVolumeType = "DiscoveredVolumes.block.talos.dev"
+    /// The node's links with their MACs (`talosctl get links --insecure` in maintenance).
+    static let linkStatusType = "LinkStatuses.net.talos.dev"
 
     func get(request: Cosi_Resource_GetRequest, context: ServerContext) async throws -> Cosi_Resource_GetResponse {
         if request.namespace == "config", request.type == Self.machineConfigType {
@@ -67,6 +69,15 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
             if let schematic = await node.schematic {
                 let yaml = "image: schematic\nmetadata:\n    name: schematic\n    version: \(schematic)\n    description: This extension holds the schematic ID of the image\n"
                 try await response.write(.with { $0.resource = Self.resource(namespace: "runtime", type: Self.extensionStatusType, id: "0", yaml: yaml) })
+            }
+            return
+        }
+        if request.namespace == "network", request.type == Self.linkStatusType {
+            // The loopback and the machine's one NIC, by its own MAC.
+            let mac = node.spec.nicMAC
+            for link in [NetworkLink(name: "lo", type: "loopback", hardwareAddr: "00:00:00:00:00:00", permanentAddr: ""),
+                         NetworkLink(name: "enp1s0", type: "ether", hardwareAddr: mac, permanentAddr: mac)] {
+                try await response.write(.with { $0.resource = Self.resource(namespace: "network", type: Self.linkStatusType, id: link.name, yaml: link.yaml) })
             }
             return
         }

@@ -137,6 +137,15 @@ struct InventoryChecks {
     }
 
     func checkControlPlanes() {
+        // The static address and the VIP go on the link whose permanent MAC is the node's: without
+        // one a control plane's config has neither, and with none the VIP never answers.
+        if let vip = inventory.cluster.vip {
+            for node in inventory.controlPlanes where node.machine.mac == nil {
+                collector.error("node.mac-required-for-vip", at: node.location,
+                                "control plane `\(node.name.value)` has no `machine.mac`: its static address and the cluster VIP \(vip.value) are put on the link with that MAC, so without one its config has neither",
+                                fix: "add `machine.mac` (the NIC's own, permanent address) to `\(node.name.value)`")
+            }
+        }
         let count = inventory.controlPlanes.count
         let at = inventory.nodes.first?.location ?? inventory.root.location
         if count == 0 {

@@ -346,7 +346,7 @@ public struct InventoryParser {
                            securityGroups: groups, owner: owner, scheduleUp: up, scheduleDown: down, location: r.location)
     }
 
-    public static let labFaults = ["never-boots", "slow-install", "api-flaps", "refuses-apply", "etcd-unhealthy", "etcd-alarm", "pull-fails", "upgrade-fails-boot", "disk-holds-macos"]
+    public static let labFaults = ["never-boots", "slow-install", "api-flaps", "refuses-apply", "etcd-unhealthy", "etcd-alarm", "pull-fails", "upgrade-fails-boot", "disk-holds-macos", "mac-typo"]
 
     func parseLab(_ r: MappingReader) -> LabSpec? {
         let scale = r.double("timeScale") ?? Located(1, at: r.location)

@@ -22,6 +22,8 @@ public struct TalosAwaitMaintenance: StepKind {
             // A disk list that could not be read is not an empty one: judge the install disk only on a real answer.
             guard let disks = result.disks else { return .pending("\(node) answers, but its disks could not be read yet: \(result.disksError ?? "no reply")") }
             guard let volumes = result.volumes else { return .pending("\(node) answers, but what is on its disks could not be read yet: \(result.volumesError ?? "no reply")") }
+            guard let links = result.links else { return .pending("\(node) answers, but its links could not be read yet: \(result.linksError ?? "no reply")") }
+            try checkMAC(node, links, context)
             return .satisfied(try preflight(node, disks, volumes, context))
         case .wrongCluster, .configuredUnverified:
             throw StepError.refused("\(node) at \(try access.address(of: node)) is not this cluster's node: \(result.reason ?? "its certificate is not from our OS CA"); reset it by hand or fix the address")
@@ -41,6 +43,20 @@ public struct TalosAwaitMaintenance: StepKind {
             case .pending: return nil
             }
         }
+    }
+
+    /// The rendered config puts the node's address (and a control plane's VIP) on the link whose
+    /// permanent MAC is the inventory's, and any link document turns Talos' DHCP off: with a MAC that
+    /// matches no link, the node has no address at all after its config. Refused before it is sent.
+    func checkMAC(_ node: String, _ links: [NetworkLink], _ context: StepContext) throws {
+        guard let mac = context.inventory.node(named: node)?.machine.mac?.value.description.lowercased() else { return }
+        let physical = links.filter(\.isPhysical)
+        let matching = physical.filter { $0.mac == mac }
+        guard matching.count != 1 else { return }
+        let seen = physical.map { "\($0.name) \($0.mac)" }.joined(separator: ", ")
+        throw StepError.refused("\(node): the inventory's machine.mac \(mac) is " + (matching.isEmpty ? "on none of its links" : "on \(matching.count) links")
+            + " (it has \(seen.isEmpty ? "no physical link" : seen)); its address would go nowhere and it would not answer after its config. "
+            + "Fix machine.mac for \(node) in the inventory")
     }
 
     func preflight(_ node: String, _ disks: [Storage_Disk], _ volumes: [DiscoveredVolume], _ context: StepContext) throws -> StepOutputs {

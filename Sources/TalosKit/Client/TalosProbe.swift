@@ -31,6 +31,9 @@ public struct TalosProbe: Sendable {
         public var disks: [Storage_Disk]?
         /// Why the disks could not be read, when they could not.
         public var disksError: String?
+        /// The node's links with their MACs, read with the disks; nil when unread.
+        public var links: [NetworkLink]?
+        public var linksError: String?
         /// What is on the disks (partition tables, filesystems), read with them; nil when unread.
         public var volumes: [DiscoveredVolume]?
         /// Why the volumes could not be read, when they could not.
@@ -113,6 +116,7 @@ public struct TalosProbe: Sendable {
         if readDisks {
             do { result.disks = try await client.disks() } catch { result.disksError = "\(error)" }
             do { result.volumes = try await client.discoveredVolumes() } catch { result.volumesError = "\(error)" }
+            do { result.links = try await client.links() } catch { result.linksError = "\(error)" }
         }
         if mode == .configured, readEtcdMembers {
             do { result.etcdMembers = try await client.etcdMembers() } catch TalosError.unimplemented { result.etcdMembers = nil } catch {}

@@ -1,0 +1,60 @@
+import Foundation
+import Yams
+
+/// Talos' `LinkStatuses.net.talos.dev` (namespace `network`): the node's links with their MACs,
+/// readable in maintenance mode. Spec fields as talos v1.13.9
+/// `pkg/machinery/resources/network/link_status.go` names them; MACs as Go prints them (lowercase).
+public struct NetworkLink: Sendable, Equatable {
+    public var name: String
+    /// `ether`, `loopback`, ...
+    public var type: String
+    /// Empty for a physical NIC; `bridge`, `bond`, `vlan`... for links Talos made.
+    public var kind: String
+    public var hardwareAddr: String
+    /// The NIC's own MAC (what the rendered configs select the link by).
+    public var permanentAddr: String
+
+    public init(name: String, type: String, kind: String = "", hardwareAddr: String, permanentAddr: String) {
+        self.name = name
+        self.type = type
+        self.kind = kind
+        self.hardwareAddr = hardwareAddr
+        self.permanentAddr = permanentAddr
+    }
+
+    /// Read as text, not resolved: Talos' go-yaml (YAML 1.2) writes MACs unquoted, and YAML 1.1
+    /// (Yams' default resolution) would take `52:54:00:00:00:11` for a base-60 number.
+    public init(name: String, yaml: String) throws {
+        guard let root = try Yams.compose(yaml: yaml)?.mapping else {
+            throw TalosError.other(code: "decode", message: "LinkStatus spec is not a YAML mapping")
+        }
+        func text(_ key: String) -> String { root[key]?.scalar?.string ?? "" }
+        self.init(name: name, type: text("type"), kind: text("kind"), hardwareAddr: text("hardwareAddr"), permanentAddr: text("permanentAddr"))
+    }
+
+    public var yaml: String {
+        "index: 2\ntype: \(type)\nkind: \"\(kind)\"\nhardwareAddr: \(hardwareAddr)\npermanentAddr: \(permanentAddr)\nlinkState: true\n"
+    }
+
+    /// A NIC of the machine's own, not a link Talos made or the loopback.
+    public var isPhysical: Bool { type == "ether" && kind.isEmpty }
+
+    /// The MAC that identifies the NIC: its permanent address, else the current one.
+    public var mac: String { (permanentAddr.isEmpty ? hardwareAddr : permanentAddr).lowercased() }
+}
+
+extension TalosClient {
+    public func links() async throws -> [NetworkLink] {
+        var request = Cosi_Resource_ListRequest()
+        request.namespace = "network"
+        request.type = "LinkStatuses.net.talos.dev"
+        let items = try await withClient { grpc in
+            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
+                var items: [(String, String)] = []
+                for try await item in response.messages { items.append((item.resource.metadata.id, item.resource.spec.yamlSpec)) }
+                return items
+            }
+        }
+        return try items.map { try NetworkLink(name: $0.0, yaml: $0.1) }
+    }
+}
