@@ -64,6 +64,10 @@ import TestSupport
     /// A metal node boots the ISO from its CD-ROM after its blank disk; a nocloud node boots the disk
     /// made from the (gzip'd) disk image. Both reach the marker on their serial console.
     @Test(.timeLimit(.minutes(12))) func theProductsDomainsBootTheirMediaOnARealLibvirtd() async throws {
+        try await QuietMachine.exclusive { try await bootBothDomains() }
+    }
+
+    func bootBothDomains() async throws {
         if let missing = RealLibvirtd.missing {
             if ProcessInfo.processInfo.environment["CI"] == "true" { Issue.record("\(missing)") }
             return

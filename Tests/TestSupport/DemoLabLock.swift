@@ -20,7 +20,9 @@ public actor DemoLabLock {
     /// test that ends with SIGINT to its served lab does not wait for that process to exit).
     public static func exclusive<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
         await shared.acquire()
+        // The EC2 endpoint and the stand-in Image Factory: the last two things a lab lets go of.
         await waitUntilFree(port: 45000)
+        await waitUntilFree(port: 45100)
         do {
             let value = try await body()
             await shared.release()
@@ -31,7 +33,7 @@ public actor DemoLabLock {
         }
     }
 
-    /// Waits (up to 30 s) until nothing listens on 127.0.0.1:`port`, the demo lab's EC2 endpoint.
+    /// Waits (up to 30 s) until nothing listens on 127.0.0.1:`port`.
     static func waitUntilFree(port: UInt16) async {
         let deadline = ContinuousClock.now + .seconds(30)
         while ContinuousClock.now < deadline, listening(port) { try? await Task.sleep(for: .milliseconds(100)) }
