@@ -51,14 +51,17 @@ final class HypervisorFollower: Sendable {
 
     func stop() { task.cancel() }
 
-    /// What OVMF does with a domain's boot devices, in boot order: the first that holds Talos for
-    /// this node's schematic boots (a disk Talos installed itself to, a disk made from the Talos
-    /// disk image, the Talos ISO); a blank disk and no such medium leave the VM in its firmware.
+    /// What OVMF does with a domain's boot devices, in boot order: the first that holds Talos boots
+    /// (a disk Talos installed itself to or runs from, a disk made from the Talos disk image for this
+    /// node's schematic, the Talos ISO for it); a blank disk and no such medium leave the VM in its firmware.
     /// Returns why it does not boot, or nil when it does.
     static func firmware(_ node: SimulatedTalosNode, devices: [(device: String, source: String)], media: TestDriverState) async -> String? {
         var seen: [String] = []
         for (device, source) in devices {
-            if device == "disk", node.spec.installsToDisk, await node.installed { return nil }
+            // Talos on the disk already: installed there (metal), or a disk that booted Talos and
+            // holds its config (whatever image it was first made from, an upgrade rewrote it since).
+            let configured = await node.configured, installed = await node.installed
+            if device == "disk", configured || (node.spec.installsToDisk && installed) { return nil }
             guard let image = media.media(at: source).flatMap(LabTalosImage.init) else {
                 seen.append("\(device) \(source): nothing bootable")
                 continue
