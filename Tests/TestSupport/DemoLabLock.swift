@@ -2,35 +2,17 @@ import Foundation
 
 /// The demo inventory's fixed loopback addresses (127.0.0.11:50000, 127.0.0.10:6443, the WoL and EC2
 /// ports) can host one lab at a time: tests that run the demo through the CLI take this in turn.
-public actor DemoLabLock {
-    public static let shared = DemoLabLock()
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-
-    public func acquire() async {
-        if !busy { busy = true; return }
-        await withCheckedContinuation { waiting.append($0) }
-    }
-
-    public func release() {
-        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
-    }
+public enum DemoLabLock {
+    static let lock = TurnLock()
 
     /// Runs `body` holding the demo addresses, once the last holder's lab has let go of them (a
     /// test that ends with SIGINT to its served lab does not wait for that process to exit).
     public static func exclusive<T: Sendable>(_ body: @Sendable () async throws -> T) async rethrows -> T {
-        await shared.acquire()
-        // The EC2 endpoint and the stand-in Image Factory: the last two things a lab lets go of.
-        await waitUntilFree(port: 45000)
-        await waitUntilFree(port: 45100)
-        do {
-            let value = try await body()
-            await shared.release()
-            return value
-        } catch {
-            await shared.release()
-            throw error
-        }
+        try await lock.holding(ready: {
+            // The EC2 endpoint and the stand-in Image Factory: the last two things a lab lets go of.
+            await waitUntilFree(port: 45000)
+            await waitUntilFree(port: 45100)
+        }, body)
     }
 
     /// Waits (up to 30 s) until nothing listens on 127.0.0.1:`port`.

@@ -69,16 +69,6 @@ public struct DiscoveredVolume: Sendable, Equatable {
 extension TalosClient {
     /// Every volume the node discovered (COSI `DiscoveredVolumes`, readable in maintenance mode).
     public func discoveredVolumes() async throws -> [DiscoveredVolume] {
-        var request = Cosi_Resource_ListRequest()
-        request.namespace = "runtime"
-        request.type = "DiscoveredVolumes.block.talos.dev"
-        let specs = try await withClient { grpc in
-            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
-                var specs: [String] = []
-                for try await item in response.messages { specs.append(item.resource.spec.yamlSpec) }
-                return specs
-            }
-        }
-        return try specs.map(DiscoveredVolume.init(yaml:))
+        try await resources(namespace: "runtime", type: "DiscoveredVolumes.block.talos.dev").map { try DiscoveredVolume(yaml: $0.spec) }
     }
 }

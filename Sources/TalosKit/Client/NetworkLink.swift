@@ -45,16 +45,6 @@ public struct NetworkLink: Sendable, Equatable {
 
 extension TalosClient {
     public func links() async throws -> [NetworkLink] {
-        var request = Cosi_Resource_ListRequest()
-        request.namespace = "network"
-        request.type = "LinkStatuses.net.talos.dev"
-        let items = try await withClient { grpc in
-            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
-                var items: [(String, String)] = []
-                for try await item in response.messages { items.append((item.resource.metadata.id, item.resource.spec.yamlSpec)) }
-                return items
-            }
-        }
-        return try items.map { try NetworkLink(name: $0.0, yaml: $0.1) }
+        try await resources(namespace: "network", type: "LinkStatuses.net.talos.dev").map { try NetworkLink(name: $0.id, yaml: $0.spec) }
     }
 }

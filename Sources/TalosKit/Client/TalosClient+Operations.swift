@@ -122,6 +122,20 @@ extension TalosClient {
         return bytes
     }
 
+    /// Every COSI resource of `type` in `namespace` (COSI State/List): each one's id and YAML spec.
+    public func resources(namespace: String, type: String) async throws -> [(id: String, spec: String)] {
+        var request = Cosi_Resource_ListRequest()
+        request.namespace = namespace
+        request.type = type
+        return try await withClient { grpc in
+            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
+                var items: [(id: String, spec: String)] = []
+                for try await item in response.messages { items.append((item.resource.metadata.id, item.resource.spec.yamlSpec)) }
+                return items
+            }
+        }
+    }
+
     /// The machine's stage and readiness, from the COSI `MachineStatuses` resource.
     public func machineStatus() async throws -> MachineStatus {
         var request = Cosi_Resource_GetRequest()

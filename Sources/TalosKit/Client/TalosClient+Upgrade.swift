@@ -77,17 +77,7 @@ extension TalosClient {
     /// The running schematic: the extension Talos lists as `schematic` (COSI ExtensionStatuses);
     /// nil when the node reports none (not a factory image).
     public func schematic() async throws -> String? {
-        var request = Cosi_Resource_ListRequest()
-        request.namespace = "runtime"
-        request.type = "ExtensionStatuses.runtime.talos.dev"
-        let specs = try await withClient { grpc in
-            try await Cosi_Resource_State.Client(wrapping: grpc).list(request, options: options) { response in
-                var specs: [String] = []
-                for try await item in response.messages { specs.append(item.resource.spec.yamlSpec) }
-                return specs
-            }
-        }
-        for spec in specs {
+        for (_, spec) in try await resources(namespace: "runtime", type: "ExtensionStatuses.runtime.talos.dev") {
             guard let root = try? Yams.load(yaml: spec) as? [String: Any], let metadata = root["metadata"] as? [String: Any],
                   metadata["name"] as? String == "schematic" else { continue }
             return metadata["version"] as? String
