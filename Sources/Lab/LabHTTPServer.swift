@@ -41,12 +41,15 @@ final class LabHTTPServer: Sendable {
 
     let channel: any Channel
     let port: Int
+    let gate = LabGate()
 
     init(host: String, port: Int, security: Security? = nil, respond: @escaping Responder) async throws {
+        let gate = self.gate
         channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard gate.admit(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
                     let identity = try security?(channel) ?? NIOLockedValueBox(nil)
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(LabHTTPHandler(identity: identity, respond: respond))
@@ -57,6 +60,34 @@ final class LabHTTPServer: Sendable {
     }
 
     func close() async { try? await channel.close() }
+}
+
+/// Whether anyone answers at the server's address: a shared address nobody holds answers nothing,
+/// so connections are cut as they arrive; when it moves to another machine, the connections made
+/// to the old one are cut too (the new holder knows nothing of them).
+final class LabGate: Sendable {
+    private let state = NIOLockedValueBox<(open: Bool, channels: [ObjectIdentifier: any Channel])>((true, [:]))
+
+    func admit(_ channel: any Channel) -> Bool {
+        let id = ObjectIdentifier(channel)
+        let open = state.withLockedValue { state -> Bool in
+            if state.open { state.channels[id] = channel }
+            return state.open
+        }
+        if open { channel.closeFuture.whenComplete { [weak self] _ in self?.state.withLockedValue { _ = $0.channels.removeValue(forKey: id) } } }
+        return open
+    }
+
+    /// Opens or shuts the address; `cut`: close every connection made so far.
+    func set(open: Bool, cut: Bool) {
+        let doomed = state.withLockedValue { state -> [any Channel] in
+            state.open = open
+            guard cut || !open else { return [] }
+            defer { state.channels = [:] }
+            return Array(state.channels.values)
+        }
+        for channel in doomed { channel.close(promise: nil) }
+    }
 }
 
 /// Collects one request, answers it, keeps the connection for the next (clients reuse connections).

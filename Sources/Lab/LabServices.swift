@@ -217,7 +217,7 @@ actor KubeAPIStarter {
             do {
                 api = try await LabKubeAPI(host: host, port: port, caPEM: ca.certificate, caKeyPEM: ca.key, cluster: cluster,
                                            kubernetesVersion: inventory.cluster.kubernetesVersion.value, timeScale: inventory.lab?.timeScale.value ?? 1,
-                                           restoring: saved)
+                                           vip: inventory.cluster.vip?.value.description == host, restoring: saved)
             } catch {
                 FileHandle.standardError.write(Data("lab: the Kubernetes API cannot listen on \(host):\(port): \(error)\n".utf8))
             }

@@ -10,6 +10,9 @@ import TestSupport
         #expect(result.status == 0, "\(result.stderr)")
         #expect(result.stdout.contains("valid"))
         #expect(result.stdout.contains("3 control planes"))
+        // A node in maintenance has the address DHCP gives it: validate names what to reserve.
+        #expect(result.stdout.contains("reserve these addresses in your router's DHCP settings")
+                && result.stdout.contains("mini01       a4:83:e7:30:00:61  ->  192.168.30.61"), "\(result.stdout)")
     }
 
     @Test func validateJSONListsDiagnosticsWithPositions() async throws {

@@ -48,6 +48,11 @@ import TestSupport
             for node in Self.nodes { #expect(record.boots(of: node, since: start) == Self.hops(node), "\(node) booted once per hop") }
             #expect(record.mostDownAtOnce(Self.controlPlanes, since: start) <= 1, "never two control planes down")
             #expect(!record.lostQuorum(since: start), "etcd never lost quorum")
+            // The VIP's holder rebooted too: Talos hands the VIP to the next control plane in line
+            // first, and the upgrade's Kubernetes calls went on against the new holder.
+            let vip = record.since(start).filter { $0.event == "vip" }
+            #expect(vip.contains { $0.detail?.hasPrefix("released") == true }, "the VIP was released by its holder: \(vip)")
+            #expect(Set(vip.filter { $0.detail?.hasPrefix("holds") == true }.compactMap(\.node)).count >= 2, "the VIP moved: \(vip)")
             #expect(Set(calls(record, since: start, "MachineService/Upgrade")) == ["mini01", "mini02"], "the 1.12 minis took the legacy path")
             #expect(Set(calls(record, since: start, "LifecycleService/Upgrade")) == ["cp1", "cp2", "cp3", "w1"])
             let after = try await statusNodes(project)

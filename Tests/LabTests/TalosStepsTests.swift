@@ -13,17 +13,31 @@ struct TalosLab {
     let cluster: SimulatedTalosCluster
     let state = temporaryDirectory()
 
-    init(faults: [String: String] = [:], nodes: Set<String>? = nil) throws {
+    /// `router`: the nodes on a /24 of their own (inventory addresses `.11`, `.12`, ... in order),
+    /// with the lab router's pool on `.100-.199`, these reservations (node -> host number), and a
+    /// scan when `scan`; nil: every node on an address of its own, reserved there.
+    init(faults: [String: String] = [:], nodes: Set<String>? = nil, router: (reservations: [String: Int], scan: Bool)? = nil) throws {
         var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
         if let nodes { inventory.nodes = inventory.nodes.filter { nodes.contains($0.name.value) } }
+        let network = router.map { _ in Loopback.network() }
         for index in inventory.nodes.indices {
-            inventory.nodes[index].address.value = IPv4Address(Loopback.address())!
+            inventory.nodes[index].address.value = IPv4Address(network.map { "\($0).\(11 + index)" } ?? Loopback.address())!
+        }
+        var dhcp = LabDHCP()
+        if let network, let router {
+            let here = inventory.cluster.name.location
+            inventory.cluster.nodeCIDR.value = IPv4Network("\(network).0/24")!
+            inventory.cluster.gateway.value = IPv4Address("\(network).1")!
+            inventory.cluster.maintenanceScan = Located(router.scan, at: here)
+            dhcp.pool = (Located(IPv4Address("\(network).100")!, at: here), Located(IPv4Address("\(network).199")!, at: here))
+            dhcp.reservations = router.reservations.map { .init(node: Located($0.key, at: here), address: Located(IPv4Address("\(network).\($0.value)")!, at: here)) }
         }
         // The cluster endpoint (the VIP the Kubernetes API answers on) moves to an address of its own too.
-        let vip = Loopback.address()
+        let vip = network.map { "\($0).10" } ?? Loopback.address()
         inventory.cluster.vip?.value = IPv4Address(vip)!
         inventory.cluster.endpoint.value = "https://\(vip):6443"
         inventory.lab?.timeScale.value = 0
+        inventory.lab?.dhcp = dhcp
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
         cluster = SimulatedTalosCluster(inventory: inventory)

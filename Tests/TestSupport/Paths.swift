@@ -21,6 +21,17 @@ public enum Loopback {
     nonisolated(unsafe) private static var next = 0
     private static let lock = NSLock()
 
+    nonisolated(unsafe) private static var nextNetwork = 0
+
+    /// A /24 of this test process's own ("127.78.N"), for a lab with a DHCP pool and a scan.
+    public static func network() -> String {
+        lock.lock()
+        defer { lock.unlock() }
+        nextNetwork += 1
+        let n = Int(getpid() % 64) * 8 + nextNetwork % 8
+        return "127.\(78 + n / 256).\(n % 256)"
+    }
+
     public static func address() -> String {
         lock.lock()
         defer { lock.unlock() }

@@ -26,6 +26,8 @@ struct AppliedConfig: Sendable {
     var certSANs: [String]
     /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
     var nodeLabels: [String: String]
+    /// The link, address and VIP documents, as Talos resolves them.
+    var network: ConfiguredNetwork { ConfiguredNetwork(documents: documents) }
 
     /// The Kubernetes components the node itself runs, by process name (`kube-apiserver`,
     /// `kubelet`), at the version of their image tag: what a config change restarts. kube-proxy

@@ -19,7 +19,11 @@ public actor SimulatedDirectory {
 
     func register(_ node: SimulatedTalosNode) { nodes[node.spec.address] = node }
 
-    func node(at address: String) -> SimulatedTalosNode? { nodes[address] }
+    /// The machine answering at `address` now (its lease in maintenance, its static address after).
+    func node(at address: String) async -> SimulatedTalosNode? {
+        for node in nodes.values where await node.address == address { return node }
+        return nil
+    }
 
     /// Every node that has ever powered on (VMs, Mac minis, EC2 instances), by address.
     var all: [SimulatedTalosNode] { nodes.keys.sorted().compactMap { nodes[$0] } }

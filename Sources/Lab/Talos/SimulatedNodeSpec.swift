@@ -5,8 +5,13 @@ import TalosKit
 /// and which faults it has been told to show.
 public struct SimulatedNodeSpec: Sendable {
     public var name: String
-    /// Its own loopback address (127.0.0.11, ...): the network rule keeps the lab on 127/8.
+    /// Its inventory address (127.0.0.11, ...): the network rule keeps the lab on 127/8. What it
+    /// answers at once a config gives it that address; its name for the lab's record.
     public var address: String
+    /// What the lab's DHCP server gives its NIC (a reservation or a pool address): where it answers
+    /// while it has no config, as Talos in maintenance runs DHCP on every link. Nil: `address`
+    /// (machines that are not on the lab's LAN, and unit tests' nodes).
+    public var leaseAddress: String?
     public var port: Int = 50000
     public var talosVersion: String = "v1.13.0"
     /// `metal` boots from ISO and installs to disk (apply -> install -> reboot); cloud images

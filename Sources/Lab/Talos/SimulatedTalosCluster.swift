@@ -28,6 +28,7 @@ public final class SimulatedTalosCluster: Sendable {
         let schematics = Dictionary(uniqueKeysWithValues: inventory.images.map { image in
             (image.name.value, try? SchematicParser.load(path: Inventory.resolve(image.schematic.value, inventoryFile: inventory.file)).id)
         })
+        let leases = LabRouter.leases(inventory)
         var specs = inventory.nodes.map { node -> SimulatedNodeSpec in
             var spec = SimulatedNodeSpec(name: node.name.value, address: node.address.value.description)
             // A machine runs what was installed on it (saved by the lab), not what the inventory now says.
@@ -40,6 +41,7 @@ public final class SimulatedTalosCluster: Sendable {
                 spec.domain = node.machine.id?.value
             }
             spec.mac = node.machine.mac?.value.description
+            spec.leaseAddress = leases[node.name.value]
             spec.faults = Set(faults.filter { $0.node.value == node.name.value }.compactMap { SimulatedFault(rawValue: $0.kind.value) })
             if node.image.value.contains("mini") {
                 spec.disks = [SimulatedDisk(path: "/dev/nvme0n1", size: 256 << 30, model: "APPLE SSD AP0256M", transport: "nvme"),

@@ -88,6 +88,8 @@ public actor SimulatedTalosNode {
     /// Bumped on every config change: the `talos.dev/config-version` of its static pods.
     var configGeneration = 0
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
+    /// The address its API last listened at (the lab's record notes each change).
+    private var listeningOn: String?
     private var serving: Task<Void, Never>?
     private var actors = 0
     /// Method names as they arrived, with the caller's roles: what tests inspect.
@@ -119,7 +121,19 @@ public actor SimulatedTalosNode {
         return (hostname, config.controlPlane, stage == .running && !restarting.contains("kubelet"), config.nodeLabels, talosVersion, components["kubelet"])
     }
     public var isControlPlane: Bool { config?.controlPlane ?? false }
-    var hostname: String { config?.hostname ?? "talos-" + spec.address.replacingOccurrences(of: ".", with: "-") }
+    var hostname: String { config?.hostname ?? "talos-" + (address ?? spec.address).replacingOccurrences(of: ".", with: "-") }
+
+    /// Where the machine answers now. Without a config: its DHCP lease (Talos in maintenance runs
+    /// DHCP on every link). With one: the static address its link documents put on the NIC, or the
+    /// lease when the config keeps DHCP. Nil when the config's link documents turned DHCP off yet
+    /// name no link of this machine (a MAC typo): the machine has no address at all.
+    public var address: String? {
+        let lease = spec.leaseAddress ?? spec.address
+        guard let config else { return lease }
+        let network = config.network
+        if let fixed = network.staticAddress(nicMAC: spec.nicMAC) { return fixed }
+        return network.usesDHCP(nicMAC: spec.nicMAC) ? lease : nil
+    }
 
     // MARK: Power and stages
 
@@ -244,7 +258,8 @@ public actor SimulatedTalosNode {
         } else {
             // apid serves before the boot sequence ends, as on Talos: a client already connected
             // sees the stage change on its Events stream instead of finding the API not up yet.
-            await startAPI { try $0.tls.useMaintenance(addresses: [$0.spec.address]) }
+            let host = address ?? spec.address
+            await startAPI { try $0.tls.useMaintenance(addresses: [host]) }
             if mark == epoch { stage = .maintenance }
         }
     }
@@ -260,9 +275,10 @@ public actor SimulatedTalosNode {
         guard let caKey, mark == epoch else { return }
         if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
         startComponents(config)
+        let host = address ?? spec.address
         await startAPI { node in
             try node.tls.useConfigured(osCA: (config.osCA.certificate, caKey), hostname: config.hostname ?? node.spec.name,
-                                       addresses: [node.spec.address], sans: config.certSANs)
+                                       addresses: [host], sans: config.certSANs)
         }
         guard mark == epoch else { return }
         servicesUp = true
@@ -294,10 +310,10 @@ public actor SimulatedTalosNode {
     /// until a cluster it can join exists, saying what Talos says while it waits.
     private func joinEtcd(_ mark: Int) async {
         directory.record.note(spec.name, "etcd-waiting", detail: "etcd is waiting to join the cluster, if this node is the first node in the cluster, "
-                              + "please run `talosctl bootstrap` against one of the following IPs: [\(spec.address)]")
+                              + "please run `talosctl bootstrap` against one of the following IPs: [\(address ?? spec.address)]")
         while mark == epoch, config?.controlPlane == true, !(await etcd.hasData(spec.name)) {
             guard await pause(SimulatedTiming.etcdJoin, mark) else { return }
-            if await etcd.join(node: spec.name, hostname: hostname, address: spec.address) { break }
+            if await etcd.join(node: spec.name, hostname: hostname, address: address ?? spec.address) { break }
             if spec.timeScale == 0 { try? await Task.sleep(for: .milliseconds(5)) }
         }
         await etcdStarted(mark)
@@ -327,17 +343,25 @@ public actor SimulatedTalosNode {
             FileHandle.standardError.write(Data("lab: \(spec.name): cannot make TLS identity: \(error)\n".utf8))
             return
         }
-        var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.rpc.maxRequestPayloadSize = 32 << 20
+        // A machine with no address answers nowhere: its API runs, but no client can reach it.
+        guard let host = address else {
+            directory.record.note(spec.name, "no-address", detail: "its config's link documents turned DHCP off and name no link of this machine "
+                                  + "(its NIC \(ConfiguredNetwork.nicName) is \(spec.nicMAC)): it has no IPv4 address")
+            return
+        }
+        if host != listeningOn { directory.record.note(spec.name, "address", detail: "answers at \(host)" + (config == nil ? " (DHCP, in maintenance)" : "")) }
+        listeningOn = host
+        var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
+        transportConfig.rpc.maxRequestPayloadSize = 32 << 20
         let tls = self.tls
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in tls.configure(channel) }
-        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: spec.address, port: spec.port), transportSecurity: .plaintext, config: config)
+        transportConfig.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in tls.configure(channel) }
+        let transport = HTTP2ServerTransport.Posix(address: .ipv4(host: host, port: spec.port), transportSecurity: .plaintext, config: transportConfig)
         var services: [any RegistrableRPCService] = [MachineHandler(node: self), StorageHandler(node: self), ResourceHandler(node: self)]
         // ImageService and LifecycleService exist from Talos 1.13 on; 1.12 answers Unimplemented.
         if TalosReleases.minor(of: talosVersion)?.lifecycleAPI ?? true { services += [ImageHandler(node: self), LifecycleHandler(node: self)] }
         let server = GRPCServer(transport: transport, services: services)
         self.server = server
-        let name = spec.name, address = spec.address
+        let name = spec.name, address = host
         serving = Task {
             do { try await server.serve() } catch {
                 FileHandle.standardError.write(Data("lab: \(name) (\(address)): API server stopped: \(error)\n".utf8))
@@ -532,7 +556,7 @@ public actor SimulatedTalosNode {
     func bootstrap(_ request: Machine_BootstrapRequest = .init()) async throws {
         guard servicesUp, let config else { throw RPCError(code: .failedPrecondition, message: "bootstrap is not available yet") }
         guard config.controlPlane else { throw RPCError(code: .unimplemented, message: "bootstrap is only available on control plane nodes") }
-        _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: spec.address,
+        _ = try await etcd.bootstrap(node: spec.name, hostname: hostname, address: address ?? spec.address,
                                      recovering: request.recoverEtcd, skipHashCheck: request.recoverSkipHashCheck)
         await directory.commit()
         await etcdStarted(epoch)

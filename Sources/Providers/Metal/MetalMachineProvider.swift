@@ -8,8 +8,14 @@ import Glibc
 /// answers. There is no delete: a reset is the only destructive verb for metal.
 public struct MetalMachineProvider: MachineProvider {
     let provider: ProviderSpec
+    /// Whether the woken machine answers somewhere else than its inventory address: in maintenance
+    /// it has whatever address DHCP gave it (the run's node locator finds it by its MAC).
+    let answersElsewhere: (@Sendable (NodeSpec) async throws -> Bool)?
 
-    public init(provider: ProviderSpec) { self.provider = provider }
+    public init(provider: ProviderSpec, answersElsewhere: (@Sendable (NodeSpec) async throws -> Bool)? = nil) {
+        self.provider = provider
+        self.answersElsewhere = answersElsewhere
+    }
 
     public var bootTimeout: Duration { provider.setting("bootTimeout").flatMap(DurationText.parse) ?? .seconds(600) }
 
@@ -35,7 +41,8 @@ public struct MetalMachineProvider: MachineProvider {
                 do { try WakeOnLAN.send(to: mac, broadcast: broadcast, port: port) } catch { throw StepError.transient("\(error)") }
                 nextWake = ContinuousClock.now + .seconds(30)
             }
-            let state = try await observe(node, in: inventory)
+            var state = try await observe(node, in: inventory)
+            if state.power != .running, try await answersElsewhere?(node) == true { state.power = .running }
             if state.power == .running { return state }
             try await Task.sleep(for: .milliseconds(200))
         }

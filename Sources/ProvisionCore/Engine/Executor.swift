@@ -171,7 +171,9 @@ public struct Executor: Sendable {
                 return (outcome, nil)
             } catch {
                 let cancelled = error is CancellationError || (Task.isCancelled && !(error is StepTimeoutError))
-                let text = context.events.redactor.redact(cancelled ? "interrupted" : "\(error)")
+                var described = "\(error)"
+                if error is StepTimeoutError, let waiting = context.outputStore.waiting(step.id) { described += ": \(waiting)" }
+                let text = context.events.redactor.redact(cancelled ? "interrupted" : described)
                 let transient = (error as? any ClassifiedError)?.isTransient ?? false
                 let retry = transient && !cancelled && attempt < maxAttempts
                 let refused: Bool

@@ -50,6 +50,10 @@ public struct StepContext: Sendable {
     /// Outputs of another step instance from this run (or, after a resume, from the journal).
     public func outputs(of instanceID: String) -> StepOutputs? { outputStore.get(instanceID) }
 
+    /// What a waiting step waits for now: a timeout reports it, so the failure says what was
+    /// still missing (where the node was looked for) rather than only how long it waited.
+    public func waiting(_ reason: String, step: StepInstance) { outputStore.setWaiting(step.id, reason) }
+
     public func log(_ message: String, level: Event.Level = .info, step: StepInstance? = nil) {
         events.emit(Event(run: runID, kind: .log, level: level, step: step?.id, node: step?.node, message: message))
     }
@@ -65,8 +69,11 @@ public struct StepContext: Sendable {
 /// Outputs of finished steps, readable by their dependents.
 final class OutputStore: Sendable {
     private let values = Mutex<[String: StepOutputs]>([:])
+    private let waits = Mutex<[String: String]>([:])
     func get(_ id: String) -> StepOutputs? { values.withLock { $0[id] } }
     func set(_ id: String, _ outputs: StepOutputs) { values.withLock { $0[id] = outputs } }
+    func setWaiting(_ id: String, _ reason: String) { waits.withLock { $0[id] = reason } }
+    func waiting(_ id: String) -> String? { waits.withLock { $0[id] } }
 }
 
 /// A small typed registry: modules above ProvisionCore put their collaborators here without

@@ -11,6 +11,7 @@ struct InventoryChecks {
         checkControlPlanes()
         checkDisks()
         checkLab()
+        checkMaintenanceScan()
     }
 
     func checkReferences() {
@@ -216,6 +217,32 @@ struct InventoryChecks {
         for fault in lab.faults where !names.contains(fault.node.value) {
             collector.error("reference.node", at: fault.node.location, "lab fault names unknown node `\(fault.node.value)`\(Suggestion.hint(for: fault.node.value, in: names))",
                             fix: "use a node name from `nodes:`")
+        }
+        let cidr = inventory.cluster.nodeCIDR.value
+        for reservation in lab.dhcp.reservations ?? [] {
+            if !names.contains(reservation.node.value) {
+                collector.error("reference.node", at: reservation.node.location,
+                                "lab DHCP reservation names unknown node `\(reservation.node.value)`\(Suggestion.hint(for: reservation.node.value, in: names))",
+                                fix: "use a node name from `nodes:`")
+            }
+            if !cidr.contains(reservation.address.value) {
+                collector.error("network.outside-cidr", at: reservation.address.location, "reserved address \(reservation.address.value) is outside nodeCIDR \(cidr)",
+                                fix: "reserve an address in \(cidr)")
+            }
+        }
+        if let pool = lab.dhcp.pool, !(cidr.contains(pool.first.value) && cidr.contains(pool.last.value)) {
+            collector.error("network.outside-cidr", at: pool.first.location, "the lab's DHCP pool is not inside nodeCIDR \(cidr)", fix: "give a range inside \(cidr)")
+        }
+    }
+
+    /// A scan looks at every address of `nodeCIDR`: bounded to a /24 (254 hosts), never wider.
+    func checkMaintenanceScan() {
+        guard let scan = inventory.cluster.maintenanceScan, scan.value else { return }
+        let cidr = inventory.cluster.nodeCIDR.value
+        if cidr.prefix < 24 {
+            collector.error("network.scan-too-wide", at: scan.location,
+                            "maintenanceScan looks at every address of nodeCIDR, and \(cidr) has \(1 << (32 - cidr.prefix)) addresses; it scans a /24 at most",
+                            fix: "reserve each node's address on your router (MAC -> inventory address) and drop maintenanceScan, or narrow nodeCIDR")
         }
     }
 }

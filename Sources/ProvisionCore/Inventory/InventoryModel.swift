@@ -64,6 +64,10 @@ public struct ClusterSpec: Sendable {
     /// Strategic-merge patches applied to every node of a role.
     public var controlPlanePatches: [YAMLNode]
     public var workerPatches: [YAMLNode]
+    /// Whether `talos.await-maintenance` may look for a node across `nodeCIDR` (a /24 at most) by
+    /// its MAC when it is not at its inventory address: a node in maintenance has whatever address
+    /// DHCP gave it until its config arrives. Off by default; a DHCP reservation makes it unneeded.
+    public var maintenanceScan: Located<Bool>? = nil
 }
 
 public struct CNISpec: Sendable {
@@ -208,9 +212,28 @@ public struct LabSpec: Sendable {
     public var directory: Located<String>?
     /// What the simulated providers take, at time scale 1 (`lab.delays`).
     public var delays = LabDelays()
+    /// The lab's home router (`lab.dhcp`): its DHCP pool and the reservations it has.
+    public var dhcp = LabDHCP()
 
     /// A time-scale-1 duration on the lab's clock.
     public func scaled(_ duration: Duration) -> Duration { duration * timeScale.value }
+}
+
+/// The lab's DHCP server, as on a home router: a machine without a config (Talos in maintenance)
+/// gets its reserved address, else one from the pool; its static address comes only with its config.
+public struct LabDHCP: Sendable {
+    /// A reservation: the named node's machine (its NIC's MAC, whatever the inventory says) gets `address`.
+    public struct Reservation: Sendable {
+        public var node: Located<String>
+        public var address: Located<IPv4Address>
+    }
+    /// The pool's first and last address; nil: `.100` to `.199` of `nodeCIDR` (clipped to it).
+    public var pool: (first: Located<IPv4Address>, last: Located<IPv4Address>)?
+    /// nil: every node's machine is reserved at its inventory address (the README's advice followed);
+    /// a list: exactly those (`[]`: none, every machine takes a pool address).
+    public var reservations: [Reservation]?
+
+    public init() {}
 }
 
 /// How long the lab's providers take at time scale 1, close to what real ones do, so a lab run at

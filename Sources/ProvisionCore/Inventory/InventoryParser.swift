@@ -93,6 +93,7 @@ public struct InventoryParser {
             }
             return Located(address, at: item.location)
         }
+        let scan = r.bool("maintenanceScan")
         var cpPatches: [YAMLNode] = [], workerPatches: [YAMLNode] = []
         if let patches = r.mapping("patches") {
             cpPatches = patches.list("controlplane") ?? []
@@ -107,7 +108,8 @@ public struct InventoryParser {
         }
         return ClusterSpec(name: name, talosVersion: talos, kubernetesVersion: kube, endpoint: endpoint, vip: vip,
                            talosEndpoints: talosEndpoints, podCIDR: pod, serviceCIDR: service, nodeCIDR: nodeCIDR,
-                           gateway: gateway, nameservers: nameservers, controlPlanePatches: cpPatches, workerPatches: workerPatches)
+                           gateway: gateway, nameservers: nameservers, controlPlanePatches: cpPatches, workerPatches: workerPatches,
+                           maintenanceScan: scan)
     }
 
     func parseCNI(_ r: MappingReader?, at location: SourceLocation) -> CNISpec {
@@ -369,8 +371,37 @@ public struct InventoryParser {
             }
             d.finish()
         }
+        let dhcp = r.mapping("dhcp").map(parseLabDHCP) ?? LabDHCP()
         r.finish()
-        return LabSpec(timeScale: scale, faults: faults, directory: directory, delays: delays)
+        var lab = LabSpec(timeScale: scale, faults: faults, directory: directory, delays: delays)
+        lab.dhcp = dhcp
+        return lab
+    }
+
+    /// `lab.dhcp: {pool: FIRST-LAST, reservations: [{node, address}]}`.
+    func parseLabDHCP(_ r: MappingReader) -> LabDHCP {
+        var dhcp = LabDHCP()
+        if let pool = r.string("pool") {
+            let ends = pool.value.split(separator: "-").map { IPv4Address(String($0).trimmingCharacters(in: .whitespaces)) }
+            if ends.count == 2, let first = ends[0], let last = ends[1], first <= last {
+                dhcp.pool = (Located(first, at: pool.location), Located(last, at: pool.location))
+            } else {
+                collector.error("value.invalid", at: pool.location, "`lab.dhcp.pool` must be FIRST-LAST, two IPv4 addresses in order",
+                                fix: "write a range such as 127.0.0.100-127.0.0.199")
+            }
+        }
+        if let items = r.list("reservations") {
+            dhcp.reservations = items.enumerated().compactMap { index, item in
+                guard let m = MappingReader(item, path: "lab.dhcp.reservations[\(index)]", collector: collector) else { return nil }
+                let node = m.string("node", required: true)
+                let address = ipv4(m, "address", required: true)
+                m.finish()
+                guard let node, let address else { return nil }
+                return LabDHCP.Reservation(node: node, address: address)
+            }
+        }
+        r.finish()
+        return dhcp
     }
 
     // MARK: - Field helpers

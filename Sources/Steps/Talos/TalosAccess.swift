@@ -24,7 +24,14 @@ public final class TalosAccess: Sendable {
         var bundle: SecretsBundle?
         var credentials: (ca: String, certificate: String, key: String)?
         var connections: [String: TalosConnection] = [:]
+        /// Where this run found a node in maintenance away from its inventory address (its DHCP lease).
+        var located: [String: String] = [:]
     }
+
+    /// Scans of the node network for machines in maintenance, one per time window, shared by every
+    /// node waiting at once (`NodeLocator`).
+    let scans = SingleFlight<[MaintenanceScan.Found]>()
+    let started = ContinuousClock.now
 
     /// A talosconfig's client certificate (`--talosconfig`), used instead of one minted from the
     /// bundle: a backup host holding only `os:etcd:backup` needs no bundle to snapshot etcd.
@@ -93,11 +100,13 @@ public final class TalosAccess: Sendable {
     /// insecurely). The result's connection stays with that identity, for a call that follows.
     /// Before the bundle exists (first run, machines come up in parallel with the secrets step)
     /// only maintenance can be recognised, and a configured node shows as "configured-unverified".
-    public func probe(_ node: String, disks: Bool = false, etcdMembers: Bool = false) async throws -> TalosProbe.Result {
+    /// `at`: another address than the inventory's (where a node in maintenance was found).
+    public func probe(_ node: String, at host: String? = nil, disks: Bool = false, links: Bool = false, etcdMembers: Bool = false) async throws -> TalosProbe.Result {
         let credentials = store.exists || cache.withLock({ $0.bundle != nil }) ? try await credentials() : nil
-        var probe = TalosProbe(host: try address(of: node), port: port, credentials: credentials)
+        var probe = TalosProbe(host: try host ?? address(of: node), port: port, credentials: credentials)
         probe.timeout = .seconds(3)
         probe.readDisks = disks
+        probe.readLinks = links
         probe.readEtcdMembers = etcdMembers
         return await probe.run()
     }
@@ -149,6 +158,9 @@ public final class TalosAccess: Sendable {
         guard let scale = inventory.lab?.timeScale.value, scale < 1 else { return duration }
         return max(floor, duration * scale)
     }
+
+    func located(_ node: String) -> String? { cache.withLock { $0.located[node] } }
+    func remember(_ node: String, at address: String?) { cache.withLock { $0.located[node] = address } }
 
     public func close() {
         let connections = cache.withLock { cache in

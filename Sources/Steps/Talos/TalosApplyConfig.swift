@@ -35,7 +35,8 @@ public struct TalosApplyConfig: StepKind {
         case .maintenance: return .pending("\(node) is in maintenance mode, waiting for its config")
         case .wrongCluster, .configuredUnverified:
             throw StepError.refused("\(node) is not this cluster's node: \(result.reason ?? "its certificate is not from our OS CA"); not applying")
-        case .unreachable, .tlsError: throw TalosError.unreachable(host: node, reason: result.reason ?? "no reply")
+        // Not at its address: in maintenance it may be at its DHCP lease (apply finds it there by its MAC).
+        case .unreachable, .tlsError: return .pending("\(node) is not at its address (\(result.reason ?? "no reply")); looked for in maintenance where DHCP put it")
         case .notAllowed: throw StepError.refused(result.reason ?? "\(node): address not allowed")
         }
     }
@@ -100,18 +101,25 @@ public struct TalosApplyConfig: StepKind {
         let node = try step.requireNode()
         let access = TalosAccess.from(context)
         let config = try await access.config(for: node)
-        let identified = try await access.probe(node)
-        guard identified.mode == .maintenance else {
+        guard let spec = context.inventory.node(named: node) else { throw StepError.permanent("node \(node) is not in the inventory") }
+        // In maintenance the node may be at its DHCP lease: sent only to the machine whose links
+        // carry its MAC, on the connection that proved it.
+        let result: TalosProbe.Result, address: String
+        switch try await NodeLocator(spec, access: access, context: context).locate() {
+        case let .configured(identified):
             identified.connection?.close()
-            _ = try Self.observation(node, identified)
             return try await reconfigure(step, node, context)
+        case let .maintenance(identified, at):
+            (result, address) = (identified, at)
+        case let .missing(reason):
+            throw TalosError.unreachable(host: node, reason: reason)
         }
-        guard let connection = identified.connection else { throw TalosError.unreachable(host: node, reason: "no connection") }
+        guard let connection = result.connection else { throw TalosError.unreachable(host: node, reason: "no connection") }
         defer { connection.close() }
         var client = TalosClient(connection: connection)
         client.timeout = .seconds(10)
         let reply = try await client.applyConfiguration(config, mode: .auto)
-        context.log("\(node) accepted its config (\(reply.mode))", step: step)
+        context.log("\(node) accepted its config (\(reply.mode))" + (address == spec.address.value.description ? "" : " at \(address); it moves to \(spec.address.value)"), step: step)
         return ["mode": "\(reply.mode)"]
     }
 

@@ -55,7 +55,11 @@ public struct TalosProbe: Sendable {
     public var timeout: Duration = .seconds(5)
     /// What to read beyond the version and identity: only what the caller uses (each is a call).
     public var readDisks = true
+    /// The links with their MACs: what proves which machine answers in maintenance.
+    public var readLinks = true
     public var readEtcdMembers = true
+    /// Only the version and what is asked for beyond it: no hostname or stage.
+    public var brief = false
 
     public init(host: String, port: Int = 50000, credentials: (ca: String, certificate: String, key: String)?) {
         self.host = host
@@ -109,13 +113,19 @@ public struct TalosProbe: Sendable {
         }
     }
 
+    /// What else is read: hostname and stage always; disks, links and etcd members as asked. A
+    /// scan asks for links only (`brief`), one call per machine it finds in maintenance.
     func details(_ client: TalosClient, mode: Mode, version: Machine_Version) async throws -> Result {
         var result = Result(mode: mode, version: version.version.tag, platform: version.platform.name)
-        result.hostname = try? await client.hostname()
-        result.stage = try? await client.machineStatus().stage.rawValue
+        if !brief {
+            result.hostname = try? await client.hostname()
+            result.stage = try? await client.machineStatus().stage.rawValue
+        }
         if readDisks {
             do { result.disks = try await client.disks() } catch { result.disksError = "\(error)" }
             do { result.volumes = try await client.discoveredVolumes() } catch { result.volumesError = "\(error)" }
+        }
+        if readLinks {
             do { result.links = try await client.links() } catch { result.linksError = "\(error)" }
         }
         if mode == .configured, readEtcdMembers {

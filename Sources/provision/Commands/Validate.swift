@@ -55,12 +55,16 @@ struct Validate: AsyncParsableCommand {
             let errors = diagnostics.filter { $0.severity == .error }
             if global.json {
                 var doc: [String: Any] = ["ok": errors.isEmpty, "inventory": path, "diagnostics": diagnostics.map(Output.encode), "playbooks": playbooks]
+                if let inv = parsed {
+                    doc["dhcpReservations"] = Self.reservations(inv).map { ["node": $0.node, "mac": $0.mac ?? NSNull(), "address": $0.address] as [String: Any] }
+                }
                 if let inv = parsed { doc["summary"] = Self.summary(inv) }
                 output.document(doc)
             } else {
                 output.diagnostics(diagnostics)
                 if errors.isEmpty, let inv = parsed {
                     output.result("\(path): valid · \(Self.summary(inv)) · playbooks checked: \(playbooks.joined(separator: ", "))")
+                    output.result(Self.reservationNote(inv))
                 }
             }
             if !errors.isEmpty { throw Exit(status: .badInput) }
@@ -70,6 +74,21 @@ struct Validate: AsyncParsableCommand {
     static func summary(_ inv: Inventory) -> String {
         let cps = inv.controlPlanes.count, workers = inv.nodes.count - cps
         return "cluster \(inv.cluster.name.value), \(inv.nodes.count) nodes (\(cps) control plane\(cps == 1 ? "" : "s"), \(workers) worker\(workers == 1 ? "" : "s")), \(inv.gpuPools.count) GPU pool\(inv.gpuPools.count == 1 ? "" : "s")"
+    }
+
+    /// The DHCP reservations that make `up` find every node at once: a node in maintenance has the
+    /// address DHCP gives it until its config arrives.
+    static func reservations(_ inv: Inventory) -> [(node: String, mac: String?, address: String)] {
+        inv.nodes.map { ($0.name.value, $0.machine.mac?.value.description, $0.address.value.description) }
+    }
+
+    static func reservationNote(_ inv: Inventory) -> String {
+        let rows = reservations(inv).map { "  \($0.node.padding(toLength: 12, withPad: " ", startingAt: 0)) \($0.mac ?? "(no machine.mac: set one to reserve it)")  ->  \($0.address)" }
+        let scan = inv.cluster.maintenanceScan?.value == true
+            ? "Without them `up` finds nodes by a scan of \(inv.cluster.nodeCIDR.value) (cluster.maintenanceScan)."
+            : "Without them `up` waits at maintenance for a node DHCP put elsewhere (or set cluster.maintenanceScan: true)."
+        return "note: reserve these addresses in your router's DHCP settings (MAC -> address); a node in maintenance takes what DHCP gives it:\n"
+            + rows.joined(separator: "\n") + "\n" + scan
     }
 
     /// Each shipped playbook with a representative target, so target-driven playbooks expand too.
