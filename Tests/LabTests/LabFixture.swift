@@ -15,10 +15,17 @@ struct LabFixture {
 
     init(nodes: [String], platform: String = "nocloud", timeScale: Double = 0, faults: [String: Set<SimulatedFault>] = [:]) throws {
         bundle = try Self.bundle.get()
-        (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
+        var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
+        // Each node on an address of its own: its rendered config puts it there (by its MAC).
+        let addresses = Dictionary(uniqueKeysWithValues: nodes.map { ($0, Loopback.address()) })
+        for index in inventory.nodes.indices {
+            if let address = addresses[inventory.nodes[index].name.value] { inventory.nodes[index].address.value = IPv4Address(address)! }
+        }
+        self.inventory = inventory
         renderer = try MachineConfigRenderer(bundle: bundle, inventory: inventory)
         cluster = SimulatedTalosCluster(specs: nodes.map { name in
-            var spec = SimulatedNodeSpec(name: name, address: Loopback.address())
+            var spec = SimulatedNodeSpec(name: name, address: addresses[name]!)
+            spec.mac = inventory.node(named: name)?.machine.mac?.value.description
             spec.platform = platform
             spec.timeScale = timeScale
             spec.faults = faults[name] ?? []

@@ -24,6 +24,8 @@ struct TalosLab {
             inventory.nodes[index].address.value = IPv4Address(network.map { "\($0).\(11 + index)" } ?? Loopback.address())!
         }
         var dhcp = LabDHCP()
+        // No scan unless asked: the demo's 127.0.0.0/24 may hold another test's lab.
+        inventory.cluster.maintenanceScan = nil
         if let network, let router {
             let here = inventory.cluster.name.location
             inventory.cluster.nodeCIDR.value = IPv4Network("\(network).0/24")!

@@ -152,18 +152,32 @@ struct NodeLocator {
             + "Fix machine.mac for \(node) in the inventory (or, if this machine is not \(node), the router's reservation that gave it this address)")
     }
 
-    /// The machines in maintenance on the node network, from a scan shared by every node that
-    /// looks in the same window (a /24 at most; the gateway and the VIP are never dialled).
+    /// The machines in maintenance on the node network, from the latest scan: one at a time, shared
+    /// by every node that waits, a new one only once the last is older than the window (a /24 at
+    /// most; the gateway and the VIP are never dialled).
     func scan() async throws -> [MaintenanceScan.Found] {
         let cluster = context.inventory.cluster
-        let window = access.scaled(.seconds(10), floor: .seconds(1))
-        let slot = Int((ContinuousClock.now - access.started) / window)
         var skip: Set<IPv4Address> = [cluster.gateway.value]
         if let vip = cluster.vip?.value { skip.insert(vip) }
         let scan = MaintenanceScan(network: cluster.nodeCIDR.value, port: access.port, skip: skip)
-        return try await access.scans.run("scan-\(slot)") {
-            let found = await scan.run()
-            return found
-        }
+        return await access.scans.latest(maxAge: access.scaled(.seconds(10), floor: .seconds(1)), scan)
+    }
+}
+
+/// The latest scan and its time: a scan runs alone, and a new one starts only once the last is
+/// older than `maxAge`, however many nodes ask (what was found is proven again before use).
+actor LatestScan {
+    private var last: (at: ContinuousClock.Instant, found: [MaintenanceScan.Found])?
+    private var running: Task<[MaintenanceScan.Found], Never>?
+
+    func latest(maxAge: Duration, _ scan: MaintenanceScan) async -> [MaintenanceScan.Found] {
+        if let running { return await running.value }
+        if let last, ContinuousClock.now - last.at < maxAge { return last.found }
+        let task = Task { await scan.run() }
+        running = task
+        let found = await task.value
+        last = (ContinuousClock.now, found)
+        running = nil
+        return found
     }
 }

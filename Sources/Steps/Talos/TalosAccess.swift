@@ -28,10 +28,8 @@ public final class TalosAccess: Sendable {
         var located: [String: String] = [:]
     }
 
-    /// Scans of the node network for machines in maintenance, one per time window, shared by every
-    /// node waiting at once (`NodeLocator`).
-    let scans = SingleFlight<[MaintenanceScan.Found]>()
-    let started = ContinuousClock.now
+    /// The latest scan of the node network for machines in maintenance (`NodeLocator`).
+    let scans = LatestScan()
 
     /// A talosconfig's client certificate (`--talosconfig`), used instead of one minted from the
     /// bundle: a backup host holding only `os:etcd:backup` needs no bundle to snapshot etcd.

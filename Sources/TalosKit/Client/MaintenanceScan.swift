@@ -19,8 +19,8 @@ public struct MaintenanceScan: Sendable {
     public var port: Int
     /// Addresses never dialled (the gateway, the VIP, the nodes already found).
     public var skip: Set<IPv4Address>
-    public var parallel = 16
-    public var perSecond = 64
+    public var parallel = 32
+    public var perSecond = 128
     public var timeout: Duration = .seconds(2)
 
     public init(network: IPv4Network, port: Int = 50000, skip: Set<IPv4Address> = []) {
