@@ -47,7 +47,7 @@ import TestSupport
     @Test func withoutAScanTheWrongReservationIsNamedAndNothingIsSent() async throws {
         let lab = try TalosLab(nodes: ["cp1", "w1"], router: (reservations: ["w1": 11], scan: false))
         await lab.cluster.powerOnAll()
-        let book = TalosLab.playbook.replacingOccurrences(of: "forEach: all, timeout: 60s", with: "forEach: all, timeout: 5s")
+        let book = TalosLab.playbook.replacingOccurrences(of: "forEach: all, timeout: 60s", with: "forEach: all, timeout: 20s")
         let run = try await lab.run(book)
         #expect(!run.succeeded)
         let error = run.errors["maintenance@cp1"] ?? ""

@@ -50,7 +50,9 @@ struct NodeLocator {
         }
         if let found = try await attempt(home) { return found }
         if let last = access.located(name), let found = try await attempt(last) { return found }
-        if consultProvider, let state = try? await MachineProviders.from(context).provider(for: node, context: context).observe(node, in: context.inventory) {
+        // The run's providers only (a run that made none has no hypervisor to ask).
+        if consultProvider, let providers = context.services[MachineProviders.self],
+           let state = try? await providers.provider(for: node, context: context).observe(node, in: context.inventory) {
             if macs.isEmpty { macs = state.shape?.macs.map { $0.lowercased() } ?? [] }
             if let reported = state.address, reported.description != home, context.inventory.cluster.nodeCIDR.value.contains(reported) {
                 if let found = try await attempt(reported.description) { return found }

@@ -21,6 +21,7 @@ public struct MaintenanceScan: Sendable {
     public var skip: Set<IPv4Address>
     public var parallel = 32
     public var perSecond = 128
+    /// How long a connect may take, and a Talos handshake's calls.
     public var timeout: Duration = .seconds(2)
 
     public init(network: IPv4Network, port: Int = 50000, skip: Set<IPv4Address> = []) {
@@ -40,23 +41,26 @@ public struct MaintenanceScan: Sendable {
         return hosts.map(IPv4Address.init(raw:)).filter { !skip.contains($0) }
     }
 
+    /// First which addresses accept a connection at all (batches of `parallel`, at most
+    /// `perSecond` a second), then one Talos handshake to each of those.
     public func run() async -> [Found] {
-        let spacing = Duration.milliseconds(1000 / max(1, perSecond))
-        var found: [Found] = []
-        await withTaskGroup(of: Found?.self) { group in
-            var open = 0
-            for address in addresses {
-                if open >= parallel, let result = await group.next() {
-                    open -= 1
-                    if let result { found.append(result) }
-                }
-                group.addTask { await probe(address) }
-                open += 1
-                try? await Task.sleep(for: spacing)
-            }
-            for await result in group { if let result { found.append(result) } }
+        let hosts = addresses.map(\.description)
+        var open: [String] = []
+        var start = 0
+        while start < hosts.count {
+            let batch = Array(hosts[start..<min(start + parallel, hosts.count)])
+            let began = ContinuousClock.now
+            let answering = await TCPProbe.answering(batch, port: port, timeout: timeout)
+            open += batch.filter(answering.contains)
+            start += batch.count
+            let spacing = Duration.milliseconds(1000 * batch.count / max(1, perSecond)) - (ContinuousClock.now - began)
+            if hosts.count > start, spacing > .zero { try? await Task.sleep(for: spacing) }
         }
-        return found.sorted { (IPv4Address($0.address)?.raw ?? 0) < (IPv4Address($1.address)?.raw ?? 0) }
+        var found: [Found] = []
+        for host in open {
+            if let address = IPv4Address(host), let machine = await probe(address) { found.append(machine) }
+        }
+        return found
     }
 
     func probe(_ address: IPv4Address) async -> Found? {
