@@ -65,7 +65,12 @@ import ProvisionCore
 
         try libvirt.start(name)
         #expect(try libvirt.state(of: name) == .running)
-        #expect(try !libvirt.addresses(of: name).isEmpty, "the test driver reports a fabricated address")
+        let fabricated = try #require(try libvirt.addresses(of: name).first { $0.mac == "52:54:00:00:00:21" }?.address)
+        // Where the provider says the VM is: only its own MAC's address, only on the node network.
+        let around = try #require(IPv4Network("\(fabricated)/24"))
+        #expect(libvirt.reportedAddress(of: name, macs: ["52:54:00:00:00:21"], in: around) == IPv4Address(fabricated))
+        #expect(libvirt.reportedAddress(of: name, macs: ["52:54:00:00:00:21"], in: IPv4Network("127.0.0.0/24")!) == nil, "outside the node network")
+        #expect(libvirt.reportedAddress(of: name, macs: ["52:54:00:00:00:99"], in: around) == nil, "another NIC's")
         try libvirt.destroy(name)
         #expect(try libvirt.state(of: name) == .shutOff)
         try libvirt.undefine(name)

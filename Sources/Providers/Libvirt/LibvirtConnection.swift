@@ -149,6 +149,21 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
+    /// Where libvirt sees the VM: its DHCP lease on a libvirt network, else the host's ARP table
+    /// (a bridged VM on the LAN's router), for a NIC with one of `macs`; only an address on
+    /// `network` counts (libvirt's test driver makes addresses up).
+    public func reportedAddress(of name: String, macs: [String], in network: IPv4Network) -> IPv4Address? {
+        let wanted = Set(macs.map { $0.lowercased() })
+        // VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE (0) and _ARP (2), libvirt-domain.h.
+        for source: UInt32 in [0, 2] {
+            guard let found = try? addresses(of: name, source: source) else { continue }
+            for entry in found where wanted.contains(entry.mac.lowercased()) {
+                if let address = IPv4Address(entry.address), network.contains(address) { return address }
+            }
+        }
+        return nil
+    }
+
     /// Creates a volume in a pool unless one of that name exists; returns its path.
     public func ensureVolume(pool: String, name: String, bytes: Int64, format: String = "raw") throws -> String {
         try withPool(pool) { poolPointer in

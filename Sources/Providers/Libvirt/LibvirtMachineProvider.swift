@@ -65,22 +65,8 @@ public final class LibvirtMachineProvider: MachineProvider {
         let power: MachineState.Power = state == .running ? .running : (state == .shutOff || state == .crashed ? .stopped : .unknown)
         let disk = try connection.volumeCapacity(pool: provider.setting("storagePool") ?? "default", name: "\(name).raw")
         let shape = Self.shape(try connection.xml(of: name), disk: disk)
-        let reported = power == .running ? reportedAddress(name, macs: shape.macs, in: inventory.cluster.nodeCIDR.value) : nil
+        let reported = power == .running ? connection.reportedAddress(of: name, macs: shape.macs, in: inventory.cluster.nodeCIDR.value) : nil
         return MachineState(power: power, id: name, address: reported ?? node.address.value, shape: shape)
-    }
-
-    /// Where libvirt sees the VM: its DHCP lease on a libvirt network, else the host's ARP table
-    /// (a bridged VM on the LAN's router); only an address on the node network counts.
-    func reportedAddress(_ name: String, macs: [String], in network: IPv4Network) -> IPv4Address? {
-        let wanted = Set(macs.map { $0.lowercased() })
-        // VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE (0) and _ARP (2), libvirt-domain.h.
-        for source: UInt32 in [0, 2] {
-            guard let found = try? connection.addresses(of: name, source: source) else { continue }
-            for entry in found where wanted.contains(entry.mac.lowercased()) {
-                if let address = IPv4Address(entry.address), network.contains(address) { return address }
-            }
-        }
-        return nil
     }
 
     /// vCPUs, memory and MACs from the domain's XML (libvirt writes memory in KiB unless told a unit).
