@@ -73,9 +73,15 @@ struct TalosLab {
         let book = try PlaybookParser.load(path: "\(dir)/book.yaml", catalog: catalog)
         let graph = try PlaybookExpander(inventory: inventory).expand(book)
         let redactor = Redactor()
+        let credentials = CredentialResolver(environment: [:], baseDirectory: inventory.directory, redactor: redactor)
+        // One Talos access per run, as `provision` builds a run's services: one connection per node,
+        // and what the run learnt about where nodes are (a scan, a DHCP lease) kept for the run.
+        var services = services
+        let talos = services[TalosAccess.self] ?? TalosAccess(inventory: inventory, stateDirectory: state, credentials: credentials)
+        services[TalosAccess.self] = talos
+        defer { talos.close() }
         let context = StepContext(inventory: inventory, stateDirectory: state, runID: UUID().uuidString,
-                                  credentials: CredentialResolver(environment: [:], baseDirectory: inventory.directory, redactor: redactor),
-                                  events: EventBus(redactor: redactor, sinks: sinks), services: services)
+                                  credentials: credentials, events: EventBus(redactor: redactor, sinks: sinks), services: services)
         var options = ExecutorOptions()
         options.retry.maxAttempts = 3
         let journal = try Journal(path: "\(state)/journal.sqlite")

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 @testable import ProvisionCore
+import TestSupport
 
 /// Records what in-test step kinds did: intervals, concurrency, calls. Thread-safe.
 final class Recorder: Sendable {
@@ -102,13 +103,6 @@ func graph(_ specs: [(id: String, deps: [String], params: [String: String])], ki
                             parameters: StepParameters(params), dependencies: spec.deps, timeout: nil, retries: nil,
                             inputsDigest: "d-\(spec.id)", location: .init(file: "t", line: 1, column: 1))
     })
-}
-
-/// Collects events for assertions.
-final class CollectingSink: EventSink {
-    let events = Mutex<[Event]>([])
-    func receive(_ event: Event) { events.withLock { $0.append(event) } }
-    var all: [Event] { events.withLock { $0 } }
 }
 
 struct Harness {

@@ -26,8 +26,9 @@ struct AppliedConfig: Sendable {
     var certSANs: [String]
     /// `machine.nodeLabels`: Talos keeps these on the machine's Node.
     var nodeLabels: [String: String]
-    /// The link, address and VIP documents, as Talos resolves them.
-    var network: ConfiguredNetwork { ConfiguredNetwork(documents: documents) }
+    /// The link, address and VIP documents, as Talos resolves them: read once, at parse (the
+    /// node's address and the VIP election ask for them on every look).
+    var network: ConfiguredNetwork
 
     /// The Kubernetes components the node itself runs, by process name (`kube-apiserver`,
     /// `kubelet`), at the version of their image tag: what a config change restarts. kube-proxy
@@ -88,7 +89,8 @@ struct AppliedConfig: Sendable {
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
             installDisk: machine?["install"]?["disk"]?.stringValue, installDiskType: machine?["install"]?["diskSelector"]?["type"]?.stringValue,
-            installWipe: machine?["install"]?["wipe"] == .bool(true), certSANs: sans, nodeLabels: labels)
+            installWipe: machine?["install"]?["wipe"] == .bool(true), certSANs: sans, nodeLabels: labels,
+            network: ConfiguredNetwork(documents: values))
     }
 
     private static func decode(_ base64: String) -> String? {

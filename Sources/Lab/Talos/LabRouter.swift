@@ -26,7 +26,7 @@ enum LabRouter {
 
     /// The pool: `lab.dhcp.pool`, else `.100` to `.199` of the node network (clipped to it).
     static func addresses(_ dhcp: LabDHCP, _ network: IPv4Network) -> [IPv4Address] {
-        let first = dhcp.pool?.first.value.raw ?? max(network.network.raw + 100, network.network.raw + 1)
+        let first = dhcp.pool?.first.value.raw ?? network.network.raw + 100
         let last = dhcp.pool?.last.value.raw ?? min(network.network.raw + 199, network.broadcast.raw - 1)
         guard first <= last else { return [] }
         return (first...last).map(IPv4Address.init(raw:))

@@ -10,9 +10,9 @@ public struct MetalMachineProvider: MachineProvider {
     let provider: ProviderSpec
     /// Whether the woken machine answers somewhere else than its inventory address: in maintenance
     /// it has whatever address DHCP gave it (the run's node locator finds it by its MAC).
-    let answersElsewhere: (@Sendable (NodeSpec) async throws -> Bool)?
+    let answersElsewhere: (@Sendable (NodeSpec) async -> Bool)?
 
-    public init(provider: ProviderSpec, answersElsewhere: (@Sendable (NodeSpec) async throws -> Bool)? = nil) {
+    public init(provider: ProviderSpec, answersElsewhere: (@Sendable (NodeSpec) async -> Bool)? = nil) {
         self.provider = provider
         self.answersElsewhere = answersElsewhere
     }
@@ -42,7 +42,7 @@ public struct MetalMachineProvider: MachineProvider {
                 nextWake = ContinuousClock.now + .seconds(30)
             }
             var state = try await observe(node, in: inventory)
-            if state.power != .running, try await answersElsewhere?(node) == true { state.power = .running }
+            if state.power != .running, await answersElsewhere?(node) == true { state.power = .running }
             if state.power == .running { return state }
             try await Task.sleep(for: .milliseconds(200))
         }

@@ -37,16 +37,8 @@ public final class MachineProviders: Sendable {
                 try BootMediaResolver.libvirt(for: node, in: inventory, factory: factory)
             }
         case .metal:
-            provider = MetalMachineProvider(provider: spec) { node in
-                // In maintenance a woken mini is where DHCP put it: found by its MAC, as await-maintenance finds it.
-                var locator = NodeLocator(node, access: TalosAccess.from(context), context: context)
-                locator.consultProvider = false
-                if case let .maintenance(result, _) = try await locator.locate() {
-                    result.connection?.close()
-                    return true
-                }
-                return false
-            }
+            // In maintenance a woken mini is where DHCP put it: found by its MAC, as await-maintenance finds it.
+            provider = MetalMachineProvider(provider: spec) { node in await NodeLocator.inMaintenance(node.name.value, context) != nil }
         case .proxmox:
             let inventory = context.inventory
             provider = try ProxmoxMachineProvider(provider: spec, credentials: try await Self.proxmoxCredentials(spec, context)) { node, storage in

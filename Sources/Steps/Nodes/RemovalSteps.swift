@@ -16,13 +16,7 @@ enum NodeLiveness: String {
         case .configured: return .configured
         case .maintenance: return .maintenance
         case .unreachable, .tlsError:
-            // A node reset to maintenance runs DHCP again: it may answer at its lease.
-            if let spec = context.inventory.node(named: node),
-               case let .maintenance(found, _)? = try? await NodeLocator(spec, access: access, context: context).locate() {
-                found.connection?.close()
-                return .maintenance
-            }
-            return .dead
+            return await NodeLocator.inMaintenance(node, context) == nil ? .dead : .maintenance
         case .wrongCluster, .configuredUnverified, .notAllowed:
             throw StepError.refused("\(node) at \(try access.address(of: node)) is not this cluster's node (\(probe.reason ?? probe.mode.rawValue)); nothing was touched")
         }

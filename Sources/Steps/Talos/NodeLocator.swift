@@ -28,8 +28,6 @@ struct NodeLocator {
     let node: NodeSpec
     /// Read the disks (and what is on them) at the machine found.
     var disks = false
-    /// Ask the node's machine provider where it is (off when the provider itself asks).
-    var consultProvider = true
 
     var name: String { node.name.value }
     var home: String { node.address.value.description }
@@ -51,7 +49,7 @@ struct NodeLocator {
         if let found = try await attempt(home) { return found }
         if let last = access.located(name), let found = try await attempt(last) { return found }
         // The run's providers only (a run that made none has no hypervisor to ask).
-        if consultProvider, let providers = context.services[MachineProviders.self],
+        if let providers = context.services[MachineProviders.self],
            let state = try? await providers.provider(for: node, context: context).observe(node, in: context.inventory) {
             if macs.isEmpty { macs = state.shape?.macs.map { $0.lowercased() } ?? [] }
             if let reported = state.address, reported.description != home, context.inventory.cluster.nodeCIDR.value.contains(reported) {
@@ -72,6 +70,15 @@ struct NodeLocator {
             }
         }
         return .missing(notes.joined(separator: "; ") + ". " + advice(macs))
+    }
+
+    /// Where a node that does not answer at its own address is in maintenance now (a node reset to
+    /// maintenance runs DHCP again), proven by its MAC; nil when it is found nowhere.
+    static func inMaintenance(_ node: String, _ context: StepContext) async -> String? {
+        guard let spec = context.inventory.node(named: node),
+              case let .maintenance(found, address)? = try? await NodeLocator(spec, access: TalosAccess.from(context), context: context).locate() else { return nil }
+        found.connection?.close()
+        return address
     }
 
     /// What makes finding it instant, said in every wait and at the timeout.
@@ -118,8 +125,11 @@ struct NodeLocator {
             let other = context.inventory.nodes.first { other in other.machine.mac.map { theirs.contains($0.value.description.lowercased()) } ?? false }
             let seen = physical.map { "\($0.name) \($0.mac)" }.joined(separator: ", ")
             if let other {
-                notes.append("\(address) answers for \(other.name.value) (\(seen)), not \(name)"
-                    + (atHome ? ": the router's reservation for \(other.name.value)'s MAC points at \(name)'s address; fix it there" : ""))
+                let note = "\(address) answers for \(other.name.value) (\(seen)), not \(name)"
+                    + (atHome ? ": the router's reservation for \(other.name.value)'s MAC points at \(name)'s address; fix it there" : "")
+                notes.append(note)
+                // Said at once, not only when the wait times out: it is the router's to fix.
+                if atHome, access.firstTime(note) { context.log(note, level: .warning) }
                 return nil
             }
             if atHome { try Self.checkMAC(name, macs[0], links) }

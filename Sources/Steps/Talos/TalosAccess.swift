@@ -26,6 +26,8 @@ public final class TalosAccess: Sendable {
         var connections: [String: TalosConnection] = [:]
         /// Where this run found a node in maintenance away from its inventory address (its DHCP lease).
         var located: [String: String] = [:]
+        /// What the run has already told the user about where nodes are (each said once).
+        var noticed: Set<String> = []
     }
 
     /// The latest scan of the node network for machines in maintenance (`NodeLocator`).
@@ -159,6 +161,8 @@ public final class TalosAccess: Sendable {
 
     func located(_ node: String) -> String? { cache.withLock { $0.located[node] } }
     func remember(_ node: String, at address: String?) { cache.withLock { $0.located[node] = address } }
+    /// True the first time `notice` is asked for in this run.
+    func firstTime(_ notice: String) -> Bool { cache.withLock { $0.noticed.insert(notice).inserted } }
 
     public func close() {
         let connections = cache.withLock { cache in

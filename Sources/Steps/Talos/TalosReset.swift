@@ -51,10 +51,7 @@ public struct TalosReset: StepKind {
         switch probe.mode {
         case .maintenance: return ["after": "maintenance"]
         case .unreachable, .tlsError:
-            // Reset to maintenance, it runs DHCP again: found where its lease put it, by its MAC.
-            guard let spec = context.inventory.node(named: node),
-                  case let .maintenance(found, address)? = try? await NodeLocator(spec, access: access, context: context).locate() else { return nil }
-            found.connection?.close()
+            guard let address = await NodeLocator.inMaintenance(node, context) else { return nil }
             return ["after": "maintenance", "address": address]
         case .configured:
             let now = try? await access.client(node, .admin, timeout: .seconds(5)).bootID()

@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Talos' `DiscoveredVolumes.block.talos.dev`: what blkid found on each disk and partition (the
 /// partition table or filesystem in `name`: `gpt`, `xfs`, `apfs`...). Read in maintenance mode too,
@@ -27,12 +26,9 @@ public struct DiscoveredVolume: Sendable, Equatable {
     }
 
     public init(yaml: String) throws {
-        guard let root = try Yams.load(yaml: yaml) as? [String: Any] else {
-            throw TalosError.other(code: "decode", message: "DiscoveredVolume spec is not a YAML mapping")
-        }
-        func text(_ key: String) -> String { root[key].map { "\($0)" } ?? "" }
-        self.init(devPath: text("dev_path"), type: text("type"), name: text("name"), parentDevPath: text("parent_dev_path"),
-                  label: text("label"), partitionLabel: text("partition_label"))
+        let spec = try ResourceSpec(yaml, kind: "DiscoveredVolume")
+        self.init(devPath: spec.text("dev_path"), type: spec.text("type"), name: spec.text("name"), parentDevPath: spec.text("parent_dev_path"),
+                  label: spec.text("label"), partitionLabel: spec.text("partition_label"))
     }
 
     /// The spec as Talos writes it (the fields this type reads).

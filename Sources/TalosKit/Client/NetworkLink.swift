@@ -1,5 +1,4 @@
 import Foundation
-import Yams
 
 /// Talos' `LinkStatuses.net.talos.dev` (namespace `network`): the node's links with their MACs,
 /// readable in maintenance mode. Spec fields as talos v1.13.9
@@ -22,14 +21,10 @@ public struct NetworkLink: Sendable, Equatable {
         self.permanentAddr = permanentAddr
     }
 
-    /// Read as text, not resolved: Talos' go-yaml (YAML 1.2) writes MACs unquoted, and YAML 1.1
-    /// (Yams' default resolution) would take `52:54:00:00:00:11` for a base-60 number.
+    /// Read as text (`ResourceSpec`): Talos writes MACs unquoted.
     public init(name: String, yaml: String) throws {
-        guard let root = try Yams.compose(yaml: yaml)?.mapping else {
-            throw TalosError.other(code: "decode", message: "LinkStatus spec is not a YAML mapping")
-        }
-        func text(_ key: String) -> String { root[key]?.scalar?.string ?? "" }
-        self.init(name: name, type: text("type"), kind: text("kind"), hardwareAddr: text("hardwareAddr"), permanentAddr: text("permanentAddr"))
+        let spec = try ResourceSpec(yaml, kind: "LinkStatus")
+        self.init(name: name, type: spec.text("type"), kind: spec.text("kind"), hardwareAddr: spec.text("hardwareAddr"), permanentAddr: spec.text("permanentAddr"))
     }
 
     public var yaml: String {
