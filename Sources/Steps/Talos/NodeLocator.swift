@@ -92,7 +92,8 @@ struct NodeLocator {
     /// One address: the node if it is there, nil (with a note) if not; a refusal when what answers
     /// at the node's own address must not be touched.
     func check(_ address: String, macs: [String], notes: inout [String]) async throws -> Whereabouts? {
-        let result = try await access.probe(name, at: address, disks: disks, links: true)
+        // Links first: the disks are read only from the machine they prove to be this node.
+        var result = try await access.probe(name, at: address, links: true)
         let atHome = address == home
         switch result.mode {
         case .configured where atHome:
@@ -107,7 +108,10 @@ struct NodeLocator {
             let theirs = Set(physical.map(\.mac))
             if macs.isEmpty {
                 // Nothing to prove it with: only its own address is taken for it, as before.
-                if atHome { return .maintenance(result, address: address) }
+                if atHome {
+                    if disks { await result.readDisks(timeout: .seconds(3)) }
+                    return .maintenance(result, address: address)
+                }
                 result.connection?.close()
                 return nil
             }
@@ -118,6 +122,7 @@ struct NodeLocator {
                 }
                 let known = access.located(name) == address
                 access.remember(name, at: atHome ? nil : address)
+                if disks { await result.readDisks(timeout: .seconds(3)) }
                 if !atHome, !known { context.log("\(name) is in maintenance at \(address) (its DHCP lease; MAC \(macs[0])), not at \(home): its config gives it \(home)") }
                 return .maintenance(result, address: address)
             }

@@ -101,11 +101,11 @@ public final class TalosAccess: Sendable {
     /// Before the bundle exists (first run, machines come up in parallel with the secrets step)
     /// only maintenance can be recognised, and a configured node shows as "configured-unverified".
     /// `at`: another address than the inventory's (where a node in maintenance was found).
-    public func probe(_ node: String, at host: String? = nil, disks: Bool = false, links: Bool = false, etcdMembers: Bool = false) async throws -> TalosProbe.Result {
+    public func probe(_ node: String, at host: String? = nil, links: Bool = false, etcdMembers: Bool = false) async throws -> TalosProbe.Result {
         let credentials = store.exists || cache.withLock({ $0.bundle != nil }) ? try await credentials() : nil
         var probe = TalosProbe(host: try host ?? address(of: node), port: port, credentials: credentials)
         probe.timeout = .seconds(3)
-        probe.readDisks = disks
+        probe.readDisks = false
         probe.readLinks = links
         probe.readEtcdMembers = etcdMembers
         return await probe.run()

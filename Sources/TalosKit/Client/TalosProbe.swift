@@ -46,6 +46,20 @@ public struct TalosProbe: Sendable {
         public var connection: TalosConnection?
 
         public var reachable: Bool { ![.unreachable, .tlsError, .notAllowed].contains(mode) }
+
+        /// The disks and what is on them, read over the connection the machine was identified on
+        /// (after its links proved which machine it is).
+        public mutating func readDisks(timeout: Duration = .seconds(5)) async {
+            guard let connection else { return }
+            var client = TalosClient(connection: connection)
+            client.timeout = timeout
+            await readDisks(client)
+        }
+
+        mutating func readDisks(_ client: TalosClient) async {
+            do { disks = try await client.disks() } catch { disksError = "\(error)" }
+            do { volumes = try await client.discoveredVolumes() } catch { volumesError = "\(error)" }
+        }
     }
 
     public var host: String
@@ -121,10 +135,7 @@ public struct TalosProbe: Sendable {
             result.hostname = try? await client.hostname()
             result.stage = try? await client.machineStatus().stage.rawValue
         }
-        if readDisks {
-            do { result.disks = try await client.disks() } catch { result.disksError = "\(error)" }
-            do { result.volumes = try await client.discoveredVolumes() } catch { result.volumesError = "\(error)" }
-        }
+        if readDisks { await result.readDisks(client) }
         if readLinks {
             do { result.links = try await client.links() } catch { result.linksError = "\(error)" }
         }
