@@ -9,12 +9,15 @@ public struct LabControl: Sendable {
         case breakEtcd
         /// Add `count` ConfigMaps of `bytes` bytes each (namespace `lab-load`): a big etcd to rehearse against.
         case load(count: Int, bytes: Int)
+        /// Press a machine's power button: what powers on a Mac mini that Wake-on-LAN cannot.
+        case powerButton(node: String)
 
         /// The request as written to the lab's directory.
         public var text: String {
             switch self {
             case .breakEtcd: "break-etcd"
             case let .load(count, bytes): "load \(count) \(bytes)"
+            case let .powerButton(node): "power-button \(node)"
             }
         }
 
@@ -25,6 +28,7 @@ public struct LabControl: Sendable {
             case "load" where words.count == 3:
                 guard let count = Int(words[1]), let bytes = Int(words[2]), count > 0, bytes >= 0 else { return nil }
                 self = .load(count: count, bytes: bytes)
+            case "power-button" where words.count == 2: self = .powerButton(node: String(words[1]))
             default: return nil
             }
         }
@@ -106,6 +110,12 @@ extension LabServices {
             }
             await cluster.directory.commit()
             return "\(made) ConfigMaps of \(bytes) bytes added in namespace lab-load (\(count - made) were there already)"
+        case let .powerButton(name):
+            guard let node = cluster.node(name) else { return "the lab has no machine \(name): nothing pressed" }
+            if await node.powered { return "\(name) is already on: nothing changed" }
+            await node.powerOn()
+            await cluster.directory.commit()
+            return "\(name) powered on (its power button pressed)"
         }
     }
 }

@@ -3,7 +3,8 @@ import Providers
 import ProvisionCore
 
 /// Everything a lab inventory simulates, on the addresses its providers name: the Talos nodes (VMs
-/// powered on, Mac minis off until a Wake-on-LAN packet reaches the metal provider's listener) and
+/// powered on; Mac minis on at first, then, once off, woken by a magic packet at the metal provider's
+/// listener only when it can wake them, else by `provision lab power-button`) and
 /// the EC2 endpoint of its aws provider, whose instances join as Talos workers.
 public final class LabServices: Sendable {
     public let cluster: SimulatedTalosCluster
@@ -25,7 +26,7 @@ public final class LabServices: Sendable {
 
     /// `twin`: where the lab's state is kept between commands (`<state>/lab/twin.json`); a lab
     /// restored from it comes back as it was left. VMs follow the lab's test-driver hypervisor
-    /// beside it (on while their domain runs), Mac minis wait for Wake-on-LAN; without a twin (a
+    /// beside it (on while their domain runs), Mac minis start on (booted from USB by hand); without a twin (a
     /// test's lab) the VMs are simply on.
     /// `readOnly`: a dry run's lab, restored but recording nothing (its record file is not written).
     public static func start(_ inventory: Inventory, credentials: CredentialResolver, twin: String? = nil, readOnly: Bool = false) async throws -> LabServices {
@@ -58,7 +59,9 @@ public final class LabServices: Sendable {
             for node in inventory.nodes {
                 let kind = inventory.provider(named: node.machine.provider.value)?.kind.value
                 let followsHypervisor = labDirectory != nil && kind == .libvirt
-                if saved == nil, kind != .metal, !followsHypervisor { await cluster.node(node.name.value)?.powerOn() }
+                // A fresh lab's Mac minis are on, booted from the Talos USB stick: the operator pressed
+                // their power buttons, as nothing else can power on a mini that never ran Talos.
+                if saved == nil, !followsHypervisor { await cluster.node(node.name.value)?.powerOn() }
             }
             let follower = labDirectory.map { HypervisorFollower(cluster: cluster, labDirectory: $0, restored: Set(saved?.nodes.map(\.name) ?? [])) }
             let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)

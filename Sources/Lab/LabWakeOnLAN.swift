@@ -5,8 +5,9 @@ import Glibc
 #endif
 
 /// The lab's Wake-on-LAN: a UDP listener on the metal provider's (loopback) broadcast address and
-/// port. A well-formed magic packet for a simulated Mac mini's MAC powers that node on, so the
-/// orchestrator's real WoL code path is what boots lab metal.
+/// port. A well-formed magic packet for a simulated Mac mini's MAC wakes that node if it can be
+/// woken (`SimulatedTalosNode.wake`: armed by its config, of hardware that wakes from power-off),
+/// so the orchestrator's real WoL code path is what powers lab metal on, and fails where it would.
 public final class LabWakeOnLAN: @unchecked Sendable {
     // @unchecked: `descriptor` is set once; the reader thread only reads `machines`, fixed at init.
     let descriptor: Int32
@@ -37,7 +38,7 @@ public final class LabWakeOnLAN: @unchecked Sendable {
                 guard let mac = Self.target(of: Array(buffer.prefix(count))), let node = table[mac] else { continue }
                 Task {
                     if powerOnDelay > .zero { try? await Task.sleep(for: powerOnDelay) }
-                    await node.powerOn()
+                    await node.wake()
                 }
             }
         }

@@ -33,7 +33,7 @@ import TestSupport
             nodes:
               - {name: cp1, role: controlplane, image: vm, address: 127.1.0.11, machine: {provider: pve, mac: "bc:24:11:00:00:11"}, install: {disk: /dev/sda}}
               - {name: cp2, role: controlplane, image: vm, address: 127.1.0.12, machine: {provider: unraid, mac: "52:54:00:00:00:12"}, install: {disk: /dev/vda}}
-              - {name: cp3, role: controlplane, image: vm, address: 127.1.0.13, machine: {provider: metal, mac: "a4:83:e7:00:00:13"}, install: {disk: /dev/sda}}
+              - {name: cp3, role: controlplane, image: vm, address: 127.1.0.13, machine: {provider: metal, mac: "a4:83:e7:00:00:13", link: enp3s0f0}, install: {disk: /dev/sda}}
             """
         try inventory.write(toFile: "\(dir)/inventories/guard.yaml", atomically: true, encoding: .utf8)
         let result = try await CLI.run(["machines", "up", "\(dir)/inventories/guard.yaml", "--state-dir", temporaryDirectory(), "--json"],

@@ -76,7 +76,7 @@ import TestSupport
         let file = dir + "/inventories/lab.yaml"
         var text = try String(contentsOfFile: file, encoding: .utf8)
         text = text.replacingOccurrences(of: "lab:\n  timeScale: 0\n", with: "")
-            .replacingOccurrences(of: "address: 127.1.0.11\n    machine: {provider: pve, cpus: 2, memory: 4GiB,", with: "address: 127.1.0.41\n    machine: {provider: metal,")
+            .replacingOccurrences(of: "address: 127.1.0.11\n    machine: {provider: pve, cpus: 2, memory: 4GiB,", with: "address: 127.1.0.41\n    machine: {provider: metal, link: enp1s0,")
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         #expect(text.contains("127.1.0.41") && !text.contains("timeScale"), "the fixture changed shape")
         try FileManager.default.copyItem(atPath: repositoryRoot + "/playbooks/up.yaml", toPath: dir + "/playbooks/up.yaml")

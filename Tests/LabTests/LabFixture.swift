@@ -13,7 +13,9 @@ struct LabFixture {
     let renderer: MachineConfigRenderer
     let cluster: SimulatedTalosCluster
 
-    init(nodes: [String], platform: String = "nocloud", timeScale: Double = 0, faults: [String: Set<SimulatedFault>] = [:]) throws {
+    /// `wakesFromPowerOff`: nodes whose hardware powers on from a magic packet (once armed).
+    init(nodes: [String], platform: String = "nocloud", timeScale: Double = 0, faults: [String: Set<SimulatedFault>] = [:],
+         wakesFromPowerOff: Set<String> = []) throws {
         bundle = try Self.bundle.get()
         var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
         // Each node on an address of its own: its rendered config puts it there (by its MAC).
@@ -29,6 +31,7 @@ struct LabFixture {
             spec.platform = platform
             spec.timeScale = timeScale
             spec.faults = faults[name] ?? []
+            spec.wakesFromPowerOff = wakesFromPowerOff.contains(name)
             return spec
         })
     }

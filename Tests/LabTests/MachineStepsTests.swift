@@ -6,9 +6,9 @@ import TestSupport
 @testable import Steps
 
 /// machine.ensure through the executor: libvirt VMs on the test driver, and the lab's simulated Mac
-/// minis woken by our real Wake-on-LAN packets to the lab's listener (their Talos API then answers).
+/// minis, which our real Wake-on-LAN packets reach through the lab's listener.
 @Suite struct MachineStepsTests {
-    @Test func ensureCreatesVMsAndWakesMetalThenChangesNothing() async throws {
+    @Test func ensureCreatesVMsFindsMetalOnThenChangesNothing() async throws {
         var lab = try TalosLab()
         let metal = lab.inventory.nodes.filter { $0.machine.provider.value == "lab-metal" }
         let wol = try LabWakeOnLAN(host: "127.0.0.1", port: 0, machines: Dictionary(uniqueKeysWithValues: metal.map {
@@ -20,11 +20,19 @@ import TestSupport
         let at = lab.inventory.cluster.name.location
         if let index = lab.inventory.providers.firstIndex(where: { $0.name.value == "lab-metal" }) {
             lab.inventory.providers[index].settings["port"] = Located("\(wol.port)", at: at)
-            lab.inventory.providers[index].settings["bootTimeout"] = Located("20s", at: at)
+            lab.inventory.providers[index].settings["bootTimeout"] = Located("2s", at: at)
         }
         if let index = lab.inventory.providers.firstIndex(where: { $0.name.value == "lab-libvirt" }) {
             lab.inventory.providers[index].settings["imageFactory"] = Located(factory.url, at: at)
         }
+        // The minis were booted by hand (their power buttons); mini02 is then shut down, before anything armed its NIC.
+        for mini in metal {
+            await lab.cluster.node(mini.name.value)!.powerOn()
+            try await lab.cluster.node(mini.name.value)!.waitUntilListening()
+        }
+        await lab.cluster.node("mini02")!.powerOff()
+        let mini02 = try #require(lab.inventory.node(named: "mini02"))
+        lab.inventory.nodes.removeAll { $0.name.value == "mini02" }
         var services = Services()
         let providers = MachineProviders()
         services[MachineProviders.self] = providers
@@ -37,14 +45,19 @@ import TestSupport
             """
         let first = try await lab.run(book, services: services)
         #expect(first.succeeded, "\(first.errors)")
-        #expect(first.outcomes.values.allSatisfy { $0 == .applied }, "\(first.outcomes)")
-        for node in lab.cluster.nodes {
-            let isMetal = metal.contains { $0.name.value == node.spec.name }
-            #expect(await node.powered == isMetal, "\(node.spec.name): only the minis are woken")
-        }
+        #expect(first.outcomes["machine@mini01"] == .satisfied, "a mini that is on is left alone: \(first.outcomes)")
+        #expect(first.outcomes.filter { $0.key != "machine@mini01" }.values.allSatisfy { $0 == .applied }, "\(first.outcomes)")
 
         let second = try await lab.run(book, services: services)
         #expect(second.outcomes.values.allSatisfy { $0 == .satisfied }, "a second run changes nothing: \(second.outcomes)")
+
+        // Nothing armed mini02's Wake-on-LAN: the packets wake nothing and the failure names the button.
+        lab.inventory.nodes.append(mini02)
+        let asleep = try await lab.run(book.replacingOccurrences(of: "forEach: all", with: "forEach: \"name=mini02\""), services: services)
+        #expect(!asleep.succeeded)
+        #expect(asleep.errors["machine@mini02"]?.contains("press mini02's power button") == true, "\(asleep.errors)")
+        #expect(await !lab.cluster.node("mini02")!.powered)
+
 
         let delete = """
             apiVersion: provision/v1

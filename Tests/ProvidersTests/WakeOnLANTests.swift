@@ -26,7 +26,9 @@ import Testing
     }
 
     @Test func timeoutMessageTellsWhatToCheck() {
-        let text = WakeOnLAN.timeoutMessage(node: "mini02", address: "192.168.30.62", waited: "10m")
-        #expect(text == "mini02 did not appear at 192.168.30.62:50000 within 10m: is it set to boot from USB/network, and is Wake-on-LAN enabled?")
+        let text = WakeOnLAN.timeoutMessage(node: "mini02", address: "192.168.30.62", waited: "10m", link: "enp3s0f0")
+        #expect(text.hasPrefix("mini02 did not appear at 192.168.30.62:50000 within 10m of Wake-on-LAN packets."))
+        #expect(text.contains("arms Wake-on-LAN on enp3s0f0") && text.contains("press mini02's power button"))
+        #expect(WakeOnLAN.timeoutMessage(node: "mini02", address: "192.168.30.62", waited: "10m", link: nil).contains("set machine.link"))
     }
 }

@@ -73,7 +73,12 @@ import TestSupport
         let volumes = mini.filter { $0["kind"] == .string("VolumeConfig") }
         #expect(volumes.map { $0["name"]?.stringValue } == ["STATE", "EPHEMERAL"])
         #expect(volumes[1].yaml.contains("lockToState: true") && volumes[0].yaml.contains("nodeID: {}"))
+        // Wake-on-LAN armed on the kernel link the inventory names (an alias would not resolve).
+        let ethernet = mini.filter { $0["kind"] == .string("EthernetConfig") }
+        #expect(ethernet.count == 1 && ethernet.first?["name"] == .string("enp3s0f0"), "\(ethernet)")
+        #expect(ethernet.first?["wakeOnLan"] == .list([.string("magic")]))
         let cp = try renderer.render(renderer.target(node: inv.node(named: "cp1")!))
+        #expect(!cp.contains { $0["kind"] == .string("EthernetConfig") }, "a VM has nothing to wake it")
         #expect(cp.contains { $0["kind"] == .string("KubeSpanConfig") }, "1.13 nodes use the document")
     }
 

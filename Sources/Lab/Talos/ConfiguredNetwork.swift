@@ -20,6 +20,9 @@ struct ConfiguredNetwork: Sendable {
     var addresses: [(link: String, address: String)] = []
     /// Layer2VIPConfig: the shared address and its link.
     var vips: [(address: String, link: String)] = []
+    /// EthernetConfig names whose `wakeOnLan` includes `magic`. By kernel name only: Talos hands the
+    /// document's name to ethtool and resolves no alias (`controllers/network/ethernet_spec.go`).
+    var magicWakeLinks: [String] = []
 
     static let nicName = "enp1s0"
     static let linkKinds: Set<String> = ["LinkConfig", "BondConfig", "BridgeConfig", "VLANConfig", "DummyLinkConfig", "WireguardConfig"]
@@ -40,6 +43,8 @@ struct ConfiguredNetwork: Sendable {
                     }
                 }
             case "DHCPv4Config": dhcpLinks.append(name)
+            case "EthernetConfig":
+                if case let .list(modes)? = document["wakeOnLan"], modes.contains(where: { $0.stringValue == "magic" }) { magicWakeLinks.append(name) }
             case "Layer2VIPConfig":
                 if let link = document["link"]?.stringValue { vips.append((name, link)) }
             default: break
@@ -70,6 +75,9 @@ struct ConfiguredNetwork: Sendable {
     func usesDHCP(nicMAC: String) -> Bool {
         defaultDHCP || dhcpLinks.contains { names($0, nicMAC: nicMAC) }
     }
+
+    /// Whether the NIC's Wake-on-LAN is armed for magic packets: an EthernetConfig for its kernel name.
+    var armsMagicWake: Bool { magicWakeLinks.contains(Self.nicName) }
 
     /// The shared addresses this machine campaigns for.
     func sharedAddresses(nicMAC: String) -> [String] {

@@ -87,6 +87,9 @@ public actor SimulatedTalosNode {
     var restarting: Set<String> = []
     /// Bumped on every config change: the `talos.dev/config-version` of its static pods.
     var configGeneration = 0
+    /// Its NIC's Wake-on-LAN is armed for magic packets: set by ethtool when a config arming it
+    /// runs, kept by the NIC while it has standby power (a shutdown), lost when the power is cut.
+    public private(set) var wakeArmed = false
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
     /// The address its API last listened at (the lab's record notes each change).
     private var listeningOn: String?
@@ -177,6 +180,7 @@ public actor SimulatedTalosNode {
             state.slotSchematic = slot.schematic
         }
         state.platform = spec.platform
+        state.wakeArmed = wakeArmed ? true : nil
         state.hypervisor = spec.hypervisor
         state.domain = spec.domain
         return state
@@ -191,6 +195,7 @@ public actor SimulatedTalosNode {
         }
         staged = state.staged.flatMap { try? AppliedConfig.parse($0, talosVersion: talosVersion, validate: false) }
         if let version = state.slotVersion { otherSlot = (version, state.slotSchematic) }
+        wakeArmed = state.wakeArmed ?? false
         guard state.powered, !spec.faults.contains(.neverBoots) else { return }
         await directory.register(self)
         powered = true
@@ -199,8 +204,29 @@ public actor SimulatedTalosNode {
         await finishBoot(epoch, resumed: true)
     }
 
-    /// Pulls the plug: no graceful anything.
+    /// A magic packet for its MAC: it powers on only when off, armed, and of hardware that wakes from
+    /// power-off; otherwise nothing happens, as on a Mac mini nobody armed (the record says why).
+    /// Whether it powered on.
+    @discardableResult
+    public func wake() async -> Bool {
+        guard !powered else { return false }
+        guard wakeArmed, spec.wakesFromPowerOff else {
+            directory.record.note(spec.name, "wake-ignored", detail: wakeArmed ? "its hardware does not power on from a magic packet (lab.wakeFromPowerOff)"
+                                    : "Wake-on-LAN was not armed on its NIC (no EthernetConfig with wakeOnLan: [magic] for \(ConfiguredNetwork.nicName) ran)")
+            return false
+        }
+        await powerOn()
+        return true
+    }
+
+    /// Pulls the plug: no graceful anything; an armed NIC loses its setting with the power.
     public func powerOff() async {
+        await powerOff(cut: true)
+    }
+
+    /// Off; `cut: false` is a shutdown (the NIC keeps standby power and its Wake-on-LAN setting).
+    func powerOff(cut: Bool) async {
+        if cut { wakeArmed = false }
         powered = false
         servicesUp = false
         epoch += 1
@@ -274,6 +300,7 @@ public actor SimulatedTalosNode {
         }
         guard let caKey, mark == epoch else { return }
         if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
+        armWake(config)
         startComponents(config)
         let host = address ?? spec.address
         await startAPI { node in
@@ -462,6 +489,7 @@ public actor SimulatedTalosNode {
         case .noReboot:
             config = parsed
             staged = nil
+            armWake(parsed)
             restartChanged(from: active, to: parsed)
         case .staged:
             staged = parsed
@@ -611,9 +639,15 @@ public actor SimulatedTalosNode {
             staged = nil
         }
         if request.reboot { await reboot() } else {
-            await powerOff()
+            await powerOff(cut: false)
             promised = nil
         }
+    }
+
+    /// An EthernetConfig arming magic wake for the NIC's kernel name runs; absent, the NIC is left as
+    /// it is (talos v1.13.9 `types/network/ethernet.go`: "not changed").
+    private func armWake(_ config: AppliedConfig) {
+        if config.network.armsMagicWake { wakeArmed = true }
     }
 
     func leaveEtcd() async throws {
@@ -676,7 +710,7 @@ extension SimulatedTalosNode {
     }
 
     func requestShutdown() async -> String {
-        Task { await self.powerOff() }
+        Task { await self.powerOff(cut: false) }
         return "shutdown-\(spec.name)-\(bootID.prefix(8))"
     }
 }

@@ -29,6 +29,8 @@ struct TwinSnapshot: Codable, Sendable {
         var schematic: String?
         var slotVersion: String?
         var slotSchematic: String?
+        /// Whether its NIC was left armed for Wake-on-LAN when it went off.
+        var wakeArmed: Bool?
     }
 
     struct EtcdState: Codable, Sendable {

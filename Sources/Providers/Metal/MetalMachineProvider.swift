@@ -4,8 +4,8 @@ import ProvisionCore
 import Glibc
 #endif
 
-/// Bare-metal Mac minis: powered on by Wake-on-LAN, "running" once the node's Talos API port
-/// answers. There is no delete: a reset is the only destructive verb for metal.
+/// Bare-metal Mac minis: woken by Wake-on-LAN where it works (else the timeout asks for the power
+/// button), "running" once the node's Talos API port answers. There is no delete: a reset is the only destructive verb for metal.
 public struct MetalMachineProvider: MachineProvider {
     let provider: ProviderSpec
     /// Whether the woken machine answers somewhere else than its inventory address: in maintenance
@@ -47,11 +47,11 @@ public struct MetalMachineProvider: MachineProvider {
             try await Task.sleep(for: .milliseconds(200))
         }
         throw StepError.permanent(WakeOnLAN.timeoutMessage(node: node.name.value, address: node.address.value.description,
-                                                           waited: DurationText.format(bootTimeout)))
+                                                           waited: DurationText.format(bootTimeout), link: node.machine.link?.value))
     }
 
     public func stop(_ node: NodeSpec, in inventory: Inventory) async throws {
-        throw StepError.refused("\(node.name.value) is bare metal: provision cannot power it off (shut it down through Talos)")
+        throw StepError.refused("\(node.name.value) is bare metal: provision cannot power it off (shut it down through Talos: `talosctl shutdown`; bringing it back may need its power button)")
     }
 
     public func delete(_ node: NodeSpec, in inventory: Inventory) async throws {

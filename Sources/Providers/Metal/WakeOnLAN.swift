@@ -5,8 +5,11 @@ import Glibc
 #endif
 
 /// Wake-on-LAN: the magic packet (6 x 0xFF, then the MAC 16 times, 102 bytes) sent over UDP to the
-/// inventory's broadcast address and port. The only way to power on a Mac mini; it either wakes or
-/// it does not, so the caller waits for the node's API with a clear timeout.
+/// inventory's broadcast address and port. The only remote way to power on a Mac mini, and not a
+/// dependable one: its NIC answers only when Talos armed it (`EthernetConfig.wakeOnLan`, 1.12+,
+/// rendered from `machine.link`), and a mini is not known to wake from power-off under Linux or to
+/// power on by itself after a power cut. It either wakes or it does not, so the caller waits for
+/// the node's API with a clear timeout whose message names the power button.
 public enum WakeOnLAN {
     public static func packet(for mac: MACAddress) -> [UInt8] {
         [UInt8](repeating: 0xFF, count: 6) + (0..<16).flatMap { _ in mac.bytes }
@@ -37,7 +40,11 @@ public enum WakeOnLAN {
     }
 
     /// What to tell the user when the machine never showed up.
-    public static func timeoutMessage(node: String, address: String, waited: String) -> String {
-        "\(node) did not appear at \(address):50000 within \(waited): is it set to boot from USB/network, and is Wake-on-LAN enabled?"
+    /// What to do when the packets woke nothing: most often, press the power button.
+    public static func timeoutMessage(node: String, address: String, waited: String, link: String?) -> String {
+        let armed = link.map { "its config arms Wake-on-LAN on \($0) once it has run Talos 1.12+" } ?? "nothing arms its Wake-on-LAN (set machine.link)"
+        return "\(node) did not appear at \(address):50000 within \(waited) of Wake-on-LAN packets. A Mac mini wakes from one only if \(armed) "
+            + "and its firmware wakes from power-off; after a power cut or a shutdown, press \(node)'s power button. "
+            + "If it is on: does it boot from its disk or the Talos USB stick?"
     }
 }

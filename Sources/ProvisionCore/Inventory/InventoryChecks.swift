@@ -12,6 +12,7 @@ struct InventoryChecks {
         checkDisks()
         checkLab()
         checkMaintenanceScan()
+        checkWakeOnLAN()
     }
 
     func checkReferences() {
@@ -230,9 +231,38 @@ struct InventoryChecks {
                                 fix: "reserve an address in \(cidr)")
             }
         }
+        let classes = inventory.images.map(\.name.value)
+        for name in lab.wakeFromPowerOff where !classes.contains(name.value) {
+            collector.error("reference.image", at: name.location, "`lab.wakeFromPowerOff` names unknown hardware class `\(name.value)`\(Suggestion.hint(for: name.value, in: classes))",
+                            fix: "use a name from `images:`")
+        }
         if let pool = lab.dhcp.pool, !(cidr.contains(pool.first.value) && cidr.contains(pool.last.value)) {
             collector.error("network.outside-cidr", at: pool.first.location, "the lab's DHCP pool is not inside nodeCIDR \(cidr)", fix: "give a range inside \(cidr)")
         }
+    }
+
+    /// A Mac mini is powered on only by a magic packet, and its NIC answers one only when Talos armed
+    /// Wake-on-LAN: an `EthernetConfig` (Talos 1.12+) names the kernel link, never an alias.
+    func checkWakeOnLAN() {
+        for node in inventory.nodes where inventory.provider(named: node.machine.provider.value)?.kind.value == .metal {
+            let version = node.talosVersion ?? inventory.cluster.talosVersion
+            let armable = Self.minor(of: version.value).map { $0 >= (1, 12) } ?? true
+            if armable, node.machine.link == nil {
+                collector.error("node.wol-link", at: node.location,
+                                "bare-metal node `\(node.name.value)` has no `machine.link`: Talos arms Wake-on-LAN only on a link named by its kernel name, so nothing could power it on",
+                                fix: "boot it into maintenance and run `provision probe \(inventory.name)/\(node.name.value)` (or `talosctl get links --insecure -n ADDRESS`), then set `link:` under `machine:` to the NIC whose MAC is \(node.machine.mac?.value.description ?? "machine.mac"), e.g. `link: enp3s0f0`")
+            } else if !armable {
+                collector.warning("node.wol-unarmable", at: version.location,
+                                  "Talos \(version.value) cannot arm Wake-on-LAN (EthernetConfig.wakeOnLan came in 1.12): `\(node.name.value)` wakes from a magic packet only if its firmware already does",
+                                  fix: "pin it to v1.12 or later, or expect to press its power button")
+            }
+        }
+    }
+
+    /// `v1.12.6` -> (1, 12).
+    static func minor(of version: String) -> (Int, Int)? {
+        let parts = version.drop(while: { $0 == "v" }).split(separator: ".").prefix(2).compactMap { Int($0) }
+        return parts.count == 2 ? (parts[0], parts[1]) : nil
     }
 
     /// A scan looks at every address of `nodeCIDR`: bounded to a /24 (254 hosts), never wider.

@@ -174,6 +174,9 @@ public struct MachineSpec: Sendable {
     /// A fixed VM id (Proxmox) or domain name (libvirt); otherwise allocated.
     public var id: Located<String>?
     public var storage: Located<String>?
+    /// The NIC's kernel link name (`enp3s0f0`), for what Talos configures by link name alone:
+    /// Wake-on-LAN on bare metal (`EthernetConfig` resolves no aliases).
+    public var link: Located<String>? = nil
 }
 
 public struct GPUPoolSpec: Sendable {
@@ -214,6 +217,9 @@ public struct LabSpec: Sendable {
     public var delays = LabDelays()
     /// The lab's home router (`lab.dhcp`): its DHCP pool and the reservations it has.
     public var dhcp = LabDHCP()
+    /// Hardware classes (`images:` names) whose machines power on from a magic packet when off
+    /// (`lab.wakeFromPowerOff`); none by default: a Mac mini under Linux is not known to (issue W1).
+    public var wakeFromPowerOff: [Located<String>] = []
 
     /// A time-scale-1 duration on the lab's clock.
     public func scaled(_ duration: Duration) -> Duration { duration * timeScale.value }

@@ -305,9 +305,15 @@ public struct InventoryParser {
         let vlan = r.int("vlan", range: 1...4094)
         let id = r.string("id")
         let storage = r.string("storage")
+        let link = r.string("link")
+        if let link, !Self.isLinkName(link.value) {
+            collector.error("value.invalid", at: link.location, "`\(link.value)` is not a kernel link name",
+                            fix: "write the name Talos lists for the NIC (`provision probe` in maintenance), e.g. enp3s0f0")
+        }
         r.finish()
         guard let provider else { return nil }
-        return MachineSpec(provider: provider, cpus: cpus, memory: memory, diskSize: disk, mac: mac, bridge: bridge, vlan: vlan, id: id, storage: storage)
+        return MachineSpec(provider: provider, cpus: cpus, memory: memory, diskSize: disk, mac: mac, bridge: bridge, vlan: vlan, id: id, storage: storage,
+                           link: link)
     }
 
     func parsePool(_ node: YAMLNode, index: Int) -> GPUPoolSpec? {
@@ -348,6 +354,11 @@ public struct InventoryParser {
                            securityGroups: groups, owner: owner, scheduleUp: up, scheduleDown: down, location: r.location)
     }
 
+    /// Linux's rule for an interface name (`dev_valid_name`): 1-15 bytes, no `/`, `:` or space.
+    static func isLinkName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".." && !name.contains(where: { "/: \t".contains($0) })
+    }
+
     public static let labFaults = ["never-boots", "slow-install", "api-flaps", "refuses-apply", "etcd-unhealthy", "etcd-alarm", "pull-fails", "upgrade-fails-boot", "disk-holds-macos", "mac-typo"]
 
     func parseLab(_ r: MappingReader) -> LabSpec? {
@@ -372,9 +383,11 @@ public struct InventoryParser {
             d.finish()
         }
         let dhcp = r.mapping("dhcp").map(parseLabDHCP) ?? LabDHCP()
+        let wakers = r.stringList("wakeFromPowerOff") ?? []
         r.finish()
         var lab = LabSpec(timeScale: scale, faults: faults, directory: directory, delays: delays)
         lab.dhcp = dhcp
+        lab.wakeFromPowerOff = wakers
         return lab
     }
 

@@ -208,6 +208,11 @@ public struct MachineConfigRenderer: Sendable {
                     documents.append(doc("Layer2VIPConfig", ["name": .string(vip.value.description), "link": .string(link)]))
                 }
             }
+            // Wake-on-LAN for a machine powered on by a magic packet: absent, Talos leaves the NIC as
+            // it is (off on a Mac mini's tg3). By kernel name: ethtool resolves no aliases.
+            if let link = node.machine.link {
+                documents.append(doc("EthernetConfig", ["name": .string(link.value), "wakeOnLan": .list([.string("magic")])]))
+            }
             if !inventory.cluster.nameservers.isEmpty {
                 documents.append(doc("ResolverConfig", ["nameservers": .list(inventory.cluster.nameservers.map { .object(["address": .string($0.value.description)]) })]))
             }

@@ -7,21 +7,21 @@ struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
-        subcommands: [Serve.self, Reset.self, BreakEtcd.self, Load.self])
+        subcommands: [Serve.self, Reset.self, BreakEtcd.self, Load.self, PowerButton.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "serve",
             abstract: "Keep a lab inventory's simulated nodes and APIs up in the foreground for other clients.",
             discussion: """
-                Starts one simulated Talos node per inventory node, each on its own loopback address at port 50000, with Talos' TLS behaviour: maintenance mode (its self-signed maintenance certificate, no client certificate) until a config is applied, then mTLS from the cluster's OS CA. A VM's node runs while its domain in the lab's test-driver hypervisor runs (`provision machines up demo` or `provision up demo` creates and starts it) and loses its disk when the domain is deleted; Mac minis stay off until a Wake-on-LAN packet reaches the metal provider's listener. The aws provider's endpoint serves EC2's Query API; its instances boot as Talos workers from their user data. The Kubernetes API answers at the cluster endpoint once a control plane is configured.
+                Starts one simulated Talos node per inventory node, each on its own loopback address at port 50000, with Talos' TLS behaviour: maintenance mode (its self-signed maintenance certificate, no client certificate) until a config is applied, then mTLS from the cluster's OS CA. A VM's node runs while its domain in the lab's test-driver hypervisor runs (`provision machines up demo` or `provision up demo` creates and starts it) and loses its disk when the domain is deleted; a fresh lab's Mac minis are on (booted from the Talos USB stick, as you would by hand); once off, a Wake-on-LAN packet at the metal provider's listener powers one on only if its config armed the NIC and `lab.wakeFromPowerOff` lists its hardware class, else `provision lab power-button` does. The aws provider's endpoint serves EC2's Query API; its instances boot as Talos workers from their user data. The Kubernetes API answers at the cluster endpoint once a control plane is configured.
 
                 Commands run against a lab inventory use this lab while it serves (otherwise they start one in their own process). The lab is saved in the state directory and comes back as it was left; what happened in it (every machine's stages and boot IDs, etcd's running members and quorum) is appended to lab/record.jsonl there. Stops on Ctrl-C.
 
                 Examples:
                   provision lab serve demo
                   provision probe 127.0.0.11                    (in another terminal)
-                  provision machines up demo --node mini01      (wakes a Mac mini)
+                  provision lab power-button demo mini01        (a Mac mini that was shut down)
                   provision up demo                             (builds the cluster on this lab)
                   kubectl --kubeconfig inventories/.provision/demo/kubeconfig get nodes
                   talosctl --nodes 127.0.0.11 version --insecure
@@ -51,7 +51,7 @@ struct Lab: AsyncParsableCommand {
                     let note = node.spec.faults.isEmpty ? "" : "  faults: " + node.spec.faults.map(\.rawValue).sorted().joined(separator: ", ")
                     guard await node.powered else {
                         let metal = inv.node(named: node.spec.name).flatMap { inv.provider(named: $0.machine.provider.value) }?.kind.value == .metal
-                        let why = metal ? "off until woken by Wake-on-LAN" : "off until its VM runs (machines up)"
+                        let why = metal ? "off: Wake-on-LAN if it can wake it, else `provision lab power-button`" : "off until its VM runs (machines up)"
                         output.result("\(node.spec.name)  \(node.spec.address):\(node.spec.port)  talos \(node.spec.talosVersion) (\(node.spec.platform))  \(why)\(note)")
                         continue
                     }

@@ -58,6 +58,26 @@ extension Lab {
         }
     }
 
+    struct PowerButton: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "power-button",
+            abstract: "Press a lab machine's power button: what a Mac mini needs after a power cut, or a shutdown Wake-on-LAN cannot undo.",
+            discussion: """
+                The lab's Mac minis power on from a magic packet only when their applied config armed Wake-on-LAN on the NIC's kernel link (`machine.link`) and their hardware class is listed in `lab.wakeFromPowerOff` (none by default: a Mac mini under Linux is not known to wake from power-off). Otherwise `provision machines up` fails as it would at home, naming the node, and this is the button you would press. Works on a served lab and on a lab kept in the state directory.
+
+                Example:
+                  provision lab power-button demo mini01
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A lab inventory, e.g. demo.") var inventory: String
+        @Argument(help: "The machine's node name, e.g. mini01.") var node: String
+
+        func run() async throws {
+            try await runCommand { () throws(Exit) in try await Lab.request(.powerButton(node: node), inventory: inventory, global: global, purpose: "powered on") }
+        }
+    }
+
     /// Carries out a lab request: by the serving process when the lab is served, else on the lab
     /// kept in the state directory, started here for it and saved again.
     static func request(_ action: LabControl.Action, inventory: String, global: GlobalOptions, purpose: String) async throws(Exit) {

@@ -17,6 +17,8 @@ struct Machines: AsyncParsableCommand {
             discussion: """
                 Idempotent: running machines are left alone. Journaled and locked like `up`.
 
+                Bare metal is woken with Wake-on-LAN packets until `bootTimeout`. What that can do for a Mac mini: its config arms the NIC (an EthernetConfig with `wakeOnLan: [magic]` on `machine.link`, Talos 1.12+), and an armed mini may wake from a shutdown if its firmware does; a mini is not known to, and after a power cut it stays off. When the packets wake nothing the failure names the node: press its power button (a first boot from the Talos USB stick always needs it).
+
                 Examples:
                   provision machines up homelab
                   provision machines up homelab --node cp2

@@ -8,7 +8,7 @@ struct Probe: AsyncParsableCommand {
         commandName: "probe",
         abstract: "Ask a node's Talos API which state it is in: the first thing to run when a node does not come up.",
         discussion: """
-            Says whether the node is in maintenance mode, configured by this cluster, configured by another one (or not a Talos node at all), unreachable, or failing TLS (with the reason); its Talos version, hostname, the disks an install could use (USB and read-only disks flagged), and on control planes the etcd members. For INVENTORY/NODE the cluster's own CA and a short-lived reader certificate are used; with an address, pass --talosconfig to check a configured node.
+            Says whether the node is in maintenance mode, configured by this cluster, configured by another one (or not a Talos node at all), unreachable, or failing TLS (with the reason); its Talos version, hostname, the disks an install could use (USB and read-only disks flagged), its NICs' kernel link names and MACs (what a Mac mini's `machine.link` takes), and on control planes the etcd members. For INVENTORY/NODE the cluster's own CA and a short-lived reader certificate are used; with an address, pass --talosconfig to check a configured node.
 
             The node is identified by its first TLS handshake alone: Talos in maintenance presents its maintenance certificate (CN maintenance-service.talos.dev) and asks for no client certificate; a node of this cluster presents a certificate from its OS CA. Anything else is refused inside that handshake, so no call, let alone a machine config, ever reaches it, and there is no second, weaker attempt.
 
@@ -71,6 +71,7 @@ struct Probe: AsyncParsableCommand {
             object["platform"] = result.platform ?? NSNull()
             object["hostname"] = result.hostname ?? NSNull()
             object["stage"] = result.stage ?? NSNull()
+            object["links"] = result.links.map { $0.filter(\.isPhysical).map { ["name": $0.name, "mac": $0.mac] } } ?? NSNull()
             object["etcdMembers"] = result.etcdMembers.map { $0.map { ["id": $0.id, "hostname": $0.hostname, "learner": $0.isLearner] } } ?? NSNull()
             output.document(object)
             return
@@ -89,6 +90,11 @@ struct Probe: AsyncParsableCommand {
                              disk.systemDisk ? "system disk" : nil].compactMap { $0 }
                 output.result("    \(disk.deviceName)  \(disk.size / 1_000_000_000) GB  \(disk.type)  \(disk.model)\(disk.serial.isEmpty ? "" : "  serial \(disk.serial)")\(flags.isEmpty ? "" : "  (\(flags.joined(separator: ", ")))")")
             }
+        }
+        if let links = result.links?.filter(\.isPhysical), !links.isEmpty {
+            // The kernel names: what `machine.link` takes (Wake-on-LAN is armed by that name alone).
+            output.result("  links (machine.link takes the name):")
+            for link in links { output.result("    \(link.name)  \(link.mac)") }
         }
         if let members = result.etcdMembers {
             output.result("  etcd members: " + members.map { "\($0.hostname.isEmpty ? "(not started)" : $0.hostname)\($0.isLearner ? " (learner)" : "")" }.joined(separator: ", "))
