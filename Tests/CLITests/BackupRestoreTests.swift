@@ -125,7 +125,7 @@ import TestSupport
     }
 
     /// A cron host holding only an `etcd-backup` talosconfig (Talos' os:etcd:backup) and no bundle:
-    /// its set holds the snapshot alone, `--state-only` passes over it for the newest set with the
+    /// its set holds the snapshot alone (its manifest with etcd's members and revision), `--state-only` passes over it for the newest set with the
     /// bundle, and a disaster recovery from it restores the cluster (identified by its OS CA).
     @Test(.timeLimit(.minutes(6))) func aHostWithOnlyTheEtcdBackupRoleBacksUpTheSnapshot() async throws {
         try await DemoLabLock.exclusive {
@@ -161,6 +161,11 @@ import TestSupport
             let sets = try await BackupProject.sets(moto.endpoint, "demo-backups")
             let snapshotOnly = sets.first ?? ""
             #expect(sets.count == 2 && sets.last == full.first)
+            // os:etcd:backup may also read etcd's members and status (Talos' RBAC table): the manifest has them.
+            let manifest = try await BackupProject.boto3(moto.endpoint, bucket: "demo-backups",
+                                                         "print(s3.get_object(Bucket=bucket, Key='backups/\(snapshotOnly)/manifest.json')['Body'].read().decode())")
+            let fields = try JSONSerialization.jsonObject(with: Data(manifest.stdout.utf8)) as? [String: Any]
+            #expect(fields?["etcdMembers"] as? Int == 3 && fields?["etcdRevision"] != nil, "\(manifest.stdout)\(manifest.stderr)")
             let keys = try await BackupProject.keys(moto.endpoint, "demo-backups").filter { $0.hasPrefix("backups/\(snapshotOnly)/") }
             #expect(keys.sorted() == ["backups/\(snapshotOnly)/etcd.snapshot.age", "backups/\(snapshotOnly)/manifest.json"], "\(keys)")
             let listed = try await project.run(["backup", "list", "demo"])

@@ -109,10 +109,11 @@ enum CLI {
         return dir
     }
 
-    static func events(_ lines: [String], kind: String) -> [[String: Any]] {
+    /// The JSON-lines events of `kind`, or of every kind (nil), in order.
+    static func events(_ lines: [String], kind: String?) -> [[String: Any]] {
         lines.compactMap { line in
             guard let data = line.data(using: .utf8), let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
-            return object["kind"] as? String == kind ? object : nil
+            return kind == nil || object["kind"] as? String == kind ? object : nil
         }
     }
 }

@@ -96,6 +96,48 @@ import TestSupport
         }
     }
 
+    /// A kube-apiserver flag for every control plane (Talos re-renders its static pod on any change
+    /// to its config): `up` applies it one control plane at a time, each waited for until its
+    /// kube-apiserver runs the new config-version and is Ready, so never two restart at once; a
+    /// worker-only change in the same run still goes to every worker at once.
+    @Test(.timeLimit(.minutes(5))) func anApiServerFlagRestartsOneKubeApiserverAtATime() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let built = try await project.run(["up", "demo"])
+            #expect(built.status == 0, "\(built.stderr)")
+            try project.edit {
+                $0.replacingOccurrences(of: "  name: demo\n", with: "  name: demo\n  patches:\n    controlplane:\n"
+                    + "      - {cluster: {apiServer: {extraArgs: {audit-log-maxage: \"30\"}}}}\n    worker:\n"
+                    + "      - {machine: {sysctls: {net.core.somaxconn: \"65535\"}}}\n")
+            }
+            let start = LabRecordFile.now()
+            let applied = try await project.run(["up", "demo", "--json"])
+            #expect(applied.status == 0, "\(applied.stderr)")
+            let record = try LabRecordFile(stateDirectory: project.state).since(start)
+            let apiserver = record.filter { $0.event == "component" && $0.method == "kube-apiserver" }
+            var spans: [(node: String, from: Int64, to: Int64)] = []
+            for node in ["cp1", "cp2", "cp3"] {
+                let mine = apiserver.filter { $0.node == node }
+                #expect(mine.map { $0.stage ?? "" } == ["restarting", "ready"], "\(node) restarted its kube-apiserver once: \(mine.map { "\($0.t) \($0.stage ?? "")" })")
+                if let from = mine.first?.t, let to = mine.last?.t { spans.append((node, from, to)) }
+            }
+            spans.sort { $0.from < $1.from }
+            for (earlier, later) in zip(spans, spans.dropFirst()) {
+                #expect(later.from >= earlier.to, "\(later.node)'s kube-apiserver restarted before \(earlier.node)'s was ready again: \(spans)")
+            }
+            #expect(!record.contains { $0.event == "component" && ["mini01", "mini02", "w1"].contains($0.node ?? "") }, "workers run no static pods")
+            // The workers' applies overlapped: each started before any of them finished.
+            let events = CLI.events(applied.stdout.split(separator: "\n").map(String.init), kind: nil)
+            func index(_ kind: String, _ node: String) -> Int? {
+                events.firstIndex { $0["kind"] as? String == kind && $0["step"] as? String == "apply-config@\(node)" }
+            }
+            let starts = ["mini01", "mini02", "w1"].compactMap { index("step.started", $0) }
+            let ends = ["mini01", "mini02", "w1"].compactMap { index("step.applied", $0) }
+            #expect(starts.count == 3 && ends.count == 3 && starts.max()! < ends.min()!, "worker applies run in parallel: starts \(starts), ends \(ends)")
+            #expect(try LabRecordFile(stateDirectory: project.state).boots(of: "cp1", since: start) == 0, "live: nothing rebooted")
+        }
+    }
+
     /// `kill -9` of `up` at five points of cp2's gated reboot, each followed by `up`: the machines
     /// (a served lab) live on as real ones would, and cp2 still reboots exactly once.
     @Test(.timeLimit(.minutes(8))) func killedAtFivePointsOfTheRebootCp2StillRebootsOnce() async throws {

@@ -63,6 +63,14 @@ async def call(stub, disks, name):
     if name == "etcd-members":
         reply = (await stub.etcd_member_list(machine.EtcdMemberListRequest(), timeout=15)).messages[0]
         return {"members": sorted(m.hostname for m in reply.members)}
+    if name.startswith("events-raw:"):
+        # The first N messages of MachineService/Events as sent, asking for everything kept.
+        wanted, seen = int(name[11:]), []
+        async for event in stub.events(machine.EventsRequest(tail_events=-1), timeout=30):
+            seen.append({"type": event.data.type_url, "id": event.id, "actor": event.actor_id, "bytes": len(event.data.value)})
+            if len(seen) >= wanted:
+                break
+        return {"events": seen}
     if name.startswith("events:"):
         # MachineService/Events: the stages of MachineStatusEvents as they stream, until N are seen,
         # the stream ends (the node went down) or 30 s pass.

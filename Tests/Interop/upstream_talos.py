@@ -288,6 +288,11 @@ def server(args):
             log(method="Reboot", mode=int(request.mode))
             await stream.send_message(machine_pb2.RebootResponse(messages=[machine_pb2.Reboot(actor_id="reboot-upstream-1")]))
 
+        async def ImagePull(self, stream):
+            request = await stream.recv_message()
+            log(method="MachineService/ImagePull", reference=request.reference, namespace=common_pb2.ContainerdNamespace.Name(request.namespace))
+            await stream.send_message(machine_pb2.ImagePullResponse(messages=[machine_pb2.ImagePull()]))
+
         async def Upgrade(self, stream):
             request = await stream.recv_message()
             log(method="MachineService/Upgrade", image=request.image, preserve=request.preserve, stage=request.stage, force=request.force)

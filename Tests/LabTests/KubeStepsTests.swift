@@ -147,7 +147,7 @@ import TestSupport
         let cluster = try await Cluster()
         defer { Task { await cluster.stop() } }
         // No CNI: no node is Ready, so ESO's webhook never gets endpoints.
-        let run = try await cluster.run(Self.foundationOnly.replacingOccurrences(of: "timeout: 120s", with: "timeout: 2s"))
+        let run = try await cluster.run(Self.foundationOnly.replacingOccurrences(of: "timeout: 120s", with: "timeout: 6s"))
         #expect(!run.succeeded)
         let writes = await cluster.api.requests.filter { $0.path.hasPrefix("/apis/external-secrets.io/") && $0.method != "GET" }
         #expect(writes.isEmpty, "the store was never sent while the webhook had no endpoints: \(writes)")

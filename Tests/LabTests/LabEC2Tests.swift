@@ -121,6 +121,43 @@ import TestSupport
         #expect(try await api.liveInstances(tagged: ["provision:pool": "gpu"]).isEmpty, "cancel first, then terminate: nothing left")
     }
 
+    /// A root volume bigger than the AMI's 20 GiB gp2: the mapping names the AMI's root device, as
+    /// moto also takes it; smaller than the AMI's snapshot is refused, as EC2 refuses it.
+    @Test(.timeLimit(.minutes(1))) func theRootVolumeIsTheLaunchsMappingNeverSmallerThanTheAMIs() async throws {
+        let lab = try await Lab()
+        defer { Task { await lab.server.close() } }
+        let api = lab.client()
+        var spec = EC2LaunchSpec(imageID: "ami-0123456789abcdef0", instanceType: "g5.xlarge", clientToken: UUID().uuidString, tags: ["provision:pool": "gpu"])
+        spec.rootVolumeGiB = 100
+        let instance = try #require(try await api.runInstances(spec).first)
+        let root = await lab.ec2.rootVolume(of: instance.id)
+        #expect(root?.gib == 100 && root?.type == "gp3", "\(String(describing: root))")
+        var plain = spec
+        plain.clientToken = UUID().uuidString
+        plain.rootVolumeGiB = nil
+        let asRegistered = try #require(try await api.runInstances(plain).first)
+        #expect(await lab.ec2.rootVolume(of: asRegistered.id)?.gib == 20, "without a mapping, the AMI's own 20 GiB")
+        var small = spec
+        small.clientToken = UUID().uuidString
+        small.rootVolumeGiB = 10
+        await #expect(throws: AWSError.self) { try await api.runInstances(small) }
+
+        // moto, an independent EC2, takes the same request and makes a 100 GiB gp3 volume for it.
+        let moto = try await MotoServer()
+        defer { Task { await moto.stop() } }
+        let ec2 = EC2Client(endpoint: moto.endpoint, region: "us-east-1", credentials: AWSCredentials(accessKeyID: "AKIDTEST", secretAccessKey: "secret"))
+        var motoSpec = spec
+        motoSpec.imageID = "ami-12c6146b"
+        let launched = try #require(try await ec2.runInstances(motoSpec).first)
+        let volumes = try await Subprocess.run(["python3", "-c", """
+            import boto3, json
+            ec2 = boto3.client("ec2", endpoint_url="\(moto.endpoint.absoluteString)", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+            found = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": ["\(launched.id)"]}])["Volumes"]
+            print(json.dumps([[v["Size"], v["VolumeType"], v["Attachments"][0]["Device"]] for v in found]))
+            """])
+        #expect(volumes.stdout.contains("[100, \"gp3\", \"/dev/xvda\"]"), "\(volumes.stdout)\(volumes.stderr)")
+    }
+
     @Test(.timeLimit(.minutes(2))) func anInstanceBootsAsATalosWorkerFromItsUserData() async throws {
         let fixture = try LabFixture(nodes: ["cp1"])
         try await fixture.configure(["cp1"])

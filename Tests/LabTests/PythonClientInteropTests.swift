@@ -75,6 +75,23 @@ import TestSupport
         #expect(stages.starts(with: ["MAINTENANCE", "INSTALLING", "REBOOTING"]), "\(String(describing: reply))")
     }
 
+    /// The stream as Talos sends it, read by the bindings generated from Talos' protos: a hello
+    /// (empty data, a fresh id) first, then what the node kept since boot, of every kind, each id
+    /// later than the one before.
+    @Test func eventsStartWithAHelloThenEveryKindKept() async throws {
+        let lab = try LabFixture(nodes: ["cp1"])
+        try await lab.configure(["cp1"])
+        let admin = try TalosConfig.credentials(bundle: lab.bundle, roles: ["os:admin"])
+        let replies = try await run(lab, "cp1", credentials: try files(admin.ca, admin.certificate, admin.key), ["events-raw:12"])
+        let events = replies["events-raw:12"]?["events"] as? [[String: Any]] ?? []
+        #expect(events.count == 12, "\(String(describing: replies))")
+        #expect(events.first?["type"] as? String == "" && events.first?["bytes"] as? Int == 0, "the hello: \(events.first ?? [:])")
+        let kinds = Set(events.dropFirst().compactMap { ($0["type"] as? String)?.replacingOccurrences(of: "talos/runtime/machine.", with: "") })
+        #expect(kinds.isSuperset(of: ["MachineStatusEvent", "SequenceEvent", "ServiceStateEvent", "AddressEvent"]), "\(kinds)")
+        let ids = events.dropFirst().compactMap { $0["id"] as? String }
+        #expect(ids == ids.sorted() && Set(ids).count == ids.count, "\(ids)")
+    }
+
     @Test func configuredModeChecksCertificatesAndRoles() async throws {
         let lab = try LabFixture(nodes: ["cp1"])
         try await lab.configure(["cp1"])

@@ -16,7 +16,9 @@ struct TalosLab {
     /// `router`: the nodes on a /24 of their own (inventory addresses `.11`, `.12`, ... in order),
     /// with the lab router's pool on `.100-.199`, these reservations (node -> host number), and a
     /// scan when `scan`; nil: every node on an address of its own, reserved there.
-    init(faults: [String: String] = [:], nodes: Set<String>? = nil, router: (reservations: [String: Int], scan: Bool)? = nil) throws {
+    /// `timeScale`: the lab's clock (0: instant).
+    init(faults: [String: String] = [:], nodes: Set<String>? = nil, router: (reservations: [String: Int], scan: Bool)? = nil,
+         timeScale: Double = 0, delays: LabDelays = LabDelays()) throws {
         var (inventory, _) = try InventoryParser.load(path: "\(repositoryRoot)/inventories/demo.yaml")
         if let nodes { inventory.nodes = inventory.nodes.filter { nodes.contains($0.name.value) } }
         let network = router.map { _ in Loopback.network() }
@@ -38,7 +40,8 @@ struct TalosLab {
         let vip = network.map { "\($0).10" } ?? Loopback.address()
         inventory.cluster.vip?.value = IPv4Address(vip)!
         inventory.cluster.endpoint.value = "https://\(vip):6443"
-        inventory.lab?.timeScale.value = 0
+        inventory.lab?.timeScale.value = timeScale
+        inventory.lab?.delays = delays
         inventory.lab?.dhcp = dhcp
         inventory.lab?.faults = faults.map { .init(node: Located($0.key, at: inventory.cluster.name.location), kind: Located($0.value, at: inventory.cluster.name.location)) }
         self.inventory = inventory
@@ -66,7 +69,8 @@ struct TalosLab {
     static let upToConfigured = playbook.components(separatedBy: "\n")
         .filter { !["talos.bootstrap", "talos.await-etcd", "talos.kubeconfig"].contains(where: $0.contains) }.joined(separator: "\n")
 
-    func run(_ playbookText: String = playbook, services: Services = Services(), sinks: [any EventSink] = []) async throws -> RunSummary {
+    func run(_ playbookText: String = playbook, services: Services = Services(), sinks: [any EventSink] = [],
+             arguments: [String: String] = [:]) async throws -> RunSummary {
         let catalog = StandardCatalog.make()
         let dir = temporaryDirectory()
         try playbookText.write(toFile: "\(dir)/book.yaml", atomically: true, encoding: .utf8)
@@ -80,12 +84,24 @@ struct TalosLab {
         let talos = services[TalosAccess.self] ?? TalosAccess(inventory: inventory, stateDirectory: state, credentials: credentials)
         services[TalosAccess.self] = talos
         defer { talos.close() }
+        // And one Kubernetes client per run, shut down at its end (an HTTP client must be).
+        let ownsKube = services[KubeAccess.self] == nil
+        let kube = services[KubeAccess.self] ?? KubeAccess(stateDirectory: state)
+        services[KubeAccess.self] = kube
         let context = StepContext(inventory: inventory, stateDirectory: state, runID: UUID().uuidString,
-                                  credentials: credentials, events: EventBus(redactor: redactor, sinks: sinks), services: services)
+                                  credentials: credentials, events: EventBus(redactor: redactor, sinks: sinks), arguments: arguments, services: services)
         var options = ExecutorOptions()
         options.retry.maxAttempts = 3
         let journal = try Journal(path: "\(state)/journal.sqlite")
-        return try await Executor(graph: graph, catalog: catalog, context: context, journal: journal, options: options).run(command: "test", playbook: book.name)
+        let summary: RunSummary
+        do {
+            summary = try await Executor(graph: graph, catalog: catalog, context: context, journal: journal, options: options).run(command: "test", playbook: book.name)
+        } catch {
+            if ownsKube { await kube.close() }
+            throw error
+        }
+        if ownsKube { await kube.close() }
+        return summary
     }
 
     func admin(_ node: String) async throws -> TalosClient {
@@ -196,6 +212,12 @@ struct TalosLab {
         // Run again: the record says cp2 was reset and it is back, so no second Reset.
         let again = try await lab.run(reset)
         #expect(again.outcomes["reset@cp2"] == .satisfied, "\(again.outcomes)")
+        #expect(await lab.cluster.node("cp2")!.calls.filter { $0.method == "Reset" }.count == 1)
+        // Configured again (new boot, its config active) before anything ended the record: still the
+        // reset that happened, never one that failed.
+        #expect(try await lab.run(TalosLab.upToConfigured).succeeded)
+        let configured = try await lab.run(reset)
+        #expect(configured.outcomes["reset@cp2"] == .satisfied, "\(configured.outcomes) \(configured.errors)")
         #expect(await lab.cluster.node("cp2")!.calls.filter { $0.method == "Reset" }.count == 1)
     }
 }

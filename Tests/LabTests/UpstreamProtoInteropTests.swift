@@ -136,8 +136,8 @@ import TestSupport
         #expect(await lab.node("cp1").talosVersion == "v1.13.9", "the reboot ran the new slot")
     }
 
-    /// Our Pull, LifecycleService/Upgrade (a non-zero exit code in an OK stream is a failure) and
-    /// legacy Upgrade against a server generated from Talos' protos.
+    /// Our Pull, LifecycleService/Upgrade (a non-zero exit code in an OK stream is a failure),
+    /// 1.12's ImagePull and legacy Upgrade against a server generated from Talos' protos.
     @Test(.timeLimit(.minutes(2))) func ourUpgradeCallsWorkAgainstAServerFromTalosProtos() async throws {
         let bundle = try SecretsBundle.generate()
         let image = "factory.talos.dev/metal-installer/abc:v1.13.9"
@@ -145,7 +145,8 @@ import TestSupport
         let client = try client(bundle, port: good.port)
         let name = try await client.pull(image)
         let installed = try await client.installUpgrade(image)
-        let ack = try await client.legacyUpgrade(image)
+        try await client.imagePull(image, deadline: .seconds(30))
+        let ack = try await client.legacyUpgrade(image, deadline: .seconds(30))
         await good.server.stop()
         #expect(name == image)
         #expect(installed.exitCode == 0 && installed.messages == ["validating installer", "installing into the inactive slot", "upgrade complete"], "\(installed)")
@@ -157,6 +158,8 @@ import TestSupport
         #expect(upgrade?["pulledThere"] as? Bool == true, "Pull and Upgrade named the same containerd instance: \(calls)")
         #expect(upgrade?["containerd"] as? String == "CRI/NS_SYSTEM", "talosctl v1.13.9's default, --namespace system: \(calls)")
         #expect(calls.contains { $0["method"] as? String == "MachineService/Upgrade" && $0["image"] as? String == image && $0["force"] as? Bool == false })
+        #expect(calls.contains { $0["method"] as? String == "MachineService/ImagePull" && $0["reference"] as? String == image && $0["namespace"] as? String == "NS_SYSTEM" },
+                "1.12's ImagePull, as Talos' protos define it: \(calls)")
 
         let failing = try await startServer(bundle, config: "version: v1alpha1\n", extra: ["--upgrade-exit", "1"])
         let second = try self.client(bundle, port: failing.port)

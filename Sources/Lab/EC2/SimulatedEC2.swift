@@ -25,7 +25,14 @@ public actor SimulatedEC2 {
         var spotType: String?
         var httpTokens: String
         var clientToken: String?
+        /// The root volume in GiB: the block device mapping's, else the AMI's 20 GiB.
+        var rootVolumeGiB = SimulatedEC2.amiRootGiB
+        var rootVolumeType = "gp2"
     }
+
+    /// What Talos' official AMIs register: a 20 GiB gp2 root at /dev/xvda (talos v1.13.9
+    /// `hack/cloud-image-uploader/aws.go`).
+    static let amiRootGiB = 20
 
     struct Instance: Sendable {
         var id: String
@@ -85,6 +92,8 @@ public actor SimulatedEC2 {
 
     public var liveInstanceIDs: [String] { order.filter { [.pending, .running].contains(instances[$0]?.state) } }
     public func consoleProblem(of instanceID: String) -> String? { instances[instanceID]?.consoleProblem }
+    /// The instance's root volume as launched: GiB and type.
+    public func rootVolume(of instanceID: String) -> (gib: Int, type: String)? { instances[instanceID].map { ($0.launch.rootVolumeGiB, $0.launch.rootVolumeType) } }
 
     // MARK: Actions
 
@@ -111,6 +120,20 @@ public actor SimulatedEC2 {
         var launch = Launch(imageID: imageID, type: type, subnetID: p["SubnetId"] ?? Self.defaultSubnet,
                             groups: p.indexed("SecurityGroupId"), userData: userData, tags: [], volumeTags: [], spotType: nil,
                             httpTokens: p["MetadataOptions.HttpTokens"] ?? "optional", clientToken: p["ClientToken"])
+        if let device = p["BlockDeviceMapping.1.DeviceName"] {
+            // The root's mapping (the lab's AMIs have one device): EC2 refuses one smaller than the
+            // AMI's snapshot, and a device name the AMI does not have adds a volume instead.
+            guard device == "/dev/xvda" else {
+                throw Failure(code: "InvalidBlockDeviceMapping", message: "The lab models only the AMI's root device /dev/xvda, not \(device)")
+            }
+            if let text = p["BlockDeviceMapping.1.Ebs.VolumeSize"] {
+                guard let size = Int(text), size >= Self.amiRootGiB else {
+                    throw Failure(code: "InvalidBlockDeviceMapping", message: "Volume of size \(text)GB is smaller than snapshot, expect size >= \(Self.amiRootGiB)GB")
+                }
+                launch.rootVolumeGiB = size
+            }
+            launch.rootVolumeType = p["BlockDeviceMapping.1.Ebs.VolumeType"] ?? launch.rootVolumeType
+        }
         for index in 1... {
             guard let resource = p["TagSpecification.\(index).ResourceType"] else { break }
             let tags = p.tags("TagSpecification.\(index).Tag")
@@ -397,16 +420,19 @@ extension SimulatedEC2 {
                   groups: i.launch.groups, userData: i.launch.userData, tags: i.tags.map { [$0.0, $0.1] },
                   volumeTags: i.volumeTags.map { [$0.0, $0.1] }, spotType: i.launch.spotType, httpTokens: i.launch.httpTokens,
                   clientToken: i.launch.clientToken, state: i.state.rawValue, address: i.address, launched: i.launched,
-                  volumeID: i.volumeID, interfaceID: i.interfaceID, mac: i.mac, spotRequestID: i.spotRequestID)
+                  volumeID: i.volumeID, interfaceID: i.interfaceID, mac: i.mac, spotRequestID: i.spotRequestID,
+                  rootVolumeGiB: i.launch.rootVolumeGiB, rootVolumeType: i.launch.rootVolumeType)
         }, spotRequests: spotRequests.values.sorted { $0.id < $1.id }.map { .init(id: $0.id, type: $0.type, state: $0.state, instanceID: $0.instanceID) })
     }
 
     /// Instances come back as they were; live ones boot again from their user data.
     func restore(_ state: TwinSnapshot.EC2State) async {
         for saved in state.instances {
-            let launch = Launch(imageID: saved.imageID, type: saved.type, subnetID: saved.subnetID, groups: saved.groups, userData: saved.userData,
+            var launch = Launch(imageID: saved.imageID, type: saved.type, subnetID: saved.subnetID, groups: saved.groups, userData: saved.userData,
                                 tags: saved.tags.map { ($0[0], $0[1]) }, volumeTags: saved.volumeTags.map { ($0[0], $0[1]) },
                                 spotType: saved.spotType, httpTokens: saved.httpTokens, clientToken: saved.clientToken)
+            launch.rootVolumeGiB = saved.rootVolumeGiB ?? Self.amiRootGiB
+            launch.rootVolumeType = saved.rootVolumeType ?? "gp2"
             var spec = SimulatedNodeSpec(name: saved.id, address: saved.address)
             spec.platform = "aws"
             spec.talosVersion = talosVersion

@@ -97,19 +97,21 @@ actor KubeController {
     }
 
     /// A control plane's static pods, mirrored into kube-system as the kubelet does: the image its
-    /// config names, the `talos.dev/config-version` of that config, Ready once the component runs it.
+    /// config names, Talos' version annotations, Ready once the component runs it.
     func staticPods() async {
         for machine in await directory.all {
             guard let kubelet = await machine.kubelet, kubelet.controlPlane else { continue }
-            let generation = await machine.configGeneration
             for component in await machine.componentStatus where component.name != "kubelet" {
+                let versions = await machine.staticPodAnnotations(component.name)
                 let name = "\(component.name)-\(kubelet.hostname)"
                 let existing = try? await store.get(resource("Pod"), namespace: "kube-system", name: name)
                 var pod = existing ?? .object(["apiVersion": "v1", "kind": "Pod", "metadata": .object([
                     "name": .string(name), "namespace": "kube-system",
                     "labels": .object(["k8s-app": .string(component.name), "tier": "control-plane"]),
                 ])])
-                pod.set("metadata.annotations", .object(["kubernetes.io/config.mirror": .string(name), "talos.dev/config-version": .string("\(generation)")]))
+                var annotations: [String: JSON] = ["kubernetes.io/config.mirror": .string(name)]
+                for (key, value) in versions { annotations[key] = .string(value) }
+                pod.set("metadata.annotations", .object(annotations))
                 pod.set("spec.nodeName", .string(kubelet.hostname))
                 pod.set("spec.containers", .array([.object(["name": .string(component.name), "image": .string("registry.k8s.io/\(component.name):\(component.version)")])]))
                 pod.set("status.phase", component.ready ? "Running" : "Pending")

@@ -101,7 +101,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
     }
 
     func etcdMemberList(request: Machine_EtcdMemberListRequest, context: ServerContext) async throws -> Machine_EtcdMemberListResponse {
-        try await node.authorize(.read, "EtcdMemberList", context)
+        try await node.authorize(.etcdRead, "EtcdMemberList", context)
         try await node.requireControlPlane("EtcdMemberList")
         // Talos dials etcd through the control plane endpoints its local API server publishes; with
         // no etcd here there is no API server, so v1.13.9 answers with this plain error (gRPC
@@ -115,13 +115,14 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
                 $0.hostname = member.hostname
                 $0.peerUrls = ["https://\(member.address):2380"]
                 $0.clientUrls = ["https://\(member.address):2379"]
+                $0.isLearner = member.isLearner
             }
         }
         return .with { $0.messages = [.with { $0.members = members; $0.legacyMembers = members.map(\.hostname) }] }
     }
 
     func etcdStatus(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdStatusResponse {
-        try await node.authorize(.read, "EtcdStatus", context)
+        try await node.authorize(.etcdRead, "EtcdStatus", context)
         try await node.requireControlPlane("EtcdStatus")
         let status = try await node.etcd.status(node: node.spec.name)
         var memberStatus = Machine_EtcdMemberStatus()
@@ -130,6 +131,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         memberStatus.errors = status.errors
         memberStatus.raftIndex = UInt64(status.revision)
         memberStatus.raftAppliedIndex = UInt64(status.revision)
+        memberStatus.isLearner = status.member.isLearner
         memberStatus.protocolVersion = "3.5.0"
         memberStatus.dbSize = 1 << 20
         return .with { $0.messages = [.with { $0.memberStatus = memberStatus }] }
@@ -157,7 +159,7 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
 
     /// Members with an alarm raised (NOSPACE for the `etcd-alarm` fault), as etcd reports them.
     func etcdAlarmList(request: Google_Protobuf_Empty, context: ServerContext) async throws -> Machine_EtcdAlarmListResponse {
-        try await node.authorize(.read, "EtcdAlarmList", context)
+        try await node.authorize(.etcdRead, "EtcdAlarmList", context)
         try await node.requireControlPlane("EtcdAlarmList")
         let alarms = try await node.etcd.alarms(via: node.spec.name)
         return .with { $0.messages = [.with { $0.memberAlarms = alarms.map { id in .with { $0.memberID = id; $0.alarm = .nospace } } }] }
@@ -176,6 +178,13 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         for try await chunk in request { snapshot.append(chunk.bytes) }
         try await node.recoverEtcd(snapshot)
         return .with { $0.messages = [Machine_EtcdRecover()] }
+    }
+
+    /// ImagePull: the RBAC table's operator-and-up is an assumption (not read in `machined.go`).
+    func imagePull(request: Machine_ImagePullRequest, context: ServerContext) async throws -> Machine_ImagePullResponse {
+        try await node.authorize(.operate, "ImagePull", context)
+        try await node.imagePull(request.reference, namespace: request.namespace)
+        return .with { $0.messages = [Machine_ImagePull()] }
     }
 
     func upgrade(request: Machine_UpgradeRequest, context: ServerContext) async throws -> Machine_UpgradeResponse {
@@ -200,19 +209,27 @@ struct MachineHandler: Machine_MachineService.SimpleServiceProtocol {
         try await response.write(.with { $0.bytes = archive })
     }
 
-    /// The machine stage now, then each change as it happens, as Talos streams MachineStatusEvents;
-    /// the stream ends when the node goes down (its API with it) or the client hangs up.
+    /// As talos v1.13.9 streams them (v1alpha1_server.go Events): a "hello" event first (empty data,
+    /// a fresh id, the caller's `with_actor_id`), then the backlog the tail options ask for (none
+    /// by default; a conflict is a plain error after the hello), then each event as it is
+    /// published, of every kind; `with_actor_id` keeps only that actor's. The stream ends when the
+    /// node goes down (its API with it) or the client hangs up.
     func events(request: Machine_EventsRequest, response: RPCWriter<Machine_Event>, context: ServerContext) async throws {
         try await node.authorize(.read, "Events", context)
-        for await stage in await node.stageChanges() {
-            var status = Machine_MachineStatusEvent()
-            status.stage = Machine_MachineStatusEvent.MachineStage(stage)
-            status.status.ready = stage == .running
-            var event = Machine_Event()
-            event.id = UUID().uuidString.lowercased()
-            event.data = try Google_Protobuf_Any(message: status, typePrefix: "talos/runtime")
-            try await response.write(event)
+        var hello = Machine_Event()
+        hello.id = await node.helloEventID()
+        hello.actorID = request.withActorID
+        hello.data = Google_Protobuf_Any()
+        try await response.write(hello)
+        let tail = SimulatedEvents.Tail(events: request.tailEvents, id: request.tailID, seconds: request.tailSeconds)
+        let stream: (backlog: [SimulatedEvents.Event], live: AsyncStream<SimulatedEvents.Event>)
+        do { stream = try await node.eventStream(tail) } catch { throw RPCError(code: .unknown, message: "\(error)") }
+        func send(_ event: SimulatedEvents.Event) async throws {
+            if !request.withActorID.isEmpty, event.actor != request.withActorID { return }
+            try await response.write(.with { $0.id = event.id; $0.actorID = event.actor; $0.data = event.data })
         }
+        for event in stream.backlog { try await send(event) }
+        for await event in stream.live { try await send(event) }
     }
 
     /// List as v1.13.9 walks a directory without recursion: the root itself (`.`), then each entry.

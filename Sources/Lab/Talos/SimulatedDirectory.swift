@@ -1,6 +1,8 @@
 /// Which simulated node answers at which address: what apid's `nodes` routing dials.
 public actor SimulatedDirectory {
     private var nodes: [String: SimulatedTalosNode] = [:]
+    /// Installer images Image Factory has built (it builds a schematic's on its first request).
+    private var factoryBuilt: Set<String> = []
     /// Where the machines' stage changes are written down.
     nonisolated let record: LabRecord
 
@@ -11,6 +13,9 @@ public actor SimulatedDirectory {
     /// Makes the lab's state durable (a saved twin) before a mutating call answers, as a real
     /// machine's change is done once it is acknowledged; nil for a lab that is not saved.
     private var persist: (@Sendable () async -> Void)?
+
+    /// Whether this request for `image` is the first, which has the factory build it.
+    func firstFactoryRequest(_ image: String) -> Bool { factoryBuilt.insert(image).inserted }
 
     func setPersistence(_ persist: @escaping @Sendable () async -> Void) { self.persist = persist }
 

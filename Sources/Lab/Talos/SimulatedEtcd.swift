@@ -11,6 +11,8 @@ public actor SimulatedEtcd {
         public var node: String
         public var hostname: String
         public var address: String
+        /// Joined with MemberAddAsLearner and not promoted yet: it follows the log but does not vote.
+        public var isLearner = false
     }
 
     struct Cluster {
@@ -34,6 +36,7 @@ public actor SimulatedEtcd {
     private var pendingRecovery: [String: Data] = [:]
     /// Every member's data was destroyed: a fresh bootstrap starts from an empty keyspace.
     private(set) var keyspaceLost = false
+    private var promotionsHeld = false
 
     public init(record: LabRecord = LabRecord()) {
         self.record = record
@@ -134,23 +137,68 @@ public actor SimulatedEtcd {
         return member
     }
 
-    /// A control plane without data joins the first cluster that has quorum; false when there is none yet.
+    /// A control plane without data joins the first cluster that has quorum, as a learner (talos
+    /// v1.13.9 `system/services/etcd.go` addMember: MemberAddAsLearner, any old member of the same
+    /// hostname removed first); false when there is none yet.
     func join(node: String, hostname: String, address: String) -> Bool {
         guard clusterOf[node] == nil else { return true }
         guard let (key, _) = clusters.sorted(by: { $0.key < $1.key }).first(where: { hasQuorum($0.value) }) else { return false }
-        clusters[key]!.members.append(Member(id: Self.memberID(), node: node, hostname: hostname, address: address))
+        clusters[key]!.members.removeAll { $0.hostname == hostname && $0.node != node }
+        clusters[key]!.members.append(Member(id: Self.memberID(), node: node, hostname: hostname, address: address, isLearner: true))
         clusters[key]!.revision += 1
         clusterOf[node] = key
         note()
         return true
     }
 
+    /// Why etcd would refuse this node's removal of its own member, as Talos' LeaveCluster reports it
+    /// (`failed to leave cluster: failed to remove member <id>: <etcd's error>`, talos v1.13.9
+    /// `internal/pkg/etcd/etcd.go` and the LeaveEtcd task): without quorum etcd answers "unhealthy
+    /// cluster", which Talos retries for 5 minutes (`retried`); when the members left would not
+    /// have enough started voters (a single member, or another one down), "not enough started
+    /// members", at once (etcd v3.6 `mayRemoveMember`, read by audit 2, not by us). Nil: it may leave.
+    struct LeaveRefusal: Sendable {
+        var text: String
+        var retried: Bool
+    }
+
+    func leaveRefusal(node: String) -> LeaveRefusal? {
+        guard let key = clusterOf[node], let member = clusters[key]!.members.first(where: { $0.node == node }) else { return nil }
+        let prefix = "failed to leave cluster: failed to remove member \(member.id): etcdserver: "
+        guard hasQuorum(clusters[key]!) else { return LeaveRefusal(text: prefix + "unhealthy cluster", retried: true) }
+        let remaining = clusters[key]!.members.filter { $0.node != node && !$0.isLearner }
+        let started = remaining.filter { running.contains($0.node) }.count
+        if remaining.isEmpty || started < remaining.count / 2 + 1 {
+            return LeaveRefusal(text: prefix + "re-configuration failed due to not enough started members", retried: false)
+        }
+        return nil
+    }
+
+    /// Whether this node's member is a learner still.
+    func isLearner(_ node: String) -> Bool {
+        guard let key = clusterOf[node] else { return false }
+        return clusters[key]!.members.contains { $0.node == node && $0.isLearner }
+    }
+
+    /// MemberPromote, once the learner has caught up (etcd decides; Talos just retries): it votes.
+    /// Held while `promotionsHeld` (a test's lab waiting on a slow learner).
+    func promote(node: String) -> Bool {
+        guard !promotionsHeld, let key = clusterOf[node], running.contains(node),
+              let index = clusters[key]!.members.firstIndex(where: { $0.node == node && $0.isLearner }) else { return false }
+        clusters[key]!.members[index].isLearner = false
+        clusters[key]!.revision += 1
+        record.note(node, "etcd-promoted", detail: "learner promoted to a voting member")
+        note()
+        return true
+    }
+
+    /// Keeps learners from catching up (a test's slow join), until released.
+    public func holdPromotions(_ held: Bool) { promotionsHeld = held }
+
     /// The node removes its own member and deletes its data (graceful reset, EtcdLeaveCluster).
     func leave(node: String) throws {
         guard let key = clusterOf[node] else { return }
-        guard clusters[key]!.members.count > 1 else {
-            throw RPCError(code: .failedPrecondition, message: "cannot leave a single-member etcd cluster")
-        }
+        if let refusal = leaveRefusal(node: node) { throw RPCError(code: .unknown, message: refusal.text) }
         removeFromCluster(key, where: { $0.node == node })
         clusterOf[node] = nil
         note()
@@ -262,10 +310,11 @@ public actor SimulatedEtcd {
     }
 
     /// An "unhealthy" member still votes (it reports errors, as a slow disk would); only members
-    /// whose node is down count against quorum.
+    /// whose node is down count against quorum. Learners do not vote.
     private func hasQuorum(_ cluster: Cluster) -> Bool {
-        let healthy = cluster.members.filter { running.contains($0.node) }.count
-        return !cluster.members.isEmpty && healthy >= cluster.members.count / 2 + 1
+        let voters = cluster.members.filter { !$0.isLearner }
+        let healthy = voters.filter { running.contains($0.node) }.count
+        return !voters.isEmpty && healthy >= voters.count / 2 + 1
     }
 
     private func removeFromCluster(_ key: Int, where matches: (Member) -> Bool) {
@@ -283,7 +332,7 @@ extension SimulatedEtcd {
     /// Membership as a real etcd keeps it on disk; which members run is the nodes' business.
     func snapshot() -> TwinSnapshot.EtcdState {
         TwinSnapshot.EtcdState(clusters: clusters.sorted { $0.key < $1.key }.map { key, cluster in
-            .init(key: key, members: cluster.members.map { .init(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address) },
+            .init(key: key, members: cluster.members.map { .init(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address, isLearner: $0.isLearner ? true : nil) },
                   leader: cluster.leader, revision: cluster.revision)
         }, nextCluster: nextCluster, corrupted: corrupted.sorted(), pendingRecovery: pendingRecovery, keyspaceLost: keyspaceLost)
     }
@@ -294,7 +343,7 @@ extension SimulatedEtcd {
         clusters = [:]
         clusterOf = [:]
         for cluster in state.clusters {
-            clusters[cluster.key] = Cluster(members: cluster.members.map { Member(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address) },
+            clusters[cluster.key] = Cluster(members: cluster.members.map { Member(id: $0.id, node: $0.node, hostname: $0.hostname, address: $0.address, isLearner: $0.isLearner ?? false) },
                                             leader: cluster.leader, revision: cluster.revision)
             for member in cluster.members { clusterOf[member.node] = cluster.key }
         }

@@ -32,6 +32,9 @@ public struct SimulatedNodeSpec: Sendable {
     /// Its hardware powers on from a magic packet when off (`lab.wakeFromPowerOff`), if its NIC was
     /// armed; off by default: a Mac mini under Linux is not known to (wire audit 2, W1).
     public var wakesFromPowerOff = false
+    /// How long Image Factory takes to build a schematic's installer on its first request, in lab
+    /// seconds (`lab.delays.installerBuild`).
+    public var installerBuildSeconds = 90.0
 
     public init(name: String, address: String, port: Int = 50000) {
         self.name = name

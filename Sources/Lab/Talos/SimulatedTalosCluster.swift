@@ -43,6 +43,7 @@ public final class SimulatedTalosCluster: Sendable {
             spec.mac = node.machine.mac?.value.description
             spec.leaseAddress = leases[node.name.value]
             spec.wakesFromPowerOff = inventory.lab?.wakeFromPowerOff.contains { $0.value == node.image.value } ?? false
+            if let build = inventory.lab?.delays.installerBuild { spec.installerBuildSeconds = Double(build.components.seconds) }
             spec.faults = Set(faults.filter { $0.node.value == node.name.value }.compactMap { SimulatedFault(rawValue: $0.kind.value) })
             if node.image.value.contains("mini") {
                 spec.disks = [SimulatedDisk(path: "/dev/nvme0n1", size: 256 << 30, model: "APPLE SSD AP0256M", transport: "nvme"),

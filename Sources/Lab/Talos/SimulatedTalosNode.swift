@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import SwiftProtobuf
 import TalosKit
 
 /// One simulated Talos machine: a stage machine (booting -> maintenance -> installing -> rebooting
@@ -18,36 +19,58 @@ public actor SimulatedTalosNode {
             guard stage != oldValue else { return }
             history.append(stage)
             directory.record.stage(spec.name, stage.rawValue, bootID: bootID)
-            for watcher in stageWatchers.values { watcher.yield(stage) }
+            // A MachineStatusEvent on every change of the MachineStatus resource, from a controller:
+            // no actor (talos v1.13.9 machine_status_publisher.go).
+            publish(Machine_MachineStatusEvent.with {
+                $0.stage = Machine_MachineStatusEvent.MachineStage(stage)
+                $0.status.ready = stage == .running
+            })
         }
     }
 
-    private func endStageStreams() {
-        for watcher in stageWatchers.values { watcher.finish() }
-        stageWatchers = [:]
-    }
-    /// Open MachineService/Events streams, each told every stage change.
-    private var stageWatchers: [UUID: AsyncStream<MachineStatus.Stage>.Continuation] = [:]
+    /// MachineService/Events: what was published since boot, and the open streams.
+    var events = SimulatedEvents()
     /// False from the moment the API starts going down until it serves again.
     private var streamsOpen = false
 
-    /// The stage now, then each change, until the node goes down or the caller stops reading.
-    func stageChanges() -> AsyncStream<MachineStatus.Stage> {
-        let (stream, continuation) = AsyncStream.makeStream(of: MachineStatus.Stage.self, bufferingPolicy: .bufferingNewest(16))
-        let id = UUID()
-        continuation.yield(stage)
+    func publish(_ message: any SwiftProtobuf.Message, actor: String = "") { events.publish(message, actor: actor) }
+
+    /// A sequence's events as Talos' controller publishes them (v1alpha1_controller.go).
+    func publishSequence(_ name: String, _ action: Machine_SequenceEvent.Action, actor: String, error: String? = nil) {
+        publish(Machine_SequenceEvent.with {
+            $0.sequence = name
+            $0.action = action
+            if let error { $0.error = .with { $0.code = .fatal; $0.message = error } }
+        }, actor: actor)
+    }
+
+    /// One phase with its one task, started and stopped (a phase that fails stops all the same).
+    func publishPhase(_ phase: String, task: String, actor: String) {
+        publish(Machine_PhaseEvent.with { $0.phase = phase; $0.action = .start }, actor: actor)
+        publish(Machine_TaskEvent.with { $0.task = task; $0.action = .start }, actor: actor)
+        publish(Machine_TaskEvent.with { $0.task = task; $0.action = .stop }, actor: actor)
+        publish(Machine_PhaseEvent.with { $0.phase = phase; $0.action = .stop }, actor: actor)
+    }
+
+    /// The backlog `tail` asks for, then every new event, until the node goes down or the caller
+    /// stops reading.
+    func eventStream(_ tail: SimulatedEvents.Tail) throws -> (backlog: [SimulatedEvents.Event], live: AsyncStream<SimulatedEvents.Event>) {
+        let backlog = try events.backlog(tail)
+        let (stream, continuation) = AsyncStream.makeStream(of: SimulatedEvents.Event.self, bufferingPolicy: .bufferingNewest(256))
         guard streamsOpen else {
             continuation.finish()
-            return stream
+            return (backlog, stream)
         }
-        stageWatchers[id] = continuation
+        let id = UUID()
+        events.watch(id, continuation)
         continuation.onTermination = { [weak self] _ in
             Task { await self?.forgetWatcher(id) }
         }
-        return stream
+        return (backlog, stream)
     }
 
-    private func forgetWatcher(_ id: UUID) { stageWatchers[id] = nil }
+    private func forgetWatcher(_ id: UUID) { events.forget(id) }
+    func helloEventID() -> String { events.nextIDForHello() }
     /// Every stage the node has been in, in order (tests check the sequence).
     public private(set) var history: [MachineStatus.Stage] = []
     public private(set) var bootID = UUID().uuidString.lowercased()
@@ -85,8 +108,10 @@ public actor SimulatedTalosNode {
     /// Kubernetes components by process name and the version they run (SimulatedComponents).
     var components: [String: String] = [:]
     var restarting: Set<String> = []
-    /// Bumped on every config change: the `talos.dev/config-version` of its static pods.
-    var configGeneration = 0
+    /// The COSI versions of the static pods' config resources (`StaticPodInputs.resources`) and the
+    /// inputs they were made from.
+    var staticPodVersions: [String: Int] = [:]
+    var staticPodInputs: [String: String] = [:]
     /// Its NIC's Wake-on-LAN is armed for magic packets: set by ethtool when a config arming it
     /// runs, kept by the NIC while it has standby power (a shutdown), lost when the power is cut.
     public private(set) var wakeArmed = false
@@ -272,7 +297,9 @@ public actor SimulatedTalosNode {
             }
             (talosVersion, schematic) = booted
         }
+        events.forgetHistory()
         stage = .booting
+        publishSequence("boot", .start, actor: "")
         guard !spec.faults.contains(.neverBoots) else { return }
         Task { await self.finishBoot(mark) }
     }
@@ -286,6 +313,8 @@ public actor SimulatedTalosNode {
             // sees the stage change on its Events stream instead of finding the API not up yet.
             let host = address ?? spec.address
             await startAPI { try $0.tls.useMaintenance(addresses: [host]) }
+            // The fake task config acquisition publishes while it waits (controllers/config/acquire.go).
+            if mark == epoch { publish(Machine_TaskEvent.with { $0.task = "runningMaintenance"; $0.action = .start }) }
             if mark == epoch { stage = .maintenance }
         }
     }
@@ -309,11 +338,15 @@ public actor SimulatedTalosNode {
         }
         guard mark == epoch else { return }
         servicesUp = true
+        for service in ["containerd", "cri", "kubelet"] + (config.controlPlane ? ["etcd", "trustd"] : []) {
+            publish(Machine_ServiceStateEvent.with { $0.service = service; $0.action = .running; $0.message = "Health check successful" })
+        }
         // A worker's boot sequence ends once its own services are up. A control plane's waits for
         // etcd too, whose pre-start waits for a bootstrap or a join: until then it stays `booting`
         // (talos v1.13.9 StartAllServices, etcd.go buildInitialCluster, machine_status.go).
         guard config.controlPlane else {
             stage = .running
+            publishSequence("boot", .stop, actor: "")
             return
         }
         if await etcd.hasData(spec.name) {
@@ -331,6 +364,21 @@ public actor SimulatedTalosNode {
         await etcd.setRunning(spec.name, true, unhealthy: spec.faults.contains(.etcdUnhealthy))
         if spec.faults.contains(.etcdAlarm) { await etcd.raiseAlarm(node: spec.name) }
         stage = .running
+        publishSequence("boot", .stop, actor: "")
+        if await etcd.isLearner(spec.name) { Task { await self.promoteLearner(mark) } }
+    }
+
+    /// Talos promotes the learner it added: a first attempt at once (refused: etcd has not caught up),
+    /// then every 15 s for up to 10 minutes, through any control plane (talos v1.13.9
+    /// `system/services/etcd.go` promoteMember). The lab's learner has caught up by the second.
+    private func promoteLearner(_ mark: Int) async {
+        // Ten minutes on the lab's clock, never under a minute of real time (a test may hold it back).
+        let deadline = ContinuousClock.now + max(.milliseconds(Int(600_000 * spec.timeScale)), .seconds(60))
+        while ContinuousClock.now < deadline {
+            guard await pause(15, mark, atLeast: .milliseconds(20)) else { return }
+            if await etcd.promote(node: spec.name) { return }
+            if await !etcd.isLearner(spec.name) { return }
+        }
     }
 
     /// A control plane without etcd data retries joining (every 3 s, as etcd.go's retry does)
@@ -352,9 +400,10 @@ public actor SimulatedTalosNode {
         let mark = epoch
         stage = .rebooting
         // Talos stops its services before apid goes: an Events stream still delivers `rebooting`.
-        // Never under 100 ms of real time, however fast the lab's clock: the event must reach the
-        // client's socket before the connection is cut, and a loaded machine needs that long.
-        guard await pause(SimulatedTiming.servicesStop, mark, atLeast: .milliseconds(100)) else { return }
+        // Never under 300 ms of real time, however fast the lab's clock (Talos takes seconds to stop
+        // its services): the event must reach the client's socket, behind the events published
+        // before it, before the connection is cut, and a loaded machine needs that long.
+        guard await pause(SimulatedTiming.servicesStop, mark, atLeast: .milliseconds(300)) else { return }
         await stopAPI()
         await etcd.setRunning(spec.name, false, unhealthy: false)
         guard await pause(SimulatedTiming.reboot, mark) else { return }
@@ -376,7 +425,10 @@ public actor SimulatedTalosNode {
                                   + "(its NIC \(ConfiguredNetwork.nicName) is \(spec.nicMAC)): it has no IPv4 address")
             return
         }
-        if host != listeningOn { directory.record.note(spec.name, "address", detail: "answers at \(host)" + (config == nil ? " (DHCP, in maintenance)" : "")) }
+        if host != listeningOn {
+            directory.record.note(spec.name, "address", detail: "answers at \(host)" + (config == nil ? " (DHCP, in maintenance)" : ""))
+            publish(Machine_AddressEvent.with { $0.hostname = config?.hostname ?? ""; $0.addresses = [host] })
+        }
         listeningOn = host
         var transportConfig = HTTP2ServerTransport.Posix.Config.defaults
         transportConfig.rpc.maxRequestPayloadSize = 32 << 20
@@ -402,7 +454,7 @@ public actor SimulatedTalosNode {
         // shutdown below would wait for it forever. A stream asked for while the API goes down
         // (its handler reaches the node after this point) ends at once, for the same reason.
         streamsOpen = false
-        endStageStreams()
+        events.endStreams()
         server?.beginGracefulShutdown()
         // Connections are cut, as when apid restarts; streams in flight end.
         await serving?.value
@@ -614,21 +666,52 @@ public actor SimulatedTalosNode {
         let actor = "reset-\(spec.name)-\(actors)"
         epoch += 1
         let mark = epoch
+        // A graceful reset of a control plane leaves etcd itself, after draining and stopping every
+        // pod; a leave etcd refuses fails the sequence there, unwiped (talos v1.13.9
+        // v1alpha1_sequencer.go Reset: `leave` is not wrapped in an error handler).
+        let hasEtcdData = await etcd.hasData(spec.name)
+        let leaves = request.graceful && isControlPlane && hasEtcdData
+        if leaves, let refusal = await etcd.leaveRefusal(node: spec.name) {
+            // machined treats the failed sequence as fatal and reboots 10 s later with its disk as it
+            // was (main.go handle): the lab records that end before answering, as for any reset.
+            nextBootID = UUID().uuidString.lowercased()
+            promised = TwinSnapshot.NodeState(name: spec.name, powered: true, config: persistent?.text, bootID: nextBootID)
+            stage = .resetting
+            await directory.commit()
+            Task { await self.runFailedReset(refusal, actor: actor, mark) }
+            return actor
+        }
         // What the reset will leave is certain from here on: the lab records it before answering, so
         // a lab saved mid-reset comes back reset (in maintenance after a reboot), never half-way.
-        if request.graceful, isControlPlane { try? await etcd.leave(node: spec.name) }
+        if leaves { try? await etcd.leave(node: spec.name) }
         let wipesState = labels.isEmpty || labels.contains("STATE")
         if labels.isEmpty || labels.contains("EPHEMERAL") { await etcd.wipe(node: spec.name) }
         nextBootID = UUID().uuidString.lowercased()
         promised = TwinSnapshot.NodeState(name: spec.name, powered: request.reboot, config: wipesState ? nil : persistent?.text, bootID: nextBootID)
         stage = .resetting
         await directory.commit()
-        Task { await self.runReset(request, labels: labels, mark) }
+        Task { await self.runReset(request, labels: labels, actor: actor, mark) }
         return actor
     }
 
-    private func runReset(_ request: Machine_ResetRequest, labels: [String], _ mark: Int) async {
-        guard await pause(SimulatedTiming.resetWipe, mark) else { return }
+    /// The phases a reset runs up to its leave, as Talos names them (v1alpha1_sequencer.go Reset).
+    private func resetPhasesBeforeLeave(_ graceful: Bool, actor: String) {
+        publishSequence("reset", .start, actor: actor)
+        if graceful { publishPhase("drain", task: "cordonAndDrainNode", actor: actor) }
+        publishPhase("cleanup", task: graceful ? "removeAllPods" : "stopAllPods", actor: actor)
+        publishPhase("dbus", task: "stopDBus", actor: actor)
+    }
+
+    private func runReset(_ request: Machine_ResetRequest, labels: [String], actor: String, _ mark: Int) async {
+        resetPhasesBeforeLeave(request.graceful, actor: actor)
+        if request.graceful, isControlPlane { publishPhase("leave", task: "leaveEtcd", actor: actor) }
+        for (phase, task) in [("preReset", "sendResetSignal"), ("stopServices", "stopServicesForUpgrade"), ("stopEverything", "stopAllServices"),
+                              ("reset", "resetSystemDisk")] {
+            publishPhase(phase, task: task, actor: actor)
+        }
+        // Never under 300 ms of real time: a reset takes Talos seconds, and a client that follows
+        // the sequence subscribes to Events after the Reset answer, before the node goes down.
+        guard await pause(SimulatedTiming.resetWipe, mark, atLeast: .milliseconds(300)) else { return }
         if labels.isEmpty {
             // The whole system disk: the OS is gone too.
             config = nil
@@ -638,10 +721,34 @@ public actor SimulatedTalosNode {
             config = nil
             staged = nil
         }
+        // The last task restarts the machine; the controller then reports the reboot as the
+        // sequence's error, after the RestartEvent machined acts on (v1alpha1_controller.go Run).
+        publish(Machine_RestartEvent.with { $0.cmd = request.reboot ? 0x0123_4567 : 0x4321_FEDC }, actor: actor)
+        publishSequence("reset", .stop, actor: actor)
+        publishSequence("reset", .noop, actor: actor, error: "sequence failed: error running phase 14 in reset sequence: task 1/1: failed, unix.Reboot(\(request.reboot ? "1234567" : "4321fedc"))")
         if request.reboot { await reboot() } else {
             await powerOff(cut: false)
             promised = nil
         }
+    }
+
+    /// A graceful reset whose leave etcd refuses: pods and kubelet stopped, the leave retried while
+    /// etcd is unhealthy (5 minutes), the sequence failed, then machined's fatal-error reboot 10 s
+    /// later, nothing wiped (talos v1.13.9 `internal/pkg/etcd/etcd.go` LeaveCluster, main.go handle).
+    private func runFailedReset(_ refusal: SimulatedEtcd.LeaveRefusal, actor: String, _ mark: Int) async {
+        resetPhasesBeforeLeave(true, actor: actor)
+        servicesUp = false
+        directory.record.note(spec.name, "reset-failed", detail: "kubelet and every pod stopped; " + refusal.text)
+        publish(Machine_PhaseEvent.with { $0.phase = "leave"; $0.action = .start }, actor: actor)
+        publish(Machine_TaskEvent.with { $0.task = "leaveEtcd"; $0.action = .start }, actor: actor)
+        if refusal.retried { guard await pause(300, mark) else { return } }
+        publish(Machine_TaskEvent.with { $0.task = "leaveEtcd"; $0.action = .stop }, actor: actor)
+        publish(Machine_PhaseEvent.with { $0.phase = "leave"; $0.action = .stop }, actor: actor)
+        publishSequence("reset", .stop, actor: actor)
+        publishSequence("reset", .noop, actor: actor, error: "sequence failed: error running phase 4 in reset sequence: task 1/1: failed, " + refusal.text)
+        stage = .rebooting
+        guard await pause(10, mark, atLeast: .milliseconds(100)) else { return }
+        await reboot()
     }
 
     /// An EthernetConfig arming magic wake for the NIC's kernel name runs; absent, the NIC is left as

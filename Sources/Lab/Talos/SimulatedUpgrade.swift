@@ -34,12 +34,36 @@ extension SimulatedTalosNode {
             throw RPCError(code: .unavailable, message: "failed to pull image \"\(image)\": dial tcp: lookup factory.talos.dev: i/o timeout (simulated fault)")
         }
         guard Self.installer(image) != nil else { throw RPCError(code: .notFound, message: "failed to resolve reference \"\(image)\": not found") }
+        try await fetch(image, into: Self.key(containerd, image), progress: progress)
+    }
+
+    /// The registry side of a pull: skipped when that containerd store has it (`WithSkipIfAlreadyPulled`),
+    /// else Image Factory's build on the image's first request, then three layers.
+    func fetch(_ image: String, into key: String, progress: @Sendable (Int) async throws -> Void = { _ in }) async throws {
+        guard !pulled.contains(key) else { return }
         let mark = epoch
+        if await directory.firstFactoryRequest(image) {
+            directory.record.note(spec.name, "factory-build", detail: image)
+            guard await pause(spec.installerBuildSeconds, mark) else { throw RPCError(code: .unavailable, message: "the node rebooted during the pull") }
+        }
         for layer in 1...3 {
             guard await pause(SimulatedTiming.pull / 3, mark) else { throw RPCError(code: .unavailable, message: "the node rebooted during the pull") }
             try await progress(layer)
         }
-        pulled.insert(Self.key(containerd, image))
+        pulled.insert(key)
+    }
+
+    /// MachineService/ImagePull (1.12): into the CRI containerd, in the namespace asked for
+    /// (talos v1.12.11 `v1alpha1_images.go`); no progress, NotFound for an unknown image.
+    func imagePull(_ image: String, namespace: Common_ContainerdNamespace) async throws {
+        directory.record.call(spec.name, "MachineService/ImagePull", detail: image)
+        guard namespace != .nsUnknown else { throw RPCError(code: .invalidArgument, message: "invalid namespace \(namespace)") }
+        guard servicesUp else { throw RPCError(code: .unavailable, message: "error connecting to containerd: machine is \(stage.rawValue)") }
+        guard !spec.faults.contains(.pullFails) else {
+            throw RPCError(code: .unknown, message: "failed to pull image \"\(image)\": dial tcp: lookup factory.talos.dev: i/o timeout (simulated fault)")
+        }
+        guard Self.installer(image) != nil else { throw RPCError(code: .notFound, message: "error pulling image: \(image): not found") }
+        try await fetch(image, into: "cri/\(namespace)/\(image)")
     }
 
     /// Installs a pulled installer into the other slot; the returned lines are the installer's log
@@ -66,22 +90,28 @@ extension SimulatedTalosNode {
         return (["installing \(target.version) to the inactive boot slot", "upgrade of the inactive slot complete; reboot to run it"], 0)
     }
 
-    /// The legacy upgrade: checks, then pull, install and reboot on the node, certain once acknowledged.
+    /// The legacy upgrade (talos v1.12.11 `v1alpha1_server.go` Upgrade): the installer pulled into
+    /// the system containerd and checked before anything else, then the etcd checks on a control
+    /// plane, all as plain errors (gRPC Unknown); only then the answer, after which the install and
+    /// reboot are certain.
     func legacyUpgrade(_ request: Machine_UpgradeRequest) async throws -> String {
         directory.record.call(spec.name, "MachineService/Upgrade", detail: request.image)
         guard stage == .running else { throw RPCError(code: .failedPrecondition, message: "machine is \(stage.rawValue)") }
-        guard let target = Self.installer(request.image) else { throw RPCError(code: .invalidArgument, message: "invalid installer image \(request.image)") }
-        guard !spec.faults.contains(.pullFails) else {
-            throw RPCError(code: .unavailable, message: "error pulling \"\(request.image)\": i/o timeout (simulated fault)")
+        guard let target = Self.installer(request.image) else {
+            throw RPCError(code: .unknown, message: "error validating installer image \"\(request.image)\": invalid reference")
         }
+        guard !spec.faults.contains(.pullFails) else {
+            throw RPCError(code: .unknown, message: "error validating installer image \"\(request.image)\": failed to pull image: dial tcp: lookup factory.talos.dev: i/o timeout (simulated fault)")
+        }
+        try await fetch(request.image, into: "system/\(request.image)")
         if isControlPlane, !request.force, !request.preserve {
-            // ValidateForUpgrade, under the etcd upgrade mutex.
+            // ValidateForUpgrade, under the etcd upgrade mutex (internal/pkg/etcd/etcd.go).
             let members = (try? await etcd.members(via: spec.name)) ?? []
             if members.count == 2 {
-                throw RPCError(code: .failedPrecondition, message: "etcd member count(2) is insufficient to maintain quorum if upgrade commences")
+                throw RPCError(code: .unknown, message: "error validating etcd for upgrade: etcd member count(2) is insufficient to maintain quorum if upgrade commences")
             }
             for member in members where !(await etcd.isRunning(member.node)) {
-                throw RPCError(code: .failedPrecondition, message: "etcd member \(member.hostname) is not healthy; all members must be healthy to perform an upgrade")
+                throw RPCError(code: .unknown, message: "error validating etcd for upgrade: etcd member \(String(format: "%016x", member.id)) is not started, all members must be running to perform an upgrade")
             }
         }
         installing = true
@@ -98,7 +128,7 @@ extension SimulatedTalosNode {
         let mark = epoch
         stage = .upgrading
         Task {
-            guard await self.pause(SimulatedTiming.pull + SimulatedTiming.upgradeInstall, mark) else { return }
+            guard await self.pause(SimulatedTiming.upgradeInstall, mark) else { return }
             await self.finishLegacyUpgrade()
         }
         return "Upgrade request received"

@@ -48,6 +48,15 @@ struct ResourceHandler: Cosi_Resource_State.SimpleServiceProtocol {
             return .with { $0.resource = resource }
         }
         try await node.authorize(.read, "Get", context)
+        if request.namespace == "controlplane" {
+            guard let version = await node.staticPodResourceVersion(type: request.type, id: request.id) else {
+                throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
+            }
+            let spec = request.type == StaticPodVersions.configFilesType ? "ready: true\nversion: \"\(await node.configFilesVersion)\"\n" : "{}\n"
+            var resource = Self.resource(namespace: "controlplane", type: request.type, id: request.id, yaml: spec)
+            resource.metadata.version = version
+            return .with { $0.resource = resource }
+        }
         guard request.namespace == "runtime", request.type == Self.machineStatusType, request.id == "machine" else {
             throw RPCError(code: .notFound, message: "resource \(request.type)/\(request.id) doesn't exist")
         }

@@ -45,6 +45,7 @@ struct TwinSnapshot: Codable, Sendable {
             var node: String
             var hostname: String
             var address: String
+            var isLearner: Bool?
         }
         var clusters: [Cluster] = []
         var nextCluster = 1
@@ -94,6 +95,9 @@ struct TwinSnapshot: Codable, Sendable {
             var interfaceID: String
             var mac: String
             var spotRequestID: String?
+            /// The root volume's size in GiB and type, as launched (older twins: the AMI's 20 GiB gp2).
+            var rootVolumeGiB: Int?
+            var rootVolumeType: String?
         }
         struct SpotRequest: Codable, Sendable {
             var id: String

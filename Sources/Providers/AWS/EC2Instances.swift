@@ -41,6 +41,10 @@ public struct EC2LaunchSpec: Sendable {
     public var spotType = "one-time"
     public var clientToken: String
     public var tags: [String: String]
+    /// The root EBS volume in GiB (gp3, deleted with the instance); nil: the AMI's own.
+    public var rootVolumeGiB: Int?
+    /// The AMI's root device: Talos' uploader registers `/dev/xvda` (hack/cloud-image-uploader/aws.go).
+    public var rootDeviceName = "/dev/xvda"
 
     public init(imageID: String, instanceType: String, clientToken: String, tags: [String: String]) {
         self.imageID = imageID
@@ -56,6 +60,10 @@ public struct EC2LaunchSpec: Sendable {
         if let subnetID { list.append(("SubnetId", subnetID)) }
         for (index, group) in securityGroupIDs.enumerated() { list.append(("SecurityGroupId.\(index + 1)", group)) }
         if let userData { list.append(("UserData", userData)) }
+        if let rootVolumeGiB {
+            list += [("BlockDeviceMapping.1.DeviceName", rootDeviceName), ("BlockDeviceMapping.1.Ebs.VolumeSize", "\(rootVolumeGiB)"),
+                     ("BlockDeviceMapping.1.Ebs.VolumeType", "gp3"), ("BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true")]
+        }
         if spot {
             // A persistent request can only stop or hibernate its instance on interruption.
             list += [("InstanceMarketOptions.MarketType", "spot"), ("InstanceMarketOptions.SpotOptions.SpotInstanceType", spotType),

@@ -56,6 +56,7 @@ public struct Executor: Sendable {
         try journal?.startRun(id: context.runID, inventory: context.inventory.name, playbook: playbook, target: context.target, command: command, graph: edges)
         context.events.emit(Event(run: context.runID, kind: .runStarted, message: "\(command): \(selected.count) steps"))
         let limiter = Limiter(maxConcurrency: options.maxConcurrency, resourceLimits: options.resourceLimits)
+        context.outputStore.limiter.withLock { $0 = limiter }
         var summary = RunSummary(runID: context.runID, outcomes: [:], errors: [:])
 
         let instances = graph.instances.filter { selected.contains($0.id) }

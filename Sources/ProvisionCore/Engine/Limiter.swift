@@ -27,6 +27,19 @@ actor Limiter {
         await global.release()
         for key in keys.sorted() { await semaphore(for: key).release() }
     }
+
+    /// More resources for a step that already holds its global slot: the slot is given back while it
+    /// waits and taken again after, so the order stays resources first, then a slot (a step that
+    /// holds the resource and waits for a slot never waits on this one).
+    nonisolated func acquireResources(_ keys: [ResourceKey]) async {
+        await global.release()
+        for key in keys.sorted() { await semaphore(for: key).acquire() }
+        await global.acquire()
+    }
+
+    nonisolated func releaseResources(_ keys: [ResourceKey]) async {
+        for key in keys.sorted() { await semaphore(for: key).release() }
+    }
 }
 
 /// Exponential backoff with full jitter and a cap on attempts.

@@ -58,6 +58,25 @@ public struct StepContext: Sendable {
         events.emit(Event(run: runID, kind: .log, level: level, step: step?.id, node: step?.node, message: message))
     }
 
+    /// Runs `body` holding `keys`, as if the step had declared them: for a step that learns only
+    /// while it runs that its change needs a one-at-a-time slot (a live change that restarts a
+    /// control plane's static pods takes the slot the gated reboots take). Outside an executor's
+    /// run (a bare test), it just runs.
+    public func holding<T: Sendable>(_ keys: [ResourceKey], _ body: () async throws -> T) async throws -> T {
+        guard let limiter = outputStore.limiter.withLock({ $0 }) else { return try await body() }
+        await limiter.acquireResources(keys)
+        do {
+            // A step whose time ran out while it waited does not go on.
+            try Task.checkCancellation()
+            let result = try await body()
+            await limiter.releaseResources(keys)
+            return result
+        } catch {
+            await limiter.releaseResources(keys)
+            throw error
+        }
+    }
+
     /// What a dry run found would change, in the plan's terms; only emitted in dry runs (a real run
     /// logs as it acts).
     public func plan(_ change: PlannedChange, step: StepInstance) {
@@ -66,9 +85,11 @@ public struct StepContext: Sendable {
     }
 }
 
-/// Outputs of finished steps, readable by their dependents.
+/// Outputs of finished steps, readable by their dependents, and the run's limiter.
 final class OutputStore: Sendable {
     private let values = Mutex<[String: StepOutputs]>([:])
+    /// The executor's, for steps that take a resource while they run (`StepContext.holding`).
+    let limiter = Mutex<Limiter?>(nil)
     private let waits = Mutex<[String: String]>([:])
     func get(_ id: String) -> StepOutputs? { values.withLock { $0[id] } }
     func set(_ id: String, _ outputs: StepOutputs) { values.withLock { $0[id] = outputs } }

@@ -200,6 +200,13 @@ public struct GPUPoolSpec: Sendable {
     public var scheduleUp: Located<String>?
     public var scheduleDown: Located<String>?
     public var location: SourceLocation
+    /// The root EBS volume, gp3 (`rootVolume`, default 100 GiB): official Talos AMIs register 20 GiB
+    /// of gp2, and EPHEMERAL (containerd's images, pods' scratch) lives on it; CUDA images fill that.
+    public var rootVolume: Located<Int64>? = nil
+
+    public static let defaultRootVolume: Int64 = 100 << 30
+    /// The AMI's own root (Talos' uploader registers 20 GiB) and gp3's largest volume.
+    public static let rootVolumeRange: ClosedRange<Int64> = (20 << 30)...(16 << 40)
 }
 
 public struct LabSpec: Sendable {
@@ -251,12 +258,15 @@ public struct LabDelays: Sendable, Equatable {
     public var libvirtStart: Duration = .seconds(3)
     public var ec2Boot: Duration = .seconds(30)
     public var wakeOnLAN: Duration = .seconds(5)
+    /// Image Factory building a schematic's installer on its first request (minutes, for real).
+    public var installerBuild: Duration = .seconds(90)
 
     public init() {}
 
     /// The `lab.delays` keys and the field each sets.
     static var fields: [(key: String, field: WritableKeyPath<LabDelays, Duration>)] {
-        [("libvirtCreate", \.libvirtCreate), ("libvirtStart", \.libvirtStart), ("ec2Boot", \.ec2Boot), ("wakeOnLAN", \.wakeOnLAN)]
+        [("libvirtCreate", \.libvirtCreate), ("libvirtStart", \.libvirtStart), ("ec2Boot", \.ec2Boot), ("wakeOnLAN", \.wakeOnLAN),
+         ("installerBuild", \.installerBuild)]
     }
 }
 

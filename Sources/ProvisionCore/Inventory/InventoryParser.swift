@@ -331,6 +331,11 @@ public struct InventoryParser {
         let subnet = r.string("subnet")
         let groups = r.stringList("securityGroups") ?? []
         let owner = r.string("owner")
+        let rootVolume = r.parsed("rootVolume", expected: "a size such as 100GiB", SizeText.parse)
+        if let rootVolume, !GPUPoolSpec.rootVolumeRange.contains(rootVolume.value) {
+            collector.error("value.out-of-range", at: rootVolume.location, "`rootVolume` must be between 20GiB (the Talos AMI's own root) and 16TiB (gp3's largest)",
+                            fix: "e.g. `rootVolume: 100GiB`; CUDA images need tens of GiB each")
+        }
         var up: Located<String>?, down: Located<String>?
         if let schedule = r.mapping("schedule") {
             up = schedule.string("up")
@@ -351,7 +356,7 @@ public struct InventoryParser {
         return GPUPoolSpec(name: name, provider: provider, image: image, instanceType: type, ami: ami,
                            market: Located(GPUPoolSpec.Market(rawValue: market.value) ?? .onDemand, at: market.location),
                            count: count, maxLifetime: maxLifetime, idleTimeout: idle, defaultTTL: ttl, subnet: subnet,
-                           securityGroups: groups, owner: owner, scheduleUp: up, scheduleDown: down, location: r.location)
+                           securityGroups: groups, owner: owner, scheduleUp: up, scheduleDown: down, location: r.location, rootVolume: rootVolume)
     }
 
     /// Linux's rule for an interface name (`dev_valid_name`): 1-15 bytes, no `/`, `:` or space.

@@ -41,11 +41,13 @@ public struct GPULaunch: StepKind {
         spec.subnetID = pool.subnet?.value
         spec.securityGroupIDs = pool.securityGroups.map(\.value)
         spec.spot = pool.market.value == .spot
+        let root = pool.rootVolume?.value ?? GPUPoolSpec.defaultRootVolume
+        spec.rootVolumeGiB = Int((root + (1 << 30) - 1) >> 30)
         do { spec.userData = try EC2UserData.encode(try await TalosAccess.from(context).config(forPool: pool)) } catch let tooLarge as EC2UserData.TooLarge {
             throw StepError.permanent("pool \(pool.name.value): \(tooLarge)")
         }
         guard let instance = try await client.runInstances(spec).first else { throw StepError.transient("RunInstances returned no instance") }
-        context.log("launched \(instance.id) (\(pool.instanceType.value)\(spec.spot ? ", spot" : "")); it expires \(tags["provision:expires-at"]!)", step: step)
+        context.log("launched \(instance.id) (\(pool.instanceType.value)\(spec.spot ? ", spot" : ""), \(spec.rootVolumeGiB ?? 0) GiB gp3 root); it expires \(tags["provision:expires-at"]!)", step: step)
         return Self.outputs(instance)
     }
 

@@ -56,6 +56,9 @@ public struct KubeUpgrade: StepKind {
         try versions.save(stateDirectory: context.stateDirectory)
         let access = TalosAccess.from(context)
         let config = try await access.config(for: move.node)
+        // What Talos re-renders besides the moved component (a scheduler move re-renders the
+        // kube-apiserver too: its config-file-version includes the scheduler's config) is waited for.
+        let before = move.component == .kubelet || move.component == .proxy ? nil : try? await access.client(move.node, .admin).staticPodVersions()
         do {
             _ = try await access.client(move.node, .admin).applyConfiguration(config, mode: .noReboot)
         } catch let TalosError.rejected(message) {
@@ -85,6 +88,7 @@ public struct KubeUpgrade: StepKind {
                 if !image.hasSuffix(":" + target) { return "pod runs \(image)" }
                 return object.condition("Ready") == "True" ? nil : "pod not Ready"
             }
+            if let before { try await StaticPodRollout(node: move.node, step: step, context: context).wait(since: before) }
         }
         context.log("\(move.node): \(move.component.processName) runs \(target) and is Ready", step: step)
     }

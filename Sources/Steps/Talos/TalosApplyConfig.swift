@@ -10,11 +10,14 @@ import TalosKit
 /// active one (COSI `MachineConfigs`); when they differ Talos is asked, by a dry-run apply, whether
 /// the change applies live: if so it is sent NO_REBOOT, else STAGED, and `talos.reboot` then reboots
 /// the node through the etcd-gated, drained sequence. REBOOT and AUTO are never sent to a running
-/// node: Talos would reboot it with no drain and no etcd check. The config is validated against
+/// node: Talos would reboot it with no drain and no etcd check. A live change to a control plane
+/// goes one control plane at a time and waits until the static pods it re-rendered run it. The config is validated against
 /// Talos' schema before it leaves this machine.
 public struct TalosApplyConfig: StepKind {
+    // The timeout covers waiting for the control-plane slot behind the others' rollouts, and the
+    // rollout of this node's static pods.
     public let info = StepKindInfo(name: "talos.apply-config", summary: "give the node its rendered machine config (live, or staged for a gated reboot)",
-                                   estimate: .seconds(5), scope: .node, defaultTimeout: .seconds(120), parameters: ["mode"])
+                                   estimate: .seconds(5), scope: .node, defaultTimeout: .seconds(1800), parameters: ["mode"])
 
     public init() {}
 
@@ -127,6 +130,27 @@ public struct TalosApplyConfig: StepKind {
     /// `talos.reboot`'s, gated). Never REBOOT or AUTO.
     func reconfigure(_ step: StepInstance, _ node: String, _ context: StepContext) async throws -> StepOutputs {
         guard let (drift, live) = try await Self.pendingChange(node, context) else { return ["mode": "configured"] }
+        // Talos re-renders a control plane's static pods on any change to what feeds them: applied to
+        // every control plane at once, kube-apiserver would restart everywhere together. One control
+        // plane at a time (the gated reboots' slot), each waited for until its pods run the change.
+        if live, context.inventory.node(named: node)?.role.value == .controlplane {
+            return try await context.holding(TalosReboot.disruptionSlot(node, context)) {
+                guard let (drift, live) = try await Self.pendingChange(node, context) else { return ["mode": "configured"] }
+                let client = try await TalosAccess.from(context).client(node, .admin)
+                let before = try? await client.staticPodVersions()
+                if before == nil {
+                    context.log("\(node): its static pods' versions could not be read; the change goes without waiting for them", level: .warning, step: step)
+                }
+                let outputs = try await send(step, node, drift, live: live, context)
+                if live, let before { try await StaticPodRollout(node: node, step: step, context: context).wait(since: before) }
+                return outputs
+            }
+        }
+        return try await send(step, node, drift, live: live, context)
+    }
+
+    /// NO_REBOOT when live, else STAGED; a change that stopped being live is staged.
+    func send(_ step: StepInstance, _ node: String, _ drift: NodeConfigDrift, live: Bool, _ context: StepContext) async throws -> StepOutputs {
         let client = try await TalosAccess.from(context).client(node, .admin)
         var mode: Machine_ApplyConfigurationRequest.Mode = live ? .noReboot : .staged
         if let diff = drift.diff { context.log("\(node): config change\n\(diff)", level: .debug, step: step) }

@@ -97,9 +97,21 @@ public struct TalosUpgrade: StepKind {
             try await Self.warnAboutKernelArguments(node, step, context)
             let legacy = !(TalosReleases.minor(of: now.version)?.lifecycleAPI ?? true)
             let from = now
+            let pullDeadline = access.scaled(.seconds(900), floor: .seconds(60))
+            if legacy, record == nil {
+                // Before the node is drained: a schematic's first request has Image Factory build it.
+                try await Self.progress("\(node): pulling \(installer) (Image Factory builds a new schematic's installer on its first request)", step, context) {
+                    try await access.client(node, .admin).imagePull(installer, deadline: pullDeadline)
+                }
+            }
             let disruption = GatedDisruption(step: step, context: context, node: node, action: "upgrade", detail: "\(legacy ? "legacy" : "lifecycle") to \(hop)")
             outputs = try await disruption.run(send: { client in
-                if legacy { return "legacy upgrade sent (\(try await client.legacyUpgrade(installer)))" }
+                if legacy {
+                    let ack = try await Self.progress("\(node): upgrade sent; Talos pulls and checks the installer before it answers", step, context) {
+                        try await client.legacyUpgrade(installer, deadline: pullDeadline)
+                    }
+                    return "legacy upgrade sent (\(ack))"
+                }
                 _ = try await client.pull(installer)
                 let installed = try await client.installUpgrade(installer)
                 return "pulled \(installer) and installed it into the other slot (\(installed.messages.last ?? "ok")); reboot sent (actor \(try await client.reboot()))"
@@ -119,6 +131,22 @@ public struct TalosUpgrade: StepKind {
         }
         try await Self.recordInstaller(node, ImageURLs(schematicID: want.schematic ?? "", version: want.version, platform: image.platform.value).installer, step, context)
         return outputs
+    }
+
+    /// Runs `body`, saying what it waits for when it starts and every 30 seconds (on the lab's clock)
+    /// until it ends: a pull Talos reports no progress for must still show it is alive.
+    static func progress<T: Sendable>(_ what: String, _ step: StepInstance, _ context: StepContext, _ body: () async throws -> T) async throws -> T {
+        context.log(what, step: step)
+        let started = ContinuousClock.now
+        let every = TalosAccess.from(context).scaled(.seconds(30), floor: .milliseconds(200))
+        let ticker = Task {
+            while !Task.isCancelled {
+                try await Task.sleep(for: every)
+                context.log("\(what): \(DurationText.format(ContinuousClock.now - started)) so far", step: step)
+            }
+        }
+        defer { ticker.cancel() }
+        return try await body()
     }
 
     /// After the upgrade the node's config is brought to the one the inventory renders for its new

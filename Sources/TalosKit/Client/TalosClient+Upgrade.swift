@@ -66,12 +66,31 @@ extension TalosClient {
         return outcome
     }
 
-    /// The legacy upgrade: the node pulls, checks etcd (refusing 2 members or an unstarted one),
-    /// drains, installs and reboots by itself. Returns the acknowledgement.
-    public func legacyUpgrade(_ image: String) async throws -> String {
+    /// The legacy upgrade: the node pulls the installer into its system containerd and runs it once
+    /// to check it, then checks etcd (refusing 2 members or an unstarted one), and only then answers
+    /// (talos v1.12.11 `v1alpha1_server.go` Upgrade, `install/pull.go`); it drains, installs and
+    /// reboots by itself after. `deadline` must cover that pull: minutes for a schematic Image
+    /// Factory builds on its first request. Returns the acknowledgement.
+    public func legacyUpgrade(_ image: String, deadline: Duration) async throws -> String {
         var request = Machine_UpgradeRequest()
         request.image = image
-        return try await machine { try Self.first(try await $0.upgrade(request, options: options).messages, "Upgrade").ack }
+        var upgradeOptions = options
+        upgradeOptions.timeout = max(timeout, deadline)
+        return try await machine { try Self.first(try await $0.upgrade(request, options: upgradeOptions).messages, "Upgrade").ack }
+    }
+
+    /// MachineService/ImagePull (1.12's, unary, no progress): the image into the CRI containerd's
+    /// `system` namespace (NS_SYSTEM selects the namespace, not the system containerd).
+    /// Not the store the legacy upgrade pulls into (that is the system containerd), but the same
+    /// registry: it has Image Factory build a new schematic's installer while the node is still in
+    /// service, so the upgrade's own pull, once the node is drained, is a download.
+    public func imagePull(_ reference: String, deadline: Duration) async throws {
+        var request = Machine_ImagePullRequest()
+        request.namespace = .nsSystem
+        request.reference = reference
+        var pullOptions = options
+        pullOptions.timeout = max(timeout, deadline)
+        _ = try await machine { try await $0.imagePull(request, options: pullOptions) }
     }
 
     /// The running schematic: the extension Talos lists as `schematic` (COSI ExtensionStatuses);

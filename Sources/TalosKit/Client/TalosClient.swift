@@ -99,10 +99,13 @@ public struct TalosClient: Sendable {
         return try await machine { try Self.first(try await $0.reset(request, options: options).messages, "Reset").actorID }
     }
 
-    /// Wipes STATE and EPHEMERAL only, gracefully, and reboots (without reboot the node halts).
-    public func resetSystemPartitions() async throws -> String {
+    /// Wipes STATE and EPHEMERAL only and reboots (without reboot the node halts). Graceful: the
+    /// node drains itself and a control plane leaves etcd, which fails the whole reset when etcd
+    /// refuses; not graceful: neither (the docs' advice when etcd cannot be left). Returns the
+    /// actor ID whose events tell how it ended.
+    public func resetSystemPartitions(graceful: Bool = true) async throws -> String {
         var request = Machine_ResetRequest()
-        request.graceful = true
+        request.graceful = graceful
         request.reboot = true
         request.mode = .systemDisk
         request.systemPartitionsToWipe = ["STATE", "EPHEMERAL"].map { label in

@@ -25,6 +25,44 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Common_Code: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case fatal // = 0
+  case locked // = 1
+  case canceled // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .fatal
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .fatal
+    case 1: self = .locked
+    case 2: self = .canceled
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .fatal: return 0
+    case .locked: return 1
+    case .canceled: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Common_Code] = [
+    .fatal,
+    .locked,
+    .canceled,
+  ]
+
+}
+
 public nonisolated enum Common_ContainerDriver: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case containerd // = 0
@@ -123,6 +161,21 @@ public nonisolated struct Common_Metadata: Sendable {
   fileprivate var _status: Google_Rpc_Status? = nil
 }
 
+/// A sequence's failure, as SequenceEvent carries it.
+public nonisolated struct Common_Error: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var code: Common_Code = .fatal
+
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Common_Data: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -185,6 +238,10 @@ public nonisolated struct Common_ContainerdInstance: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "common"
 
+nonisolated extension Common_Code: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FATAL\0\u{1}LOCKED\0\u{1}CANCELED\0")
+}
+
 nonisolated extension Common_ContainerDriver: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CONTAINERD\0\u{1}CRI\0")
 }
@@ -232,6 +289,41 @@ nonisolated extension Common_Metadata: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.hostname != rhs.hostname {return false}
     if lhs.error != rhs.error {return false}
     if lhs._status != rhs._status {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Common_Error: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Error"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.code) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.code != .fatal {
+      try visitor.visitSingularEnumField(value: self.code, fieldNumber: 1)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Common_Error, rhs: Common_Error) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.message != rhs.message {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -255,6 +255,19 @@ public enum Machine_MachineService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ImagePull" metadata.
+        public enum ImagePull: Sendable {
+            /// Request type for "ImagePull".
+            public typealias Input = Machine_ImagePullRequest
+            /// Response type for "ImagePull".
+            public typealias Output = Machine_ImagePullResponse
+            /// Descriptor for "ImagePull".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "machine.MachineService"),
+                method: "ImagePull",
+                type: .unary
+            )
+        }
         /// Namespace for "Kubeconfig" metadata.
         public enum Kubeconfig: Sendable {
             /// Request type for "Kubeconfig".
@@ -327,6 +340,7 @@ public enum Machine_MachineService: Sendable {
             EtcdAlarmList.descriptor,
             EtcdAlarmDisarm.descriptor,
             Upgrade.descriptor,
+            ImagePull.descriptor,
             Kubeconfig.descriptor,
             Events.descriptor,
             Read.descriptor,
@@ -620,6 +634,24 @@ extension Machine_MachineService {
             request: GRPCCore.StreamingServerRequest<Machine_UpgradeRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Machine_UpgradeResponse>
+
+        /// Handle the "ImagePull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Machine_ImagePullRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Machine_ImagePullResponse` messages.
+        func imagePull(
+            request: GRPCCore.StreamingServerRequest<Machine_ImagePullRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Machine_ImagePullResponse>
 
         /// Handle the "Kubeconfig" method.
         ///
@@ -958,6 +990,24 @@ extension Machine_MachineService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Machine_UpgradeResponse>
 
+        /// Handle the "ImagePull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ImagePullRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Machine_ImagePullResponse` message.
+        func imagePull(
+            request: GRPCCore.ServerRequest<Machine_ImagePullRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Machine_ImagePullResponse>
+
         /// Handle the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -1294,6 +1344,24 @@ extension Machine_MachineService {
             context: GRPCCore.ServerContext
         ) async throws -> Machine_UpgradeResponse
 
+        /// Handle the "ImagePull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+        ///
+        /// - Parameters:
+        ///   - request: A `Machine_ImagePullRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Machine_ImagePullResponse` to respond with.
+        func imagePull(
+            request: Machine_ImagePullRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Machine_ImagePullResponse
+
         /// Handle the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -1567,6 +1635,17 @@ extension Machine_MachineService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Machine_MachineService.Method.ImagePull.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_ImagePullRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_ImagePullResponse>(),
+            handler: { request, context in
+                try await self.imagePull(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Machine_MachineService.Method.Kubeconfig.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<SwiftProtobuf.Google_Protobuf_Empty>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Common_Data>(),
@@ -1808,6 +1887,17 @@ extension Machine_MachineService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Machine_UpgradeResponse> {
         let response = try await self.upgrade(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func imagePull(
+        request: GRPCCore.StreamingServerRequest<Machine_ImagePullRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Machine_ImagePullResponse> {
+        let response = try await self.imagePull(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2093,6 +2183,19 @@ extension Machine_MachineService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Machine_UpgradeResponse> {
         return GRPCCore.ServerResponse<Machine_UpgradeResponse>(
             message: try await self.upgrade(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func imagePull(
+        request: GRPCCore.ServerRequest<Machine_ImagePullRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Machine_ImagePullResponse> {
+        return GRPCCore.ServerResponse<Machine_ImagePullResponse>(
+            message: try await self.imagePull(
                 request: request.message,
                 context: context
             ),
@@ -2530,6 +2633,29 @@ extension Machine_MachineService {
             deserializer: some GRPCCore.MessageDeserializer<Machine_UpgradeResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_UpgradeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ImagePull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ImagePullRequest` message.
+        ///   - serializer: A serializer for `Machine_ImagePullRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_ImagePullResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func imagePull<Result>(
+            request: GRPCCore.ClientRequest<Machine_ImagePullRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ImagePullRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_ImagePullResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_ImagePullResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "Kubeconfig" method.
@@ -3183,6 +3309,40 @@ extension Machine_MachineService {
             )
         }
 
+        /// Call the "ImagePull" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Machine_ImagePullRequest` message.
+        ///   - serializer: A serializer for `Machine_ImagePullRequest` messages.
+        ///   - deserializer: A deserializer for `Machine_ImagePullResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func imagePull<Result>(
+            request: GRPCCore.ClientRequest<Machine_ImagePullRequest>,
+            serializer: some GRPCCore.MessageSerializer<Machine_ImagePullRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Machine_ImagePullResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_ImagePullResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Machine_MachineService.Method.ImagePull.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "Kubeconfig" method.
         ///
         /// - Parameters:
@@ -3759,6 +3919,35 @@ extension Machine_MachineService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Machine_UpgradeRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_UpgradeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImagePull" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Machine_ImagePullRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func imagePull<Result>(
+        request: GRPCCore.ClientRequest<Machine_ImagePullRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_ImagePullResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.imagePull(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Machine_ImagePullRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Machine_ImagePullResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4391,6 +4580,39 @@ extension Machine_MachineService.ClientProtocol {
             metadata: metadata
         )
         return try await self.upgrade(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImagePull" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Pulls an image into the CRI containerd (deprecated from 1.13 for ImageService/Pull).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func imagePull<Result>(
+        _ message: Machine_ImagePullRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Machine_ImagePullResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Machine_ImagePullRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.imagePull(
             request: request,
             options: options,
             onResponse: handleResponse

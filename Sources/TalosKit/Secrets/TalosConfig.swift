@@ -6,7 +6,8 @@ import X509
 /// client certificate for one role.
 public enum TalosConfig {
     public enum Role: String, Sendable, CaseIterable {
-        /// `etcdBackup` is Talos' `os:etcd:backup`: EtcdSnapshot and nothing else, for a backup cron host.
+        /// `etcdBackup` is Talos' `os:etcd:backup`, for a backup cron host: EtcdSnapshot, and reading
+        /// etcd's members, status and alarms; nothing else (talos v1.13.9 `machined.go`).
         case admin, `operator`, etcdBackup = "etcd-backup"
 
         var organization: String { self == .etcdBackup ? "os:etcd:backup" : "os:\(rawValue)" }

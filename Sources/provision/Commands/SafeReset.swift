@@ -7,7 +7,7 @@ struct SafeReset: AsyncParsableCommand {
         commandName: "safe-reset",
         abstract: "Wipe one node's STATE and EPHEMERAL safely, then bring it back into the cluster.",
         discussion: """
-            Checks that the node answering is the node the inventory names, that etcd keeps quorum without it and that the cluster is healthy; snapshots etcd; asks you to type the node's name; resets gracefully with reboot; verifies; re-applies the config and waits for the node to rejoin. User data disks are never touched. Every phase is journaled: running the same command again after an interruption resumes and never resets twice.
+            Checks that the node answering is the node the inventory names, that etcd keeps quorum without it and that the cluster is healthy; snapshots etcd; asks you to type the node's name; resets with reboot, gracefully (a control plane leaves etcd itself) unless --force overrode the etcd check, when it resets without leaving etcd (Talos' advice: etcd would refuse the leave); verifies, and reports at once a reset that Talos gave up on (its sequence failed: kubelet and pods stopped, nothing wiped, the node reboots as it was); re-applies the config and waits for the node to rejoin. User data disks are never touched. Every phase is journaled: running the same command again after an interruption resumes and never resets twice.
 
             Examples:
               provision safe-reset homelab/cp2

@@ -148,7 +148,7 @@ struct TalosConfigCommand: AsyncParsableCommand {
         commandName: "talosconfig",
         abstract: "Write a talosconfig with a fresh client certificate (admin, or least-privilege operator).",
         discussion: """
-            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or apply configs: use it for cron jobs. `etcd-backup` (Talos' os:etcd:backup) can take an etcd snapshot and nothing else: give it to a host that only runs `provision backup INV --talosconfig FILE`. The file is written with mode 0600.
+            The certificate is Ed25519, signed by the cluster's OS CA, valid one year, back-dated five minutes for clock skew. `operator` can read, reboot and snapshot etcd but not reset or apply configs: use it for cron jobs. `etcd-backup` (Talos' os:etcd:backup) can take an etcd snapshot and read etcd's members, status and alarms, nothing else (not even the Talos version): give it to a host that only runs `provision backup INV --talosconfig FILE`. The file is written with mode 0600.
 
             Examples:
               provision talosconfig homelab --output ~/.talos/config
