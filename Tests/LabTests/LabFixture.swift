@@ -77,6 +77,17 @@ struct LabFixture {
     }
 }
 
+extension LabFixture {
+    /// Three control planes configured, etcd bootstrapped on cp1 and joined by the others; cp1's client.
+    func bootstrappedControlPlanes() async throws -> TalosClient {
+        try await configure(["cp1", "cp2", "cp3"])
+        let cp1 = try client("cp1", try admin)
+        _ = try await cp1.bootstrap()
+        try await eventually { guard try await cp1.etcdMembers().count == 3 else { throw PeerError("joining") } }
+        return cp1
+    }
+}
+
 /// Retries `body` until it succeeds or `timeout` passes; the last error is rethrown. The timeout only
 /// guards against a hang: the whole suite shares two cores, so a node can be slow to answer.
 @discardableResult

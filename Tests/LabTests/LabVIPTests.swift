@@ -12,10 +12,8 @@ import TestSupport
     @Test(.timeLimit(.minutes(2))) func theVIPAnswersOnlyWithEtcdUpAndMovesWhenItsHolderReboots() async throws {
         let lab = try TalosLab(nodes: ["cp1", "cp2", "cp3"])
         await lab.cluster.powerOnAll()
-        let bundle = try LabFixture.bundle.get()
         let endpoint = try #require(URL(string: lab.inventory.cluster.endpoint.value))
-        let api = try await LabKubeAPI(host: endpoint.host!, port: endpoint.port!, caPEM: KubeLab.pem(bundle.k8s.crt), caKeyPEM: KubeLab.pem(bundle.k8s.key),
-                                       cluster: lab.cluster, kubernetesVersion: "v1.34.2", timeScale: 0, vip: true)
+        let api = try await lab.kubeAPI()
         defer { Task { await api.stop() } }
         let configured = try await lab.run(TalosLab.upToConfigured)
         #expect(configured.succeeded, "\(configured.errors)")

@@ -60,10 +60,7 @@ import TestSupport
     /// the backlog, read by an independent client: `PythonClientInteropTests`.)
     @Test(.timeLimit(.minutes(3))) func aSuccessfulResetIsReadAsOneAmongEventsOfEveryKind() async throws {
         let lab = try LabFixture(nodes: ["cp1", "cp2", "cp3"])
-        try await lab.configure(["cp1", "cp2", "cp3"])
-        let cp1 = try lab.client("cp1", try lab.admin)
-        _ = try await cp1.bootstrap()
-        try await eventually { guard try await cp1.etcdMembers().count == 3 else { throw PeerError("joining") } }
+        _ = try await lab.bootstrappedControlPlanes()
         let cp2 = try lab.client("cp2", try lab.admin)
         let actor = try await cp2.resetSystemPartitions()
         #expect(try await cp2.sequenceOutcome(actor: actor, within: .seconds(60)) == .pastStopAllServices)

@@ -88,10 +88,7 @@ import TestSupport
 
     @Test func resetLeavesEtcdAndReturnsToMaintenanceWithANewBootID() async throws {
         let lab = try LabFixture(nodes: ["cp1", "cp2", "cp3"])
-        try await lab.configure(["cp1", "cp2", "cp3"])
-        let cp1 = try lab.client("cp1", try lab.admin)
-        _ = try await cp1.bootstrap()
-        try await eventually { guard try await cp1.etcdMembers().count == 3 else { throw PeerError("joining") } }
+        let cp1 = try await lab.bootstrappedControlPlanes()
 
         let cp2 = try lab.client("cp2", try lab.admin)
         let bootBefore = try await cp2.bootID()

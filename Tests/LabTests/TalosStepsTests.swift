@@ -104,6 +104,16 @@ struct TalosLab {
         return summary
     }
 
+    /// The lab's Kubernetes API at the cluster endpoint (the VIP), on the shared bundle's CA.
+    func kubeAPI() async throws -> LabKubeAPI {
+        let bundle = try LabFixture.bundle.get()
+        guard let endpoint = URL(string: inventory.cluster.endpoint.value), let host = endpoint.host, let port = endpoint.port else {
+            throw PeerError("the cluster endpoint \(inventory.cluster.endpoint.value) has no host and port")
+        }
+        return try await LabKubeAPI(host: host, port: port, caPEM: KubeLab.pem(bundle.k8s.crt), caKeyPEM: KubeLab.pem(bundle.k8s.key),
+                                    cluster: cluster, kubernetesVersion: "v1.34.2", timeScale: 0, vip: true)
+    }
+
     func admin(_ node: String) async throws -> TalosClient {
         let bundle = try SecretsBundle.load(path: "\(state)/secrets.yaml")
         let credentials = try TalosConfig.credentials(bundle: bundle, roles: ["os:admin"])
