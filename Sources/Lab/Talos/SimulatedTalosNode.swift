@@ -747,7 +747,9 @@ public actor SimulatedTalosNode {
         publishSequence("reset", .stop, actor: actor)
         publishSequence("reset", .noop, actor: actor, error: "sequence failed: error running phase 4 in reset sequence: task 1/1: failed, " + refusal.text)
         stage = .rebooting
-        guard await pause(10, mark, atLeast: .milliseconds(100)) else { return }
+        // machined's countdown: never under a second of real time, so a client that follows the
+        // sequence has its failure before the node goes down, as the 10 s give it on Talos.
+        guard await pause(10, mark, atLeast: .seconds(1)) else { return }
         await reboot()
     }
 

@@ -20,5 +20,15 @@ final class SequenceWatch: Sendable {
         task.withLock { $0 = started }
     }
 
+    /// What the stream says, waiting at most `timeout` for it to say something.
+    func outcome(within timeout: Duration) async -> TalosClient.SequenceOutcome? {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if let outcome { return outcome }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return outcome
+    }
+
     deinit { task.withLock { $0?.cancel() } }
 }

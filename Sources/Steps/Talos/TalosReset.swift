@@ -26,7 +26,11 @@ public struct TalosReset: StepKind {
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let node = try step.requireNode()
         guard let record = Self.underWay(node, context) else { return .pending("\(node) will be reset") }
-        if let outputs = try await Self.verified(node, bootBefore: record.bootBefore, context, failure: .leaveRecord) { return .satisfied(outputs) }
+        do {
+            if let outputs = try await Self.verified(node, bootBefore: record.bootBefore, context) { return .satisfied(outputs) }
+        } catch let unwiped as NotWiped {
+            throw StepError.permanent(Self.failure(node, unwiped.description, graceful: true, context))
+        }
         return .pending("\(node) was reset (boot \(record.bootBefore.prefix(8))) and has not come back yet")
     }
 
@@ -42,11 +46,16 @@ public struct TalosReset: StepKind {
             watch.follow(client, actor: actor, within: TalosAccess.from(context).scaled(.seconds(900)))
             return "reset started (actor \(actor))"
         }, back: { bootBefore in
-            if case let .failed(message) = watch.outcome {
-                Self.clear(context, node: node)
-                throw StepError.permanent(Self.failure(node, message, graceful: graceful, context))
+            var failed: String?
+            if case let .failed(message) = watch.outcome { failed = message }
+            if failed == nil {
+                do { return try await Self.verified(node, bootBefore: bootBefore, context) } catch let unwiped as NotWiped {
+                    // Back unwiped: Talos' own reason is on the stream, which may still be on its way.
+                    if case let .failed(message) = await watch.outcome(within: .seconds(5)) { failed = message } else { failed = unwiped.description }
+                }
             }
-            return try await Self.verified(node, bootBefore: bootBefore, context, failure: .clearRecord(graceful: graceful))
+            Self.clear(context, node: node)
+            throw StepError.permanent(Self.failure(node, failed ?? "", graceful: graceful, context))
         })
     }
 
@@ -79,12 +88,9 @@ public struct TalosReset: StepKind {
         return text
     }
 
-    /// What `verified` does when the node came back unreset: during a run that sent the reset the
-    /// record is cleared (the reset may be sent again); while only looking (observe, a dry run) it
-    /// is left alone.
-    enum FailureHandling: Sendable {
-        case leaveRecord
-        case clearRecord(graceful: Bool)
+    /// The node came back configured without having been wiped: its reset sequence failed.
+    struct NotWiped: Error, CustomStringConvertible {
+        let description: String
     }
 
     /// The reset of `node` under way (recorded, not yet ended by the steps that follow it).
@@ -96,7 +102,7 @@ public struct TalosReset: StepKind {
     /// config comes from cloud user data. Any other node back configured with a new boot ID was not
     /// reset: its sequence failed and machined rebooted it as it was (talos v1.13.9 main.go handle),
     /// unless it was found back once already (then it was re-configured since).
-    static func verified(_ node: String, bootBefore: String, _ context: StepContext, failure handling: FailureHandling) async throws -> StepOutputs? {
+    static func verified(_ node: String, bootBefore: String, _ context: StepContext) async throws -> StepOutputs? {
         let access = TalosAccess.from(context)
         let probe = try await access.probe(node)
         probe.connection?.close()
@@ -113,12 +119,7 @@ public struct TalosReset: StepKind {
             guard let now, now != bootBefore else { return nil }
             let image = context.inventory.node(named: node).flatMap { context.inventory.image(named: $0.image.value) }
             if image?.platform.value == "aws" || underWay(node, context)?.phase == "back" { return ["after": "configured", "bootAfter": now] }
-            let message = "it rebooted (boot \(now.prefix(8))) with its config still active, so the reset sequence failed"
-            guard case let .clearRecord(graceful) = handling else {
-                throw StepError.permanent(failure(node, message, graceful: true, context))
-            }
-            clear(context, node: node)
-            throw StepError.permanent(failure(node, message, graceful: graceful, context))
+            throw NotWiped(description: "it rebooted (boot \(now.prefix(8))) with its config still active, so the reset sequence failed")
         default: return nil
         }
     }
