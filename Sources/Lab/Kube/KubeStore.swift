@@ -188,6 +188,9 @@ actor KubeStore {
         guard objects[id] != object else { return }
         if let current = objects[id], let read = object[path: "metadata.resourceVersion"]?.string,
            read != current[path: "metadata.resourceVersion"]?.string { return }
+        // An update of an object deleted since it was read is NotFound, as kube-apiserver answers a
+        // PUT: a controller never brings back what a client deleted meanwhile.
+        if objects[id] == nil, object[path: "metadata.resourceVersion"]?.string != nil { return }
         var stored = object
         revision += 1
         stored.set("metadata.resourceVersion", .string("\(revision)"))
