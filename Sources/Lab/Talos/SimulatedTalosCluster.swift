@@ -61,6 +61,7 @@ public final class SimulatedTalosCluster: Sendable {
             spec.hypervisor = state.hypervisor
             spec.domain = state.domain
             spec.schematic = state.schematic
+            spec.mac = state.mac
             specs.append(spec)
         }
         self.init(specs: specs)

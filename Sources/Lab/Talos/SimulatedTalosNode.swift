@@ -206,6 +206,7 @@ public actor SimulatedTalosNode {
         }
         state.platform = spec.platform
         state.wakeArmed = wakeArmed ? true : nil
+        state.mac = spec.mac
         state.hypervisor = spec.hypervisor
         state.domain = spec.domain
         return state

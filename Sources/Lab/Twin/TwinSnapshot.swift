@@ -31,6 +31,9 @@ struct TwinSnapshot: Codable, Sendable {
         var slotSchematic: String?
         /// Whether its NIC was left armed for Wake-on-LAN when it went off.
         var wakeArmed: Bool?
+        /// Its NIC's MAC: a machine the inventory no longer lists keeps it (its config selects its
+        /// link by it), as a real machine keeps its NIC.
+        var mac: String?
     }
 
     struct EtcdState: Codable, Sendable {
