@@ -51,34 +51,12 @@ extension TalosClient {
 
     /// The `static-pods` ConfigStatus's spec `version`: what the apiserver's config-file-version says.
     func configFilesVersion() async throws -> String? {
-        var request = Cosi_Resource_GetRequest()
-        request.namespace = "controlplane"
-        request.type = StaticPodVersions.configFilesType
-        request.id = "static-pods"
-        do {
-            let response = try await withClient { grpc in
-                try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
-            }
-            let spec = try ResourceSpec(response.resource.spec.yamlSpec, kind: "ConfigStatus")
-            return spec.text("version")
-        } catch TalosError.notFound {
-            return nil
-        }
+        guard let resource = try await resource(namespace: "controlplane", type: StaticPodVersions.configFilesType, id: "static-pods") else { return nil }
+        return try ResourceSpec(resource.spec.yamlSpec, kind: "ConfigStatus").text("version")
     }
 
     /// One COSI resource's version, nil when it does not exist.
     public func resourceVersion(namespace: String, type: String, id: String) async throws -> String? {
-        var request = Cosi_Resource_GetRequest()
-        request.namespace = namespace
-        request.type = type
-        request.id = id
-        do {
-            let response = try await withClient { grpc in
-                try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
-            }
-            return response.resource.metadata.version
-        } catch TalosError.notFound {
-            return nil
-        }
+        try await resource(namespace: namespace, type: type, id: id)?.metadata.version
     }
 }

@@ -138,14 +138,25 @@ extension TalosClient {
 
     /// The machine's stage and readiness, from the COSI `MachineStatuses` resource.
     public func machineStatus() async throws -> MachineStatus {
-        var request = Cosi_Resource_GetRequest()
-        request.namespace = "runtime"
-        request.type = "MachineStatuses.runtime.talos.dev"
-        request.id = "machine"
-        let response = try await withClient { grpc in
-            try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
+        guard let resource = try await resource(namespace: "runtime", type: "MachineStatuses.runtime.talos.dev", id: "machine") else {
+            throw TalosError.notFound("MachineStatuses.runtime.talos.dev/machine")
         }
-        return try MachineStatus(yaml: response.resource.spec.yamlSpec)
+        return try MachineStatus(yaml: resource.spec.yamlSpec)
+    }
+
+    /// One COSI resource (COSI State/Get), nil when it does not exist.
+    func resource(namespace: String, type: String, id: String) async throws -> Cosi_Resource_Resource? {
+        var request = Cosi_Resource_GetRequest()
+        request.namespace = namespace
+        request.type = type
+        request.id = id
+        do {
+            return try await withClient { grpc in
+                try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
+            }.resource
+        } catch TalosError.notFound {
+            return nil
+        }
     }
 
     /// Which of a node's machine configs to read (COSI `MachineConfigs.config.talos.dev`).
@@ -159,19 +170,9 @@ extension TalosClient {
     /// The node's machine config as Talos holds it (all documents, YAML), or nil when it has none.
     /// It holds the cluster's secrets: never log it unredacted.
     public func machineConfig(_ id: ConfigID) async throws -> String? {
-        var request = Cosi_Resource_GetRequest()
-        request.namespace = "config"
-        request.type = "MachineConfigs.config.talos.dev"
-        request.id = id.rawValue
-        do {
-            let response = try await withClient { grpc in
-                try await Cosi_Resource_State.Client(wrapping: grpc).get(request, options: options)
-            }
-            return response.resource.spec.yamlSpec
-        } catch TalosError.notFound {
-            return nil
-        }
+        try await resource(namespace: "config", type: "MachineConfigs.config.talos.dev", id: id.rawValue)?.spec.yamlSpec
     }
+
 
     /// Version from several nodes through this endpoint (`nodes` fan-out). The gRPC status is OK even
     /// when a node failed; each reply says so in its own metadata, so results are per node.
