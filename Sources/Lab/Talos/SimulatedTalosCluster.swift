@@ -40,7 +40,9 @@ public final class SimulatedTalosCluster: Sendable {
                 spec.hypervisor = provider.name.value
                 spec.domain = node.machine.id?.value
             }
-            spec.mac = node.machine.mac?.value.description
+            // Hardware keeps its NIC: once the lab has a machine, its MAC is the saved one, whatever the
+            // inventory now says (an orphan's stand-in entry has no MAC at all).
+            spec.mac = kept.first { $0.name == node.name.value }?.mac ?? node.machine.mac?.value.description
             spec.leaseAddress = leases[node.name.value]
             spec.wakesFromPowerOff = inventory.lab?.wakeFromPowerOff.contains { $0.value == node.image.value } ?? false
             if let build = inventory.lab?.delays.installerBuild { spec.installerBuildSeconds = Double(build.components.seconds) }
