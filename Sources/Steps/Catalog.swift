@@ -12,7 +12,7 @@ public enum StandardCatalog {
                                    KubeCilium(), KubeFoundation(), KubeVerify(), GPULaunch(), GPUAwaitReady(), GPUDrain(), GPUTerminate(), GPURemoveNodes(), GPUSweep(),
                                    TalosIdentityCheck(), TalosQuorumCheck(), Confirm(), KubeCordon(), KubeDeleteNode(), KubeUncordon(),
                                    TalosRemovalCheck(), TalosLeave(), ClusterOrphans(), TalosUpgrade(), KubeUpgrade(),
-                                   BackupTake(), BackupPrune(), EtcdRestoreCheck(), BackupFetch(), TalosEtcdWipe(), TalosEtcdRecover(), RestoreFinish()] {
+                                   BackupTake(), BackupPrune(), EtcdRestoreCheck(), BackupFetch(), TalosEtcdWipe(), TalosEtcdRecover(), RestoreFinish(), TalosEtcdReseed()] {
             catalog.register(kind)
         }
         return catalog

@@ -106,4 +106,59 @@ import TestSupport
             #expect(try Twin(state).members.count == 3)
         }
     }
+
+    /// cp1 alone: etcd's last member cannot leave, so the checks refuse; with `--force` the reset
+    /// is not graceful (Talos' advice), it completes, and cp1 comes back with etcd bootstrapped
+    /// from the snapshot this run took first: the same cluster (kube-system keeps its UID), not a
+    /// new empty one.
+    @Test(.timeLimit(.minutes(5))) func theOnlyControlPlaneIsResetWithForceAndComesBackFromTheRunsSnapshot() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            try project.edit { text in
+                var text = text
+                for cp in ["cp2", "cp3"] {
+                    guard let start = text.range(of: "  - name: \(cp)\n"), let end = text.range(of: "  - name: ", range: start.upperBound..<text.endIndex) else { return text }
+                    text.removeSubrange(start.lowerBound..<end.lowerBound)
+                }
+                return text.replacingOccurrences(of: "      - {node: cp2, address: 127.0.0.12}\n", with: "")
+            }
+            let up = try await project.run(["up", "demo"])
+            #expect(up.status == 0, "\(up.stderr)")
+            let uid = { (state: String) throws -> String? in
+                let kube = try Twin(state).object["kube"] as? [String: Any]
+                let objects = kube?["objects"] as? [[String: Any]] ?? []
+                let namespace = objects.first { $0["plural"] as? String == "namespaces" && $0["name"] as? String == "kube-system" }
+                return ((namespace?["object"] as? [String: Any])?["metadata"] as? [String: Any])?["uid"] as? String
+            }
+            let before = try uid(project.state)
+            #expect(before != nil)
+            let bootBefore = try Twin(project.state).bootID("cp1")
+
+            let refused = try await project.run(["safe-reset", "demo/cp1", "--yes", "--json"])
+            #expect(refused.status == 3, "etcd's last member: \(refused.stderr)")
+            #expect(try Twin(project.state).bootID("cp1") == bootBefore, "nothing was touched")
+
+            // Killed once the reset is done: etcd is gone, and the resumed run keeps the snapshot taken before.
+            let first = try CLI.Running(["safe-reset", "demo/cp1", "--yes", "--json", "--force", "--state-dir", project.state], cwd: project.dir, environment: [:])
+            let reset = try await first.waitFor(timeout: .seconds(120)) { lines in
+                CLI.events(lines, kind: "step.applied").contains { $0["step"] as? String == "reset@cp1" }
+            }
+            #expect(reset, "\(first.lines)")
+            first.signal(SIGKILL)
+            _ = try? await first.finish(timeout: .seconds(30))
+            #expect(first.lines.contains { $0.contains("graceful=false") }, "reset without leaving etcd")
+
+            let forced = try await project.run(["safe-reset", "demo/cp1", "--yes", "--json", "--force"], timeout: .seconds(240))
+            #expect(forced.status == 0, "\(forced.stderr)")
+            let applied = steps(forced, "step.applied")
+            for step in ["snapshot", "reseed@cp1", "uncordon@cp1"] { #expect(applied.contains(step), "\(step): \(applied.sorted())") }
+            #expect(!applied.contains("reset@cp1"), "never reset twice")
+            #expect(forced.stdout.contains("taken before it, is kept"), "the resumed run keeps the snapshot from before the reset")
+            let twin = try Twin(project.state)
+            #expect(twin.bootID("cp1") != bootBefore, "it was reset and rebooted")
+            #expect(twin.members.map { $0["hostname"] as? String } == ["cp1"], "\(twin.members)")
+            #expect(try uid(project.state) == before, "the cluster came back from the snapshot, not empty")
+            #expect(try Journal(path: project.state + "/journal.sqlite").disruptions().isEmpty, "the flow finished and cleared its record")
+        }
+    }
 }

@@ -205,11 +205,20 @@ public actor SimulatedEtcd {
     }
 
     /// Forgets the data of a node whose disk was wiped without leaving (non-graceful reset), and
-    /// any snapshot uploaded there (it lives on the same EPHEMERAL partition).
-    func wipe(node: String) {
+    /// any snapshot uploaded there (it lives on the same EPHEMERAL partition). Its member stays in
+    /// the list of the others, stale, as etcd keeps it; but when no other node held that cluster's
+    /// data, the cluster is gone, and the Kubernetes objects with it.
+    func wipe(node: String) async {
+        let key = clusterOf[node]
         clusterOf[node] = nil
         corrupted.remove(node)
         pendingRecovery[node] = nil
+        guard let key, !clusterOf.values.contains(key) else { return }
+        clusters[key] = nil
+        keyspaceLost = true
+        await keyspace?.wipeAll()
+        record.note(node, "etcd-lost", detail: "its last member's data was wiped: etcd and the Kubernetes objects are gone")
+        note()
     }
 
     func removeMember(id: UInt64, via node: String) throws {

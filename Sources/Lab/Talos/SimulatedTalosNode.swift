@@ -115,6 +115,10 @@ public actor SimulatedTalosNode {
     /// Its NIC's Wake-on-LAN is armed for magic packets: set by ethtool when a config arming it
     /// runs, kept by the NIC while it has standby power (a shutdown), lost when the power is cut.
     public private(set) var wakeArmed = false
+    /// The OS CA key behind the API certificate a worker got from trustd: it holds that certificate
+    /// while it runs (talos v1.13.9 `controllers/secrets/api.go` generateWorker), so a lab restored
+    /// while it ran serves with it again without a control plane's trustd.
+    private var heldCAKey: String?
     private var server: GRPCServer<HTTP2ServerTransport.Posix>?
     /// The address its API last listened at (the lab's record notes each change).
     private var listeningOn: String?
@@ -206,6 +210,7 @@ public actor SimulatedTalosNode {
         }
         state.platform = spec.platform
         state.wakeArmed = wakeArmed ? true : nil
+        state.heldCAKey = state.config == nil ? nil : heldCAKey
         state.mac = spec.mac
         state.hypervisor = spec.hypervisor
         state.domain = spec.domain
@@ -222,6 +227,7 @@ public actor SimulatedTalosNode {
         staged = state.staged.flatMap { try? AppliedConfig.parse($0, talosVersion: talosVersion, validate: false) }
         if let version = state.slotVersion { otherSlot = (version, state.slotSchematic) }
         wakeArmed = state.wakeArmed ?? false
+        heldCAKey = state.heldCAKey
         guard state.powered, !spec.faults.contains(.neverBoots) else { return }
         await directory.register(self)
         powered = true
@@ -308,7 +314,7 @@ public actor SimulatedTalosNode {
     private func finishBoot(_ mark: Int, resumed: Bool = false) async {
         if !resumed { guard await pause(SimulatedTiming.boot, mark) else { return } }
         if let config {
-            await enterRunning(config, mark)
+            await enterRunning(config, mark, resumed: resumed)
         } else {
             // apid serves before the boot sequence ends, as on Talos: a client already connected
             // sees the stage change on its Events stream instead of finding the API not up yet.
@@ -320,15 +326,17 @@ public actor SimulatedTalosNode {
         }
     }
 
-    private func enterRunning(_ config: AppliedConfig, _ mark: Int) async {
+    private func enterRunning(_ config: AppliedConfig, _ mark: Int, resumed: Bool = false) async {
         // A worker's API certificate needs a control plane's trustd; until one runs, it waits.
-        var caKey = config.osCA.key
+        // One that never went down (a restored lab) still holds the certificate it had.
+        var caKey = config.osCA.key ?? (resumed ? heldCAKey : nil)
         while caKey == nil {
             caKey = await trustd.key(for: config.osCA.certificate)
             if caKey == nil { guard await pause(1, mark) else { return } }
             if spec.timeScale == 0, caKey == nil { try? await Task.sleep(for: .milliseconds(5)) }
         }
         guard let caKey, mark == epoch else { return }
+        heldCAKey = config.controlPlane ? nil : caKey
         if config.controlPlane { await trustd.register(certificate: config.osCA.certificate, key: caKey) }
         armWake(config)
         startComponents(config)

@@ -34,6 +34,8 @@ struct TwinSnapshot: Codable, Sendable {
         /// Its NIC's MAC: a machine the inventory no longer lists keeps it (its config selects its
         /// link by it), as a real machine keeps its NIC.
         var mac: String?
+        /// A running worker's OS CA key from trustd, behind the API certificate it holds.
+        var heldCAKey: String?
     }
 
     struct EtcdState: Codable, Sendable {

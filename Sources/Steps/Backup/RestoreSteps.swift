@@ -192,15 +192,9 @@ public struct TalosEtcdRecover: StepKind {
                 for cp in controlPlanes where try await access.client(cp, .admin, timeout: .seconds(5)).etcdServiceState() != "Preparing" { return nil as Bool? }
                 return true
             }
-            _ = try await waitFor("\(node) to take the snapshot", interval: access.pollInterval, step: step, context: context) { () -> Bool? in
-                do {
-                    try await access.client(node, .admin, timeout: .seconds(60)).etcdRecover(from: URL(fileURLWithPath: path))
-                    return true
-                } catch TalosError.notReady { return nil }
-            }
-            try RestoreRecord.move(context, phase: "recovering", detail: node)
-            let outcome = try await access.client(node, .admin, timeout: .seconds(60)).bootstrap(recoverEtcd: true)
-            context.log("\(node): etcd bootstrapped from the snapshot" + (outcome == .alreadyBootstrapped ? " (it already had data: the earlier call landed)" : ""), step: step)
+            context.log(try await EtcdSeed.recover(node, from: path, step: step, context: context) {
+                try RestoreRecord.move(context, phase: "recovering", detail: node)
+            }, step: step)
         }
         try RestoreRecord.move(context, phase: "recovered", detail: node)
         return ["node": node]

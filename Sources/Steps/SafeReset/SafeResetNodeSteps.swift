@@ -45,6 +45,8 @@ public struct KubeCordon: StepKind {
     public init() {}
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        // Its reset is recorded only once it was drained; after it the API may be down (etcd's last member).
+        if TalosReset.underWay(try step.requireNode(), context) != nil { return .satisfied(["node": "drained before its reset"]) }
         let name = try kubeNodeName(step, context)
         let kube = try KubeAccess.from(context).kube()
         guard let node = try await kube.get("v1", "Node", name: name) else { return .satisfied(["node": "absent"]) }
@@ -72,7 +74,12 @@ public struct KubeDeleteNode: StepKind {
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
         let name = try kubeNodeName(step, context)
-        let node = try await KubeAccess.from(context).kube().get("v1", "Node", name: name)
+        let node: JSON?
+        do { node = try await KubeAccess.from(context).kube().get("v1", "Node", name: name) } catch let error as any ClassifiedError where error.isTransient {
+            guard try await Self.etcdGoneWithReset(step, context) else { throw error }
+            context.log("the Kubernetes API cannot answer: \(name) held etcd's last data; its Node comes back with the snapshot, and its kubelet registers with it again", step: step)
+            return .satisfied(["node": name, "kept": "etcd is gone until the snapshot brings it back, with this Node as it was"])
+        }
         guard let node else { return .satisfied(["node": name]) }
         if step.parameters.string("schedulable") != "delete", node[path: "spec.unschedulable"]?.bool != true { return .satisfied(["node": name]) }
         return .pending("Node \(name) still exists")
@@ -82,6 +89,19 @@ public struct KubeDeleteNode: StepKind {
         let name = try kubeNodeName(step, context)
         try await KubeAccess.from(context).kube().deleteNode(name)
         return ["node": name]
+    }
+
+    /// The API cannot answer because the node reset was etcd's last member (it was wiped, and every
+    /// other control plane answers that its etcd has no data): its Node is in the snapshot `talos.etcd-reseed` brings back, and its kubelet
+    /// registers with it again, so there is nothing to delete, and nothing could be.
+    static func etcdGoneWithReset(_ step: StepInstance, _ context: StepContext) async throws -> Bool {
+        let node = try step.requireNode()
+        guard TalosReset.underWay(node, context) != nil, context.inventory.node(named: node)?.role.value == .controlplane else { return false }
+        for cp in context.inventory.controlPlanes.map(\.name.value) where cp != node {
+            let state = try? await TalosAccess.from(context).client(cp, .admin, timeout: .seconds(5)).etcdServiceState()
+            if state != "Preparing" { return false }
+        }
+        return true
     }
 }
 

@@ -46,7 +46,8 @@ public struct TalosKubeconfig: StepKind {
 
 /// `talos.etcd-snapshot`: streams an etcd snapshot from a healthy control plane (the step's node,
 /// else the first that answers) to `<state>/snapshots/`, 0600. Taken on every run: it is the way
-/// back if what follows goes wrong.
+/// back if what follows goes wrong. When no etcd answers because a reset is under way (a resumed
+/// safe reset of etcd's last member), the snapshot taken before that reset is kept instead.
 public struct TalosEtcdSnapshot: StepKind {
     public let info = StepKindInfo(name: "talos.etcd-snapshot", summary: "save an etcd snapshot to the state directory",
                                    estimate: .seconds(10), scope: .any, defaultTimeout: .seconds(600), everyRun: true)
@@ -60,8 +61,17 @@ public struct TalosEtcdSnapshot: StepKind {
     public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
         let directory = "\(context.stateDirectory)/snapshots"
         let stamp = ISO8601DateFormatter().string(from: Date()).replacingOccurrences(of: ":", with: "")
-        let taken = try await EtcdSnapshotSource.take(context, preferring: step.node, to: directory, name: "etcd-\(stamp)", step: step)
-        return ["path": taken.path, "bytes": "\(taken.bytes)", "from": taken.from]
+        do {
+            let taken = try await EtcdSnapshotSource.take(context, preferring: step.node, to: directory, name: "etcd-\(stamp)", step: step)
+            return ["path": taken.path, "bytes": "\(taken.bytes)", "from": taken.from]
+        } catch let error as StepError {
+            // A resumed safe reset of etcd's last member: etcd is gone until the snapshot taken
+            // before the reset brings it back, and that one is kept for it.
+            guard let reset = try context.journal?.disruptions().first(where: { $0.action == "reset" }),
+                  let kept = try? TalosEtcdReseed.snapshot(before: reset.startedAt, context) else { throw error }
+            context.log("no etcd to snapshot while \(reset.node)'s reset is under way: \(URL(fileURLWithPath: kept).lastPathComponent), taken before it, is kept", step: step)
+            return ["path": kept, "kept": "true"]
+        }
     }
 }
 

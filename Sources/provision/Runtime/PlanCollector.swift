@@ -69,7 +69,7 @@ final class PlanCollector: EventSink {
         case "kube.cilium": return "cilium"
         case "kube.foundation": return "foundation"
         case "talos.secrets": return "secrets"
-        case "talos.bootstrap", "talos.await-etcd": return "etcd"
+        case "talos.bootstrap", "talos.await-etcd", "talos.etcd-reseed", "talos.etcd-recover": return "etcd"
         case let k where k.hasPrefix("kube."): return "kubernetes"
         case let k where k.hasPrefix("gpu."): return "gpu"
         default: return "talos"
