@@ -23,7 +23,8 @@ import TestSupport
             #expect(!record.since(start).contains { $0.node == "mini01" && $0.stage == "installing" }, "nothing installed")
 
             try project.edit { text in
-                let mini = "    machine: {provider: lab-metal, mac: \"a4:83:e7:00:00:61\", link: enp1s0}\n    install:\n      diskSelector: {type: nvme}\n"
+                let mini = "    machine: {provider: lab-metal, mac: \"a4:83:e7:00:00:61\", link: enp1s0}\n    install:\n      diskSelector: {model: \"APPLE SSD*\"}"
+                    + "   # 2018 (NVMe) and 2014 SSD blade (AHCI) alike; a 2014 HDD model: {type: hdd}\n"
                 return text.replacingOccurrences(of: mini, with: mini + "      wipe: true\n")
             }
             let wiped = try await project.run(["up", "demo"])

@@ -197,8 +197,36 @@ struct TalosLab {
         await cluster.powerOnAll()
         let run = try await lab.run()
         #expect(!run.succeeded)
-        #expect(run.errors["maintenance@mini01"]?.contains("install.diskSelector type=nvme matches no disk") == true, "\(run.errors)")
+        #expect(run.errors["maintenance@mini01"]?.contains("install.diskSelector model=APPLE SSD* matches no disk") == true, "\(run.errors)")
         #expect(await !cluster.nodes[0].calls.contains { $0.method == "ApplyConfiguration" })
+    }
+
+    /// A 2014 Mac mini: an Apple SSD blade on AHCI (Talos says `ssd`, not `nvme`) is what the shipped
+    /// selector picks; the HDD-only model matches nothing, and the refusal offers a selector for
+    /// each disk the node could install to.
+    @Test func a2014MacMinisSATADisksAreMatchedOrListedWithTheirSelectors() async throws {
+        for (disk, installs) in [(SimulatedDisk(path: "/dev/sda", size: 256 << 30, model: "APPLE SSD SM0256G", transport: "sata"), true),
+                                 (SimulatedDisk(path: "/dev/sda", size: 500 << 30, model: "HGST HTS545050A7E380", transport: "sata"), false)] {
+            let lab = try TalosLab(nodes: ["mini01"])
+            var rotating = disk
+            rotating.rotational = !installs
+            let cluster = SimulatedTalosCluster(specs: lab.cluster.nodes.map { node in
+                var spec = node.spec
+                spec.disks = [rotating, SimulatedDisk(path: "/dev/sdb", size: 16 << 30, model: "USB DISK 3.0", transport: "usb")]
+                return spec
+            })
+            await cluster.powerOnAll()
+            // A worker alone never finishes booting (no control plane's trustd): its config sent is the point.
+            let run = try await lab.run(TalosLab.upToConfigured.components(separatedBy: "\n").filter { !$0.contains("talos.await-configured") }.joined(separator: "\n"))
+            if installs {
+                #expect(run.succeeded && run.outcomes["apply-config@mini01"] == .applied, "the selector matched its SATA SSD: \(run.errors)")
+            } else {
+                let error = run.errors["maintenance@mini01"] ?? ""
+                #expect(error.contains("matches no disk") && error.contains("/dev/sda 536 GB HGST HTS545050A7E380: diskSelector {type: hdd}")
+                        && !error.contains("/dev/sdb 17 GB USB DISK 3.0: diskSelector"), "\(error)")
+            }
+            await cluster.shutdown()
+        }
     }
 
     @Test func resetIsVerifiedAndNeverRepeated() async throws {

@@ -66,7 +66,7 @@ import TestSupport
         let mini = try renderer.render(renderer.target(node: inv.node(named: "mini01")!))
         let machine = mini[0]["machine"]
         #expect(machine?["install"]?["image"]?.stringValue?.hasSuffix(":v1.12.6") == true)
-        #expect(machine?["install"]?["diskSelector"]?["type"] == .string("nvme"))
+        #expect(machine?["install"]?["diskSelector"]?["model"] == .string("APPLE SSD*"))
         #expect(machine?["sysctls"]?["kernel.kexec_load_disabled"] == .string("1"))
         #expect(machine?["network"]?["kubespan"]?["enabled"] == .bool(true), "1.12 has no KubeSpanConfig document")
         #expect(!mini.contains { $0["kind"] == .string("KubeSpanConfig") })

@@ -19,8 +19,10 @@ struct AppliedConfig: Sendable {
     var endpoint: String
     var hostname: String?
     var installDisk: String?
-    /// `machine.install.diskSelector.type` (`nvme`, `ssd`, `hdd`): the one selector field the lab matches.
+    /// `machine.install.diskSelector.type` (`nvme`, `ssd`, `hdd`) and `.model` (a glob, as Talos'
+    /// `glob(pattern, disk.model)`): the selector fields the lab matches.
     var installDiskType: String?
+    var installDiskModel: String? = nil
     /// `machine.install.wipe`: the installer zeroes the disk instead of refusing a non-empty one.
     var installWipe: Bool
     var certSANs: [String]
@@ -89,6 +91,7 @@ struct AppliedConfig: Sendable {
             endpoint: cluster?["controlPlane"]?["endpoint"]?.stringValue ?? "",
             hostname: hostnameDocument?["hostname"]?.stringValue ?? machine?["network"]?["hostname"]?.stringValue,
             installDisk: machine?["install"]?["disk"]?.stringValue, installDiskType: machine?["install"]?["diskSelector"]?["type"]?.stringValue,
+            installDiskModel: machine?["install"]?["diskSelector"]?["model"]?.stringValue,
             installWipe: machine?["install"]?["wipe"] == .bool(true), certSANs: sans, nodeLabels: labels,
             network: ConfiguredNetwork(documents: values))
     }

@@ -608,11 +608,13 @@ public actor SimulatedTalosNode {
         await reboot()
     }
 
-    /// The disk the installer writes: `install.disk`, else the first disk of the selector's type,
-    /// else the first one that is not USB. The lab matches only the selector's `type`.
+    /// The disk the installer writes: `install.disk`, else the first disk the selector's type and
+    /// model glob match (talos v1.13.9 `v1alpha1_provider.go` InstallDiskSelector), else the first
+    /// one that is not USB.
     func installTarget(_ config: AppliedConfig?) -> String? {
         if let path = config?.installDisk { return path }
-        let fixed = spec.disks.filter { $0.transport != "usb" }
+        let model = config?.installDiskModel
+        let fixed = spec.disks.filter { disk in disk.transport != "usb" && (model.map { fnmatch($0, disk.model, 0) == 0 } ?? true) }
         switch config?.installDiskType {
         case "nvme": return fixed.first { $0.transport == "nvme" }?.path
         case "ssd": return fixed.first { $0.transport != "nvme" && !$0.rotational }?.path

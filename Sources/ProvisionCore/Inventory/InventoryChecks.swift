@@ -164,12 +164,15 @@ struct InventoryChecks {
             let isMetal = inventory.provider(named: node.machine.provider.value)?.kind.value == .metal
             if let selector = node.diskSelector, !node.allowRemovableDisk {
                 let f = selector.fields
-                let pinned = f["serial"] != nil || f["wwid"] != nil || f["uuid"] != nil || f["type"]?.value == "nvme"
+                // A model glob with a vendor's literal prefix ("APPLE SSD*") names the internal disk: a USB
+                // stick reports its own model.
+                let model = f["model"].map { $0.value.prefix { $0 != "*" && $0 != "?" && $0 != "[" }.count >= 4 } ?? false
+                let pinned = f["serial"] != nil || f["wwid"] != nil || f["uuid"] != nil || f["type"]?.value == "nvme" || model
                     || (f["busPath"].map { !$0.value.lowercased().contains("usb") } ?? false)
                 if !pinned {
                     collector.error("disk.selector-may-match-usb", at: selector.location,
                                     "disk selector of `\(node.name.value)` could match a USB or removable disk",
-                                    fix: "select by `serial`, `wwid` or `busPath`, or `type: nvme`; set `install.allowRemovable: true` only if that is intended")
+                                    fix: "select by `serial`, `wwid`, `busPath` or a `model` with its vendor's prefix (\"APPLE SSD*\"), or `type: nvme`; set `install.allowRemovable: true` only if that is intended")
                 }
                 if f["type"]?.value == "sd" {
                     collector.error("disk.selector-may-match-usb", at: f["type"]!.location, "`type: sd` selects SD cards", fix: "select the internal disk")

@@ -56,7 +56,9 @@ enum InstallDiskCheck {
         let usable = candidates.filter { !isUSB($0) || node.allowRemovableDisk }.filter { !$0.readonly && $0.size >= minimumSize }
         guard let disk = usable.first else {
             let why = candidates.isEmpty ? "matches no disk" : "matches only disks that are USB, read-only or under 8 GiB"
-            throw StepError.permanent("\(node.name.value): \(wanted) \(why); disks seen: \(listing.isEmpty ? "none" : listing). Fix the inventory (see `provision probe`).")
+            let offers = disks.filter { !isUSB($0) && !$0.readonly && $0.size >= minimumSize }.map { "\($0.deviceName) \($0.size / 1_000_000_000) GB \($0.model): diskSelector \(suggestion(for: $0, among: disks))" }
+            throw StepError.permanent("\(node.name.value): \(wanted) \(why); disks seen: \(listing.isEmpty ? "none" : listing)."
+                + (offers.isEmpty ? "" : " A selector that picks each disk it could install to: \(offers.joined(separator: "; ")).") + " Fix the inventory (see `provision probe`).")
         }
         guard usable.count == 1 || node.installDisk != nil else {
             throw StepError.permanent("\(node.name.value): \(wanted) matches \(usable.count) disks (\(usable.map(\.deviceName).joined(separator: ", "))); Talos would pick one, so narrow the selector")
@@ -64,20 +66,31 @@ enum InstallDiskCheck {
         return disk
     }
 
+    /// The simplest selector that picks `disk` alone among `disks`: its type, else its model, else
+    /// its serial, else its bus path (what Talos' `installDiskSelector` takes).
+    static func suggestion(for disk: Storage_Disk, among disks: [Storage_Disk]) -> String {
+        let type = typeName(disk)
+        if type != "unknown", disks.filter({ typeName($0) == type }).count == 1 { return "{type: \(type)}" }
+        if !disk.model.isEmpty, disks.filter({ $0.model == disk.model }).count == 1 { return "{model: \"\(disk.model)\"}" }
+        if !disk.serial.isEmpty { return "{serial: \"\(disk.serial)\"}" }
+        return "{busPath: \"\(disk.busPath)\"}"
+    }
+
+    static func typeName(_ disk: Storage_Disk) -> String {
+        switch disk.type {
+        case .nvme: "nvme"
+        case .hdd: "hdd"
+        case .ssd: "ssd"
+        case .sd: "sd"
+        default: "unknown"
+        }
+    }
+
     static func matches(_ disk: Storage_Disk, _ selector: DiskSelector) -> Bool {
         for (key, value) in selector.fields {
             let text = value.value
             switch key {
-            case "type":
-                let type: String
-                switch disk.type {
-                case .nvme: type = "nvme"
-                case .hdd: type = "hdd"
-                case .ssd: type = "ssd"
-                case .sd: type = "sd"
-                default: type = "unknown"
-                }
-                if type != text.lowercased() { return false }
+            case "type": if typeName(disk) != text.lowercased() { return false }
             case "model": if !glob(text, disk.model) { return false }
             case "serial": if disk.serial != text { return false }
             case "busPath": if !glob(text, disk.busPath) { return false }
