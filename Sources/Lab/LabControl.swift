@@ -11,6 +11,8 @@ public struct LabControl: Sendable {
         case load(count: Int, bytes: Int)
         /// Press a machine's power button: what powers on a Mac mini that Wake-on-LAN cannot.
         case powerButton(node: String)
+        /// Reboot a libvirt host (an Unraid server): every VM stops; those marked autostart start again.
+        case hostReboot(provider: String)
 
         /// The request as written to the lab's directory.
         public var text: String {
@@ -18,6 +20,7 @@ public struct LabControl: Sendable {
             case .breakEtcd: "break-etcd"
             case let .load(count, bytes): "load \(count) \(bytes)"
             case let .powerButton(node): "power-button \(node)"
+            case let .hostReboot(provider): "host-reboot \(provider)"
             }
         }
 
@@ -29,6 +32,7 @@ public struct LabControl: Sendable {
                 guard let count = Int(words[1]), let bytes = Int(words[2]), count > 0, bytes >= 0 else { return nil }
                 self = .load(count: count, bytes: bytes)
             case "power-button" where words.count == 2: self = .powerButton(node: String(words[1]))
+            case "host-reboot" where words.count == 2: self = .hostReboot(provider: String(words[1]))
             default: return nil
             }
         }
@@ -116,6 +120,8 @@ extension LabServices {
             await node.powerOn()
             await cluster.directory.commit()
             return "\(name) powered on (its power button pressed)"
+        case let .hostReboot(provider):
+            return await rebootHost(provider)
         }
     }
 }

@@ -19,6 +19,8 @@ public final class LabServices: Sendable {
     let follower: HypervisorFollower?
     /// The stand-in Image Factory libvirt providers download boot media from.
     let factories: [LabImageFactory]
+    /// Where the lab keeps its state (its twin, hypervisor files and record); nil for a test's lab.
+    let labDirectory: String?
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
@@ -67,7 +69,7 @@ public final class LabServices: Sendable {
             let kube = KubeAPIStarter(inventory: inventory, cluster: cluster, saved: saved?.kube)
             await kube.start()
             return LabServices(cluster: cluster, ec2: ec2, ec2Endpoint: endpoint, wakeOnLAN: described, ec2Server: server, listeners: listeners,
-                               kubeAPI: kube, follower: follower, factories: factories)
+                               kubeAPI: kube, follower: follower, factories: factories, labDirectory: labDirectory)
         } catch {
             for listener in listeners { listener.close() }
             for factory in factories { await factory.close() }
@@ -94,8 +96,10 @@ public final class LabServices: Sendable {
     }
 
     private init(cluster: SimulatedTalosCluster, ec2: SimulatedEC2?, ec2Endpoint: String?, wakeOnLAN: [String],
-                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter, follower: HypervisorFollower?, factories: [LabImageFactory]) {
+                 ec2Server: LabEC2Server?, listeners: [LabWakeOnLAN], kubeAPI: KubeAPIStarter, follower: HypervisorFollower?, factories: [LabImageFactory],
+                 labDirectory: String?) {
         self.factories = factories
+        self.labDirectory = labDirectory
         self.cluster = cluster
         self.ec2 = ec2
         self.ec2Endpoint = ec2Endpoint

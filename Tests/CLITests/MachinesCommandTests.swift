@@ -23,8 +23,8 @@ import TestSupport
         let result = try await DemoLabLock.exclusive { try await CLI.run(["machines", "up", "demo", "--node", "cp1", "--state-dir", state, "--json"]) }
         #expect(result.status == 0, "\(result.stderr)")
         let applied = CLI.events(result.stdout.split(separator: "\n").map(String.init), kind: "step.applied")
-        #expect(applied.map { $0["step"] as? String } == ["machine@cp1"])
-        #expect((applied.first?["outputs"] as? [String: String])?["power"] == "running")
+        #expect(applied.map { $0["step"] as? String } == ["machine-preflight", "machine@cp1"], "the pool defined, then the VM made")
+        #expect((applied.last?["outputs"] as? [String: String])?["power"] == "running")
         let unknown = try await CLI.run(["machines", "up", "demo", "--node", "nope", "--state-dir", state])
         #expect(unknown.status == 64)
         #expect(unknown.stderr.contains("cp1, cp2"))
@@ -57,12 +57,49 @@ import TestSupport
         let virsh = try await Subprocess.run(["virsh", "-c", "test://\(file)", "list", "--all", "--name"])
         #expect(virsh.status == 0, "\(virsh.stderr)")
         #expect(virsh.stdout.split(separator: "\n").map(String.init) == ["cp1"], "\(virsh.stdout)")
-        let volumes = try await Subprocess.run(["virsh", "-c", "test://\(file)", "vol-list", "default-pool"])
-        #expect(volumes.stdout.contains("cp1.raw"), "\(volumes.stdout)")
+        let volumes = try await Subprocess.run(["virsh", "-c", "test://\(file)", "vol-list", "default"])
+        #expect(volumes.stdout.contains("/mnt/user/domains/cp1.raw"), "in the pool provision defined at Unraid's domains share: \(volumes.stdout)")
 
         let down = try await DemoLabLock.exclusive { try await CLI.run(["machines", "down", "demo", "--node", "cp1", "--yes", "--state-dir", state]) }
         #expect(down.status == 0, "\(down.stderr)")
         #expect(try await states()["cp1"] == "absent")
+    }
+}
+
+/// A libvirt host as Unraid's: no storage pool until `up` defines one (shown in the plan first, once),
+/// and VMs libvirt starts with the host, so a host reboot brings the cluster back without provision.
+@Suite struct UnraidHostTests {
+    func changes(_ state: String) async throws -> [[String: Any]] {
+        let plan = try await CLI.run(["plan", "demo", "--json", "--state-dir", state])
+        let object = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any]
+        return object?["changes"] as? [[String: Any]] ?? []
+    }
+
+    @Test(.timeLimit(.minutes(5))) func thePoolIsDefinedOnceAndAutostartedVMsComeBackAfterAHostReboot() async throws {
+        let state = temporaryDirectory()
+        try await DemoLabLock.exclusive {
+            let host = try await changes(state).filter { $0["resource"] as? String == "host" }.compactMap { $0["reason"] as? String }
+            #expect(host.count == 1 && host[0].contains("define storage pool default") && host[0].contains("/mnt/user/domains"), "\(host)")
+            let up = try await CLI.run(["up", "demo", "--state-dir", state], timeout: .seconds(150))
+            #expect(up.status == 0, "\(up.stderr)")
+            let file = "\(state)/lab/libvirt-lab-libvirt.xml"
+            let pools = try await Subprocess.run(["virsh", "-c", "test://\(file)", "pool-dumpxml", "default"])
+            #expect(pools.stdout.contains("<path>/mnt/user/domains</path>"), "\(pools.stdout)\(pools.stderr)")
+            #expect(try await changes(state).isEmpty, "a second up changes nothing")
+
+            let list = try await CLI.run(["machines", "list", "demo", "--json", "--state-dir", state])
+            let rows = (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])?["machines"] as? [[String: Any]] ?? []
+            let vms = rows.filter { $0["provider"] as? String == "lab-libvirt" }
+            #expect(vms.count == 4 && vms.allSatisfy { $0["autostart"] as? Bool == true }, "\(vms)")
+
+            let before = try SafeResetFlowTests.Twin(state)
+            let reboot = try await CLI.run(["lab", "host-reboot", "demo", "lab-libvirt", "--state-dir", state])
+            #expect(reboot.status == 0 && reboot.stdout.contains("started again (autostart): cp1, cp2, cp3, w1"), "\(reboot.stdout)\(reboot.stderr)")
+            let after = try SafeResetFlowTests.Twin(state)
+            for vm in ["cp1", "cp2", "cp3", "w1"] { #expect(after.bootID(vm) != before.bootID(vm), "\(vm) went down with its host and booted again") }
+            #expect(after.bootID("mini01") == before.bootID("mini01"), "a Mac mini is not on that host")
+            #expect(try await changes(state).isEmpty, "the cluster came back by itself: nothing for up to do")
+        }
     }
 }
 

@@ -22,6 +22,7 @@ import TestSupport
             do {
                 // The provider without boot media, as it was before: one blank disk.
                 let blank = try LibvirtMachineProvider(provider: spec, persisted: persisted)
+                try await blank.prepareHost(inventory.nodes, in: inventory)
                 _ = try await blank.ensureRunning(try #require(inventory.node(named: "cp1")), in: inventory)
                 let withMedia = try LibvirtMachineProvider(provider: spec, persisted: persisted) { node in
                     try BootMediaResolver.libvirt(for: node, in: inventory, factory: spec.setting("imageFactory"))

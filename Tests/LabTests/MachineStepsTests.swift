@@ -41,7 +41,8 @@ import TestSupport
             kind: Playbook
             name: machines
             steps:
-              - {id: machine, uses: machine.ensure, forEach: all, timeout: 60s}
+              - {id: preflight, uses: machine.preflight}
+              - {id: machine, uses: machine.ensure, forEach: all, timeout: 60s, needs: [preflight]}
             """
         let first = try await lab.run(book, services: services)
         #expect(first.succeeded, "\(first.errors)")

@@ -13,7 +13,7 @@ import TestSupport
 @Suite(.serialized) struct RealLibvirtTests {
     static let schematic = String(repeating: "ab", count: 32)
 
-    func inventory(_ dir: String, pool: String, factory: String, bridge: String) throws -> Inventory {
+    func inventory(_ dir: String, pool: String, factory: String, bridge: String, poolPath: String = "/var/lib/libvirt/images/unused") throws -> Inventory {
         try FileManager.default.createDirectory(atPath: dir + "/images", withIntermediateDirectories: true)
         try "customization: {}\n".write(toFile: dir + "/images/vm.yaml", atomically: true, encoding: .utf8)
         try """
@@ -35,6 +35,9 @@ import TestSupport
                 kind: libvirt
                 uri: \(RealLibvirtd.uri)
                 storagePool: \(pool)
+                domainsPath: \(poolPath)
+                isoPool: \(pool)-isos
+                isosPath: \(poolPath)-isos
                 imageFactory: \(factory)
                 domainType: qemu
             images:
@@ -82,11 +85,13 @@ import TestSupport
             _ = try await Subprocess.run(["ip", "link", "add", "name", bridge, "type", "bridge"])
             _ = try await Subprocess.run(["ip", "link", "set", bridge, "up"])
             cleanup.append { _ = try? await Subprocess.run(["ip", "link", "del", bridge]) }
-            try FileManager.default.createDirectory(atPath: poolPath, withIntermediateDirectories: true)
-            try await daemon.virsh(["pool-create-as", pool, "dir", "--target", poolPath])
-            cleanup.append {
-                _ = try? await daemon.virsh(["pool-destroy", pool])
-                try? FileManager.default.removeItem(atPath: poolPath)
+            // No pools: the provider defines them (Unraid has none).
+            for (name, path) in [(pool, poolPath), (pool + "-isos", poolPath + "-isos")] {
+                cleanup.append {
+                    _ = try? await daemon.virsh(["pool-destroy", name])
+                    _ = try? await daemon.virsh(["pool-undefine", name])
+                    try? FileManager.default.removeItem(atPath: path)
+                }
             }
 
             // The stand-in Image Factory: the marker ISO as the metal ISO, and gzip'd as the nocloud disk image.
@@ -101,7 +106,7 @@ import TestSupport
             cleanup.append { await server.stop() }
             try await Task.sleep(for: .seconds(1))
 
-            let inventory = try inventory(dir, pool: pool, factory: "http://\(host):8080", bridge: bridge)
+            let inventory = try inventory(dir, pool: pool, factory: "http://\(host):8080", bridge: bridge, poolPath: poolPath)
             let spec = try #require(inventory.provider(named: "host"))
             let provider = try LibvirtMachineProvider(provider: spec) { node in
                 let metal = node.image.value == "iso"
@@ -109,6 +114,15 @@ import TestSupport
                                         url: "http://\(host):8080/image/\(Self.schematic)/v1.13.9/" + (metal ? "metal-amd64.iso" : "nocloud-amd64.raw.gz"),
                                         volume: "talos-v1.13.9-\(Self.schematic.prefix(12))-" + (metal ? "metal-amd64.iso" : "nocloud-amd64.raw"), agent: false)
             }
+            let changes = try await provider.hostChanges(inventory.nodes, in: inventory)
+            #expect(changes.count == 2 && changes[0].contains("define storage pool \(pool)") && changes[1].contains("\(pool)-isos") && changes[1].contains("cp1"), "\(changes)")
+            try await provider.prepareHost(inventory.nodes, in: inventory)
+            for name in [pool, pool + "-isos"] {
+                let info = try await daemon.virsh(["pool-info", name])
+                #expect(info.contains("running") && info.range(of: #"Persistent:\s+yes"#, options: .regularExpression) != nil
+                        && info.range(of: #"Autostart:\s+yes"#, options: .regularExpression) != nil, "\(name): \(info)")
+            }
+            #expect(try await provider.hostChanges(inventory.nodes, in: inventory).isEmpty, "defined once")
             for name in ["cp1", "w1"] {
                 let node = try #require(inventory.node(named: name))
                 cleanup.append { try? await provider.delete(node, in: inventory) }
@@ -121,6 +135,8 @@ import TestSupport
                         if let id = id_t(thread) { setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id, 19) }
                     }
                 }
+                let dominfo = try await daemon.virsh(["dominfo", provider.name(node)])
+                #expect(dominfo.range(of: #"Autostart:\s+enable"#, options: .regularExpression) != nil, "Unraid starts it with the array: \(dominfo)")
                 let xml = try provider.connection.xml(of: provider.name(node))
                 #expect(xml.contains("type='qemu'") && xml.contains("mode='maximum'"), "TCG, and the CPU that goes with it: \(xml)")
                 if name == "cp1" {
@@ -140,9 +156,20 @@ import TestSupport
                 try await provider.delete(node, in: inventory)
             }
             // Uploaded once each, checked, named by version and schematic; no half upload left behind.
-            let volumes = try await daemon.virsh(["vol-list", pool])
-            #expect(volumes.contains("talos-v1.13.9-abababababab-metal-amd64.iso") && volumes.contains("talos-v1.13.9-abababababab-nocloud-amd64.raw"), "\(volumes)")
-            #expect(!volumes.contains(".part"), "\(volumes)")
+            let volumes = try await daemon.virsh(["vol-list", pool]), isos = try await daemon.virsh(["vol-list", pool + "-isos"])
+            #expect(isos.contains("talos-v1.13.9-abababababab-metal-amd64.iso") && volumes.contains("talos-v1.13.9-abababababab-nocloud-amd64.raw"), "\(volumes)\(isos)")
+            #expect(!volumes.contains(".part") && !isos.contains(".part"), "\(volumes)\(isos)")
+
+            // A pool provision may not create names what to do by hand.
+            let denied = try self.inventory(dir, pool: pool + "-denied", factory: "http://\(host):8080", bridge: bridge, poolPath: "/proc/provtest-\(id)")
+            let deniedProvider = try LibvirtMachineProvider(provider: try #require(denied.provider(named: "host")))
+            do {
+                try await deniedProvider.prepareHost(denied.nodes, in: denied)
+                Issue.record("a pool under /proc was defined")
+            } catch {
+                #expect("\(error)".contains("pool-define-as \(pool)-denied dir --target /proc/provtest-\(id)") && "\(error)".contains("storagePool"), "\(error)")
+            }
+            #expect(try await daemon.virsh(["pool-list", "--all"]).contains("-denied") == false, "nothing half-defined is left")
         } catch {
             Issue.record("\(error)")
         }

@@ -197,7 +197,9 @@ public final class LibvirtConnection: @unchecked Sendable {
 
     /// A volume's capacity in bytes, or nil when there is none.
     public func volumeCapacity(pool: String, name: String) throws -> Int64? {
-        try withPool(pool) { poolPointer in
+        // No pool, no volume: a host whose pool is still to be defined holds none of our disks.
+        guard try poolAvailable(pool) != nil else { return nil }
+        return try withPool(pool) { poolPointer in
             guard let volume = virStorageVolLookupByName(poolPointer, name) else {
                 virResetLastError()
                 return nil
@@ -223,7 +225,7 @@ public final class LibvirtConnection: @unchecked Sendable {
         }
     }
 
-    private func withDomain<T>(_ name: String, _ operation: String, _ body: (virDomainPtr) throws -> T) throws -> T {
+    func withDomain<T>(_ name: String, _ operation: String, _ body: (virDomainPtr) throws -> T) throws -> T {
         try locked { connection in
             guard let domain = virDomainLookupByName(connection, name) else { throw LibvirtError.last("\(operation) \(name)") }
             defer { virDomainFree(domain) }

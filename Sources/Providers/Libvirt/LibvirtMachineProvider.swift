@@ -39,6 +39,7 @@ public final class LibvirtMachineProvider: MachineProvider {
         self.persisted = persisted
         creates = AsyncSemaphore(provider.setting("maxParallel").flatMap { Int($0) } ?? 2)
         connection = try LibvirtConnection(uri: try persisted?.prepare() ?? provider.endpoint?.value ?? provider.setting("uri") ?? "")
+        try persisted?.restoreAutostart(connection)
     }
 
     /// Saves the lab's hypervisor state after a change, even a partial one (a define whose start failed).
@@ -63,10 +64,10 @@ public final class LibvirtMachineProvider: MachineProvider {
         let name = name(node)
         guard let state = try connection.state(of: name) else { return MachineState(power: .absent) }
         let power: MachineState.Power = state == .running ? .running : (state == .shutOff || state == .crashed ? .stopped : .unknown)
-        let disk = try connection.volumeCapacity(pool: provider.setting("storagePool") ?? "default", name: "\(name).raw")
+        let disk = try connection.volumeCapacity(pool: pool, name: "\(name).raw")
         let shape = Self.shape(try connection.xml(of: name), disk: disk)
         let reported = power == .running ? connection.reportedAddress(of: name, macs: shape.macs, in: inventory.cluster.nodeCIDR.value) : nil
-        return MachineState(power: power, id: name, address: reported ?? node.address.value, shape: shape)
+        return MachineState(power: power, id: name, address: reported ?? node.address.value, shape: shape, autostart: try connection.autostart(of: name))
     }
 
     /// vCPUs, memory and MACs from the domain's XML (libvirt writes memory in KiB unless told a unit).
@@ -118,6 +119,10 @@ public final class LibvirtMachineProvider: MachineProvider {
                 changed = true
             }
         }
+        if autostart, try !connection.autostart(of: name) {
+            try connection.setAutostart(name, true)
+            changed = true
+        }
         if try connection.state(of: name) != .running {
             try await persisted?.simulate(name, "start", persisted?.startDelay ?? .zero)
             changed = true
@@ -131,9 +136,8 @@ public final class LibvirtMachineProvider: MachineProvider {
         let missing = try nodes.filter { try connection.state(of: name($0)) == nil && connection.volumeCapacity(pool: pool, name: "\(name($0)).raw") == nil }
         guard !missing.isEmpty else { return [] }
         let who = missing.map(\.name.value).joined(separator: ", ")
-        guard let available = try connection.poolAvailable(pool) else {
-            return ["storage pool \(pool) does not exist on \(connection.uri) (needed for the disks of \(who)); set the provider's storagePool to one that does (`virsh pool-list --all`)"]
-        }
+        // A pool still to be defined (hostChanges) has its room checked once it exists.
+        guard let available = try connection.poolAvailable(pool) else { return [] }
         let bytes = missing.reduce(Int64(0)) { $0 + ($1.machine.diskSize?.value ?? 32 << 30) }
         guard bytes <= available else {
             return ["storage pool \(pool) has \(SizeText.format(Int(available))) free and the disks of \(who) need \(SizeText.format(Int(bytes))); free space there or make the disks smaller"]
@@ -142,6 +146,49 @@ public final class LibvirtMachineProvider: MachineProvider {
     }
 
     var pool: String { provider.setting("storagePool") ?? "default" }
+    var isoPool: String { provider.setting("isoPool") ?? "isos" }
+    /// Whether VMs are marked to start with their host (on unless the provider says `autostart: false`).
+    var autostart: Bool { provider.setting("autostart") != "false" }
+
+    /// A pool this provider keeps things in, and where it is defined when the host has none.
+    struct PoolNeed: Equatable {
+        var name: String
+        var path: String
+        var purpose: String
+    }
+
+    /// The pools missing on the host that the machines of `nodes` still to be made need: the disks'
+    /// pool, and the ISO pool when one of them boots a Talos ISO uploaded by provision.
+    func missingPools(_ nodes: [NodeSpec]) throws -> [PoolNeed] {
+        let creating = try nodes.filter { try connection.state(of: name($0)) == nil }
+        guard !creating.isEmpty else { return [] }
+        let who = creating.map(\.name.value).joined(separator: ", ")
+        var needs = [PoolNeed(name: pool, path: provider.setting("domainsPath") ?? "/mnt/user/domains", purpose: "the disks of \(who)")]
+        let isoNodes = try creating.filter { try mediaFor?($0)?.kind == .iso }
+        if !isoNodes.isEmpty, provider.setting("isoPath") == nil, isoPool != pool {
+            needs.append(PoolNeed(name: isoPool, path: provider.setting("isosPath") ?? "/mnt/user/isos",
+                                  purpose: "the Talos ISO of \(isoNodes.map(\.name.value).joined(separator: ", "))"))
+        }
+        return try needs.filter { try connection.poolAvailable($0.name) == nil }
+    }
+
+    public func hostChanges(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] {
+        try missingPools(nodes).map { "define storage pool \($0.name) on \(connection.uri): a directory pool at \($0.path), autostarted, for \($0.purpose)" }
+    }
+
+    public func prepareHost(_ nodes: [NodeSpec], in inventory: Inventory) async throws {
+        defer { saveState() }
+        for need in try missingPools(nodes) {
+            do { try connection.defineDirectoryPool(name: need.name, path: need.path) } catch {
+                let virsh = "virsh -c \(connection.uri)"
+                throw StepError.permanent("""
+                    cannot define storage pool \(need.name) at \(need.path) (\(error)); define it once by hand: \
+                    `\(virsh) pool-define-as \(need.name) dir --target \(need.path) && \(virsh) pool-build \(need.name) && \(virsh) pool-autostart \(need.name) && \(virsh) pool-start \(need.name)`, \
+                    or set the provider's \(need.name == pool ? "storagePool" : "isoPool") to a pool that exists (`\(virsh) pool-list --all`)
+                    """)
+            }
+        }
+    }
 
     /// The VM's disk and the ISO on its CD-ROM. A disk without its domain is what an interrupted
     /// create left (the domain is defined only once its disk is whole): it is made again.
@@ -170,7 +217,9 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// The medium's volume in the pool, downloaded and uploaded the first time: into `NAME.part`,
     /// then copied to its name, so a name in the pool always holds a whole, checked image.
     func ensureMedia(_ boot: LibvirtBootMedia) async throws -> StoredMedia {
-        try await media.run(boot.volume) { [self] in
+        // An ISO goes in the ISO pool (Unraid's isos share), a disk image beside the disks made from it.
+        let pool = boot.kind == .iso ? isoPool : self.pool
+        return try await media.run(boot.volume) { [self] in
             if let path = try connection.volumePath(pool: pool, name: boot.volume) {
                 return StoredMedia(path: path, bytes: try connection.volumeCapacity(pool: pool, name: boot.volume) ?? 0)
             }
@@ -191,7 +240,7 @@ public final class LibvirtMachineProvider: MachineProvider {
             } else {
                 try connection.upload(pool: pool, name: part, capacity: capacity) { write in try BootMediaDownload.stream(file, gzip: gzip, to: write) }
             }
-            let path = try copyVolume(from: part, to: boot.volume, capacity: capacity)
+            let path = try copyVolume(from: part, to: boot.volume, capacity: capacity, in: pool)
             let partPath = try connection.volumePath(pool: pool, name: part)
             try connection.deleteVolume(pool: pool, name: part)
             if let partPath { persisted?.removeMedia(at: partPath) }
@@ -201,7 +250,8 @@ public final class LibvirtMachineProvider: MachineProvider {
     }
 
     /// A copy of a volume (the lab copies the bytes it keeps for it too).
-    func copyVolume(from source: String, to name: String, capacity: Int64) throws -> String {
+    func copyVolume(from source: String, to name: String, capacity: Int64, in pool: String? = nil) throws -> String {
+        let pool = pool ?? self.pool
         let path = try connection.cloneVolume(pool: pool, from: source, to: name, capacity: capacity)
         if let persisted, let from = try connection.volumePath(pool: pool, name: source) { try persisted.copyMedia(from: from, to: path) }
         return path

@@ -36,19 +36,14 @@ public struct TestDriverState: Sendable {
 
     public var uri: String { "test://" + path }
 
-    /// What a fresh lab hypervisor holds: like `test:///default`, a 100 GiB pool and a network.
+    /// What a fresh lab hypervisor holds: a network and no storage pool, as Unraid's libvirt (its
+    /// VM manager keeps disks as files in shares; libvirt defines no pool by itself).
     static let initial = """
         <node>
           <network>
             <name>default</name>
             <bridge name='virbr0'/>
           </network>
-          <pool type='dir'>
-            <name>default-pool</name>
-            <capacity unit='GiB'>100</capacity>
-            <allocation unit='GiB'>0</allocation>
-            <target><path>/default-pool</path></target>
-          </pool>
         </node>
 
         """
@@ -79,6 +74,31 @@ public struct TestDriverState: Sendable {
         }
         document += "</node>\n"
         try PrivateFile.write(Array(document.utf8), to: path)
+        try saveAutostart(connection)
+    }
+
+    /// The test driver's file has no place for a domain's autostart flag: it is kept beside it.
+    var autostartPath: String { path + ".autostart" }
+
+    func saveAutostart(_ connection: LibvirtConnection) throws {
+        let names = try connection.allDomains().compactMap { Self.name(of: $0.xml) }.filter { (try? connection.autostart(of: $0)) == true }
+        try PrivateFile.write(Array(names.sorted().map { $0 + "\n" }.joined().utf8), to: autostartPath)
+    }
+
+    /// The domains marked autostart when the file was saved.
+    public func autostarted() -> Set<String> {
+        let text = (try? String(contentsOfFile: autostartPath, encoding: .utf8)) ?? ""
+        return Set(text.split(separator: "\n").map(String.init))
+    }
+
+    /// Marks the loaded domains as the saved file says.
+    public func restoreAutostart(_ connection: LibvirtConnection) throws {
+        for name in autostarted() where try connection.state(of: name) != nil { try connection.setAutostart(name, true) }
+    }
+
+    public static func name(of domainXML: String) -> String? {
+        guard let start = domainXML.range(of: "<name>"), let end = domainXML.range(of: "</name>", range: start.upperBound..<domainXML.endIndex) else { return nil }
+        return String(domainXML[start.upperBound..<end.lowerBound])
     }
 }
 

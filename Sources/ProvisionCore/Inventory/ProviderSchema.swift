@@ -2,7 +2,7 @@
 /// references. Keeping this as data keeps the parser free of per-kind branches.
 struct ProviderSchema {
     enum Format {
-        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI, count, domainType
+        case text, url, ipv4, port, duration, vmIDRange, fingerprint, libvirtURI, count, domainType, path, bool
     }
 
     struct Setting {
@@ -35,7 +35,14 @@ struct ProviderSchema {
         case .libvirt:
             return ProviderSchema(settings: [
                 Setting(key: "uri", format: .libvirtURI, required: true),
+                // VM disks go in this pool; a host without it (Unraid has no pools) gets a directory pool at domainsPath.
                 Setting(key: "storagePool", format: .text, defaultValue: "default"),
+                Setting(key: "domainsPath", format: .path, defaultValue: "/mnt/user/domains"),
+                // Talos ISOs go in this pool, defined at isosPath when missing (Unraid's isos share).
+                Setting(key: "isoPool", format: .text, defaultValue: "isos"),
+                Setting(key: "isosPath", format: .path, defaultValue: "/mnt/user/isos"),
+                // libvirt starts the VMs when the host does: how Unraid brings VMs back after a reboot or an array start.
+                Setting(key: "autostart", format: .bool, defaultValue: "true"),
                 Setting(key: "maxParallel", format: .count, defaultValue: "2"),
                 // Where the Talos ISO and disk images are downloaded from before they are uploaded to the pool.
                 Setting(key: "imageFactory", format: .url, defaultValue: "https://factory.talos.dev"),
@@ -66,6 +73,10 @@ struct ProviderSchema {
         switch format {
         case .text:
             return value.isEmpty ? "a non-empty value" : nil
+        case .path:
+            return value.hasPrefix("/") && value.count > 1 ? nil : "an absolute path on the host such as /mnt/user/domains"
+        case .bool:
+            return value == "true" || value == "false" ? nil : "true or false"
         case .url:
             return (value.hasPrefix("https://") || value.hasPrefix("http://")) && value.count > 8 ? nil : "a URL such as https://host:8006"
         case .ipv4:

@@ -9,13 +9,16 @@ public struct MachineState: Sendable, Equatable {
     public var tags: [String: String]
     /// The machine's size as the provider has it (VMs), to compare with the inventory.
     public var shape: MachineShape?
+    /// Whether its host starts it when the host starts (libvirt's flag); nil where there is no such thing.
+    public var autostart: Bool?
 
-    public init(power: Power, id: String? = nil, address: IPv4Address? = nil, tags: [String: String] = [:], shape: MachineShape? = nil) {
+    public init(power: Power, id: String? = nil, address: IPv4Address? = nil, tags: [String: String] = [:], shape: MachineShape? = nil, autostart: Bool? = nil) {
         self.power = power
         self.id = id
         self.address = address
         self.tags = tags
         self.shape = shape
+        self.autostart = autostart
     }
 }
 
@@ -66,9 +69,16 @@ public protocol MachineProvider: Sendable {
     /// that do not exist yet (a storage or pool that is missing, lacks a content type, or has no room
     /// for all their disks), each problem naming every node it stops. Empty when nothing would.
     func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String]
+    /// What the host needs before the machines of `nodes` that do not exist yet can be made there
+    /// (a storage pool to define), each said for the plan; empty when nothing.
+    func hostChanges(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String]
+    /// Makes those changes; an error names what to do by hand.
+    func prepareHost(_ nodes: [NodeSpec], in inventory: Inventory) async throws
 }
 
 extension MachineProvider {
     public func machines(ownedBy cluster: String) async throws -> [String] { [] }
     public func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] { [] }
+    public func hostChanges(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] { [] }
+    public func prepareHost(_ nodes: [NodeSpec], in inventory: Inventory) async throws {}
 }

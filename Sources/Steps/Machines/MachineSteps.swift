@@ -93,38 +93,88 @@ public struct MachineDelete: StepKind {
     }
 }
 
-/// `machine.preflight`: before any machine is created, every provider checks in one pass what
-/// creating the missing ones needs (storages, content types, room for all their disks). Problems
-/// fail the run once, with one message per problem naming every node it stops; nothing is retried,
-/// since no retry adds a content type to a storage.
+/// `machine.preflight`: before any machine is created, every provider prepares its host (a libvirt
+/// host without the storage pools gets them defined, shown in the plan first) and checks in one
+/// pass what creating the missing machines needs (storages, content types, room for all their
+/// disks). Problems fail the run once, with one message per problem naming every node it stops;
+/// nothing is retried, since no retry adds a content type to a storage.
 public struct MachinePreflight: StepKind {
-    public let info = StepKindInfo(name: "machine.preflight", summary: "check the providers can create the missing machines (storage, content types, room)",
-                                   estimate: .seconds(1), scope: .cluster, mutates: false, defaultTimeout: .seconds(120))
+    public let info = StepKindInfo(name: "machine.preflight", summary: "prepare the hosts (storage pools) and check the providers can create the missing machines (storage, content types, room)",
+                                   estimate: .seconds(1), scope: .cluster, defaultTimeout: .seconds(120))
 
     public init() {}
 
-    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+    /// Each provider with machines to make, with those nodes.
+    func providers(_ context: StepContext) -> [(name: String, nodes: [NodeSpec])] {
         let inventory = context.inventory
         let scope = context.target.flatMap(inventory.node(named:)).map { [$0] } ?? inventory.nodes
-        var problems: [String] = []
-        var checked: [String] = []
-        for provider in inventory.providers {
+        return inventory.providers.compactMap { provider in
             let nodes = scope.filter { $0.machine.provider.value == provider.name.value }
-            guard let first = nodes.first, [.proxmox, .libvirt].contains(provider.kind.value) else { continue }
+            guard !nodes.isEmpty, [.proxmox, .libvirt].contains(provider.kind.value) else { return nil }
+            return (provider.name.value, nodes)
+        }
+    }
+
+    /// Host changes planned, as (provider, what); a provider that cannot be asked is a problem.
+    func hostChanges(_ context: StepContext, problems: inout [String]) async -> [(provider: String, change: String)] {
+        var changes: [(String, String)] = []
+        for (name, nodes) in providers(context) {
             do {
-                let machines = try await MachineProviders.from(context).provider(for: first, context: context)
-                problems += try await machines.preflight(nodes, in: inventory).map { "provider \(provider.name.value): \($0)" }
-                checked.append(provider.name.value)
+                let machines = try await MachineProviders.from(context).provider(for: nodes[0], context: context)
+                changes += try await machines.hostChanges(nodes, in: context.inventory).map { (name, $0) }
+            } catch {
+                problems.append("provider \(name): \(context.credentials.redactor.redact("\(error)"))")
+            }
+        }
+        return changes
+    }
+
+    /// Every provider's preflight problems (those named in `skipping` already failed), then a
+    /// failure listing them all with the ones found before, or the providers checked.
+    func check(_ context: StepContext, skipping: Set<String> = [], problems found: [String] = []) async throws -> [String] {
+        var problems = found
+        var checked: [String] = []
+        for (name, nodes) in providers(context) where !skipping.contains(name) {
+            do {
+                let machines = try await MachineProviders.from(context).provider(for: nodes[0], context: context)
+                problems += try await machines.preflight(nodes, in: context.inventory).map { "provider \(name): \($0)" }
+                checked.append(name)
             } catch {
                 // A provider that cannot be reached or refuses the credentials is a problem too; the others are still checked.
-                problems.append("provider \(provider.name.value): \(context.credentials.redactor.redact("\(error)"))")
+                problems.append("provider \(name): \(context.credentials.redactor.redact("\(error)"))")
             }
         }
         guard problems.isEmpty else {
             throw StepError.permanent("no machine was created; fix these first:\n  " + problems.joined(separator: "\n  "))
         }
-        return .satisfied(["checked": checked.joined(separator: ",")])
+        return checked
     }
 
-    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs { [:] }
+    public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
+        var problems: [String] = []
+        let changes = await hostChanges(context, problems: &problems)
+        if !problems.isEmpty {
+            // Every problem at once: the other providers' own preflight too.
+            let failed = Set(providers(context).map(\.name).filter { name in problems.contains { $0.hasPrefix("provider \(name):") } })
+            _ = try await check(context, skipping: failed, problems: problems)
+        }
+        guard changes.isEmpty else {
+            for (provider, change) in changes {
+                context.plan(PlannedChange(node: nil, resource: "host", action: "prepare", reason: "provider \(provider): \(change)"), step: step)
+            }
+            return .pending(changes.map { "provider \($0.provider): \($0.change)" }.joined(separator: "; "))
+        }
+        return .satisfied(["checked": try await check(context).joined(separator: ",")])
+    }
+
+    public func apply(_ step: StepInstance, context: StepContext) async throws -> StepOutputs {
+        for (name, nodes) in providers(context) {
+            let machines = try await MachineProviders.from(context).provider(for: nodes[0], context: context)
+            for change in try await machines.hostChanges(nodes, in: context.inventory) { context.log("provider \(name): \(change)", step: step) }
+            do { try await machines.prepareHost(nodes, in: context.inventory) } catch let error as StepError {
+                throw StepError.permanent("provider \(name): \(error); no machine was created")
+            }
+        }
+        return ["checked": try await check(context).joined(separator: ",")]
+    }
 }

@@ -7,7 +7,7 @@ struct Lab: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "The built-in lab: simulated Talos nodes, Kubernetes API, EC2 endpoint and WoL listener.",
-        subcommands: [Serve.self, Reset.self, BreakEtcd.self, Load.self, PowerButton.self])
+        subcommands: [Serve.self, Reset.self, BreakEtcd.self, Load.self, PowerButton.self, HostReboot.self])
 
     struct Serve: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -78,6 +78,26 @@ extension Lab {
         }
     }
 
+    struct HostReboot: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "host-reboot",
+            abstract: "Reboot a lab libvirt host as an Unraid server reboots: every VM stops, and only those marked autostart start again.",
+            discussion: """
+                Unraid stops every VM with its array and brings back only the VMs libvirt marks autostart; provision marks its VMs so (the libvirt provider's `autostart`, on by default), and `provision machines list` shows the flag. Their Talos nodes boot again with their configs and rejoin without provision. Works on a served lab and on a lab kept in the state directory.
+
+                Example:
+                  provision lab host-reboot demo lab-libvirt
+                """)
+
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "A lab inventory, e.g. demo.") var inventory: String
+        @Argument(help: "Its libvirt provider, e.g. lab-libvirt.") var provider: String
+
+        func run() async throws {
+            try await runCommand { () throws(Exit) in try await Lab.request(.hostReboot(provider: provider), inventory: inventory, global: global, purpose: "rebooted") }
+        }
+    }
+
     /// Carries out a lab request: by the serving process when the lab is served, else on the lab
     /// kept in the state directory, started here for it and saved again.
     static func request(_ action: LabControl.Action, inventory: String, global: GlobalOptions, purpose: String) async throws(Exit) {

@@ -39,7 +39,8 @@ struct Machines: AsyncParsableCommand {
                         output.failure("\(inv.name) has no node \(node); nodes: \(inv.nodes.map(\.name.value).joined(separator: ", "))", key: "node.unknown")
                         throw Exit(status: .badInput)
                     }
-                    options.only = "machine@\(node)"
+                    // With its host's preparation (a storage pool to define), scoped to this node.
+                    options.until = "machine@\(node)"
                 }
                 let session = RunSession(global: global, run: options, command: "machines up \(inv.name)", playbook: "machines-up", target: node)
                 try await session.perform(inventory: inv)
@@ -50,7 +51,7 @@ struct Machines: AsyncParsableCommand {
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "What each provider reports for each node: state, id, address, tags.",
+            abstract: "What each provider reports for each node: state, id, address, tags, and for a VM whether its host starts it (autostart).",
             discussion: "Examples:\n  provision machines list homelab\n  provision machines list demo --json")
 
         @OptionGroup var global: GlobalOptions
@@ -75,6 +76,7 @@ struct Machines: AsyncParsableCommand {
                         row["id"] = state.id ?? NSNull()
                         row["address"] = state.address?.description ?? NSNull()
                         row["tags"] = state.tags
+                        if let autostart = state.autostart { row["autostart"] = autostart }
                     } catch {
                         row["state"] = "error"
                         row["error"] = redactor.redact("\(error)")
@@ -85,7 +87,8 @@ struct Machines: AsyncParsableCommand {
                     output.document(["inventory": inv.name, "machines": rows])
                 } else {
                     for row in rows {
-                        let detail = (row["error"] as? String).map { "  \($0)" } ?? "  \(row["id"] as? String ?? "-")  \(row["address"] as? String ?? "-")"
+                        let autostart = (row["autostart"] as? Bool).map { $0 ? "  autostart" : "  no autostart" } ?? ""
+                        let detail = (row["error"] as? String).map { "  \($0)" } ?? "  \(row["id"] as? String ?? "-")  \(row["address"] as? String ?? "-")\(autostart)"
                         output.result("\(row["node"]!)  \(row["provider"]!)  \(row["state"]!)\(detail)")
                     }
                 }
