@@ -30,6 +30,21 @@ import TestSupport
         #expect(unknown.stderr.contains("cp1, cp2"))
     }
 
+    /// A VM whose bridge the host lacks (Unraid's `br0` with bridging off) is refused by the
+    /// preflight, which names the bridges the host has; nothing is created.
+    @Test func aBridgeTheHostLacksIsNamedBeforeAnythingIsMade() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            try project.edit { $0.replacingOccurrences(of: "disk: 20GiB, mac: \"52:54:00:00:00:21\"}", with: "disk: 20GiB, mac: \"52:54:00:00:00:21\", bridge: br9}") }
+            let result = try await project.run(["machines", "up", "demo", "--node", "w1"])
+            #expect(result.status == 1 && result.stderr.contains("bridge br9 does not exist") && result.stderr.contains("Enable bridging") && result.stderr.contains("(br0)"),
+                    "\(result.stderr)")
+            let list = try await project.run(["machines", "list", "demo", "--json"])
+            let rows = (try JSONSerialization.jsonObject(with: Data(list.stdout.utf8)) as? [String: Any])?["machines"] as? [[String: Any]] ?? []
+            #expect(rows.first { $0["node"] as? String == "w1" }?["state"] as? String == "absent", "nothing was made: \(rows)")
+        }
+    }
+
     @Test func downRefusesMetalAndAsksForConfirmation() async throws {
         let metal = try await CLI.run(["machines", "down", "demo", "--node", "mini01", "--yes"])
         #expect(metal.status == 3)

@@ -52,7 +52,7 @@ import TestSupport
         #expect(try await kube.watch(.all("v1", "ConfigMap", namespace: "lab-load"), within: .seconds(1)) == false, "nothing changed since the look")
     }
 
-    /// A wait on an object sees its change within milliseconds, though its poll interval is 10 s:
+    /// A wait on an object sees its change at once (well under a second), though its poll interval is 10 s:
     /// it looked three times at most (polling at that interval would have looked after about 2 s
     /// and then every few seconds). A wait on an object that does not exist yet wakes on its creation.
     @Test(.timeLimit(.minutes(4))) func aWaitLooksAgainAtTheChangeItWatches() async throws {
@@ -75,7 +75,9 @@ import TestSupport
             try await kube.get("v1", "ConfigMap", name: "c1", namespace: "default")?[path: "data.k"]?.string == "v2" ? nil : "not yet"
         }
         let reaction = ContinuousClock.now - (try await changer.value)
-        #expect(reaction < .milliseconds(500), "\(reaction)")
+        // Polling alone would have seen it about 3 s late (looks at about 2 s, then 6 s); the bound
+        // leaves room for a loaded CI machine, where kubectl's own exit lags.
+        #expect(reaction < .milliseconds(1500), "\(reaction)")
         let looks = await lab.api.requests.dropFirst(before).filter { $0.method == "GET" && $0.path == "/api/v1/namespaces/default/configmaps/c1" }
         #expect(looks.count <= 3, "\(looks.count) looks")
 

@@ -160,6 +160,12 @@ import TestSupport
             #expect(isos.contains("talos-v1.13.9-abababababab-metal-amd64.iso") && volumes.contains("talos-v1.13.9-abababababab-nocloud-amd64.raw"), "\(volumes)\(isos)")
             #expect(!volumes.contains(".part") && !isos.contains(".part"), "\(volumes)\(isos)")
 
+            // A bridge the host lacks is named before anything is made (libvirt's interface driver lists the host's links).
+            let elsewhere = try self.inventory(dir, pool: pool, factory: "http://\(host):8080", bridge: "pvtno\(id.prefix(6))", poolPath: poolPath)
+            #expect(try await provider.preflight(inventory.nodes, in: inventory).isEmpty, "its own bridge is there")
+            let noBridge = try await provider.preflight(elsewhere.nodes, in: elsewhere)
+            #expect(noBridge.count == 1 && noBridge[0].contains("bridge pvtno\(id.prefix(6)) does not exist") && noBridge[0].contains(bridge), "\(noBridge)")
+
             // A pool provision may not create names what to do by hand.
             let denied = try self.inventory(dir, pool: pool + "-denied", factory: "http://\(host):8080", bridge: bridge, poolPath: "/proc/provtest-\(id)")
             let deniedProvider = try LibvirtMachineProvider(provider: try #require(denied.provider(named: "host")))

@@ -39,7 +39,7 @@ public final class LibvirtConnection: @unchecked Sendable {
         if let host = URLComponents(string: uri)?.host, !host.isEmpty {
             try NetworkPolicy.check(host: host, for: "libvirt \(uri)")
         }
-        guard let pointer = virConnectOpen(uri) else { throw LibvirtError.last("connect to \(uri)") }
+        guard let pointer = virConnectOpen(uri) else { throw LibvirtSSHAccess.explain(LibvirtError.last("connect to \(uri)"), uri: uri) }
         self.pointer = pointer
         self.uri = uri
     }

@@ -74,4 +74,31 @@ extension LibvirtConnection {
             return result
         }
     }
+
+    /// The host's network interfaces (bridges among them) as name and XML, or nil when this libvirt
+    /// cannot list them (no interface driver): the bridge check is then left to the VM's start.
+    public func allInterfaces() -> [(name: String, xml: String)]? {
+        locked { connection in
+            var interfaces: UnsafeMutablePointer<virInterfacePtr?>?
+            let count = virConnectListAllInterfaces(connection, &interfaces, 0)
+            guard count >= 0 else {
+                virResetLastError()
+                return nil
+            }
+            defer { free(interfaces) }
+            var result: [(String, String)] = []
+            for index in 0..<Int(count) {
+                guard let interface = interfaces?[index] else { continue }
+                defer { virInterfaceFree(interface) }
+                let name = virInterfaceGetName(interface).map { String(cString: $0) } ?? ""
+                var xml = ""
+                if let text = virInterfaceGetXMLDesc(interface, 0) {
+                    xml = String(cString: text)
+                    free(text)
+                }
+                result.append((name, xml))
+            }
+            return result
+        }
+    }
 }

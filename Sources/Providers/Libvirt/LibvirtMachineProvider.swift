@@ -131,18 +131,35 @@ public final class LibvirtMachineProvider: MachineProvider {
         return try await observe(node, in: inventory)
     }
 
-    /// The storage pool exists and has room for the disks of every domain still to be defined.
+    /// The bridge each domain still to be defined joins exists on the host, and the storage pool
+    /// has room for their disks.
     public func preflight(_ nodes: [NodeSpec], in inventory: Inventory) async throws -> [String] {
-        let missing = try nodes.filter { try connection.state(of: name($0)) == nil && connection.volumeCapacity(pool: pool, name: "\(name($0)).raw") == nil }
-        guard !missing.isEmpty else { return [] }
+        let creating = try nodes.filter { try connection.state(of: name($0)) == nil }
+        var problems = bridgeProblems(creating)
+        let missing = try creating.filter { try connection.volumeCapacity(pool: pool, name: "\(name($0)).raw") == nil }
+        guard !missing.isEmpty else { return problems }
         let who = missing.map(\.name.value).joined(separator: ", ")
         // A pool still to be defined (hostChanges) has its room checked once it exists.
-        guard let available = try connection.poolAvailable(pool) else { return [] }
+        guard let available = try connection.poolAvailable(pool) else { return problems }
         let bytes = missing.reduce(Int64(0)) { $0 + ($1.machine.diskSize?.value ?? 32 << 30) }
-        guard bytes <= available else {
-            return ["storage pool \(pool) has \(SizeText.format(Int(available))) free and the disks of \(who) need \(SizeText.format(Int(bytes))); free space there or make the disks smaller"]
+        if bytes > available {
+            problems.append("storage pool \(pool) has \(SizeText.format(Int(available))) free and the disks of \(who) need \(SizeText.format(Int(bytes))); free space there or make the disks smaller")
         }
-        return []
+        return problems
+    }
+
+    /// A bridge the host does not have, for the nodes that would join it (Unraid's `br0` exists only
+    /// while its bridging is on). Nothing when the host's libvirt cannot list its interfaces.
+    func bridgeProblems(_ nodes: [NodeSpec]) -> [String] {
+        guard !nodes.isEmpty, let interfaces = connection.allInterfaces() else { return [] }
+        let names = Set(interfaces.map(\.name))
+        let bridges = interfaces.filter { $0.xml.contains("type='bridge'") }.map(\.name).sorted()
+        return Dictionary(grouping: nodes) { $0.machine.bridge?.value ?? "br0" }.sorted { $0.key < $1.key }.compactMap { bridge, users in
+            guard !names.contains(bridge) else { return nil }
+            return "bridge \(bridge) does not exist on \(connection.uri) (the NIC of \(users.map(\.name.value).joined(separator: ", ")) joins it); "
+                + "on Unraid it exists while Settings → Network Settings → Enable bridging is on; or set machine.bridge to one the host has"
+                + (bridges.isEmpty ? " (it has none)" : " (\(bridges.joined(separator: ", ")))")
+        }
     }
 
     var pool: String { provider.setting("storagePool") ?? "default" }

@@ -3,7 +3,10 @@ import ProvisionCore
 
 /// Domain XML for a Talos VM on libvirt (Unraid): q35 + UEFI without Secure Boot keys (a plain Talos
 /// ISO would not boot under the MS-keys firmware libvirt picks by default), virtio disk and NIC on the
-/// inventory's bridge with the inventory's MAC, serial console, host CPU, no balloon.
+/// inventory's bridge with the inventory's MAC, serial console, host CPU, no balloon. Its metadata
+/// carries provision's owner mark and Unraid's template (Linux), so Unraid's VM form opens it as a
+/// Linux VM rather than its default Windows 10 (unraid/webgui `VMedit.php`); saving that form
+/// rebuilds the metadata from the template alone (`libvirt.php`) and drops the mark.
 public struct TalosDomainXML: Sendable {
     public var name: String
     public var memoryMiB: Int
@@ -64,6 +67,7 @@ public struct TalosDomainXML: Sendable {
               <name>\(e(name))</name>
               <metadata>
                 <provision:node xmlns:provision='https://provision.dev/libvirt/1'>\(e(owner))</provision:node>
+                <vmtemplate xmlns='http://unraid' name='Linux' os='linux' icon='linux.png'/>
               </metadata>
               <memory unit='MiB'>\(memoryMiB)</memory>
               <vcpu>\(vcpus)</vcpu>

@@ -36,14 +36,21 @@ public struct TestDriverState: Sendable {
 
     public var uri: String { "test://" + path }
 
-    /// What a fresh lab hypervisor holds: a network and no storage pool, as Unraid's libvirt (its
-    /// VM manager keeps disks as files in shares; libvirt defines no pool by itself).
+    /// What a fresh lab hypervisor holds: a network, Unraid's bridge `br0` (there while its bridging
+    /// is on, the default) and no storage pool, as Unraid's libvirt (its VM manager keeps disks as
+    /// files in shares; libvirt defines no pool by itself).
     static let initial = """
         <node>
           <network>
             <name>default</name>
             <bridge name='virbr0'/>
           </network>
+          <interface type='bridge' name='br0'>
+            <start mode='onboot'/>
+            <bridge stp='off' delay='0'>
+              <interface type='ethernet' name='eth0'/>
+            </bridge>
+          </interface>
         </node>
 
         """
@@ -62,6 +69,7 @@ public struct TestDriverState: Sendable {
     public func save(_ connection: LibvirtConnection) throws {
         var document = "<node>\n"
         for network in try connection.allNetworks() { document += network + "\n" }
+        for interface in connection.allInterfaces() ?? [] { document += interface.xml + "\n" }
         for (xml, volumes) in try connection.allPools() {
             document += xml.replacingOccurrences(of: "</pool>", with: volumes.joined(separator: "\n") + "\n</pool>") + "\n"
         }
