@@ -130,4 +130,25 @@ import TestSupport
             #expect((project.json(again)["orphans"] as? [Any])?.isEmpty == true, "\(again.stdout)")
         }
     }
+
+    /// Saving a VM in Unraid's form drops provision's mark from its metadata (unraid/webgui
+    /// `libvirt.php`): the VM is still known as provision's by the MAC it was made with, so once
+    /// dropped from the inventory it is an orphan its provider holds, not a stranger.
+    @Test(.timeLimit(.minutes(4))) func aVMWhoseMarkUnraidsFormDroppedIsStillFoundByItsMAC() async throws {
+        try await DemoLabLock.exclusive {
+            let project = try DemoProject()
+            let w2 = Self.block("w2", "127.0.0.22")
+            try add(project, w2)
+            #expect(try await project.run(["up", "demo"]).status == 0)
+            let file = project.state + "/lab/libvirt-lab-libvirt.xml"
+            let hypervisor = try String(contentsOfFile: file, encoding: .utf8)
+            let saved = hypervisor.replacingOccurrences(of: #"<provision:node[^>]*>demo/w2</provision:node>"#, with: "", options: .regularExpression)
+            #expect(saved != hypervisor, "w2 carried the mark")
+            try saved.write(toFile: file, atomically: true, encoding: .utf8)
+            try drop(project, w2)
+            let plan = try await project.run(["plan", "demo", "--json"])
+            let orphan = (project.json(plan)["orphans"] as? [[String: Any]] ?? []).first { $0["node"] as? String == "w2" }
+            #expect((orphan?["reason"] as? String)?.contains("provider lab-libvirt") == true, "\(plan.stdout)")
+        }
+    }
 }

@@ -54,13 +54,18 @@ import TestSupport
               - {id: reboot, uses: talos.reboot, forEach: "name=cp1", needs: [apply-config], timeout: 60s}
             """
         let etcd = lab.cluster.etcd
+        let sink = CollectingSink()
+        // etcd lets the learner catch up only once the gate is seen waiting for it (however slow the machine).
         let released = Task {
-            try await Task.sleep(for: .seconds(2))
+            let deadline = ContinuousClock.now + .seconds(60)
+            while ContinuousClock.now < deadline, !sink.all.contains(where: { ($0.message ?? "").contains("etcd member cp3 is still a learner") }) {
+                try await Task.sleep(for: .milliseconds(50))
+            }
+            try await Task.sleep(for: .milliseconds(500))
             let at = LabRecord.now()
             await etcd.holdPromotions(false)
             return at
         }
-        let sink = CollectingSink()
         let run = try await lab.run(reboot, sinks: [sink])
         #expect(run.succeeded, "\(run.errors)")
         #expect(sink.all.contains { ($0.message ?? "").contains("etcd member cp3 is still a learner (joining)") }, "the gate said what it waited for")

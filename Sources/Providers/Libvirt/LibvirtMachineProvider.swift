@@ -32,8 +32,13 @@ public final class LibvirtMachineProvider: MachineProvider {
     /// already wrote returns without writing the file again (203 creates wrote it 203 times).
     private let saves = Mutex((changes: 0, saved: 0))
 
-    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil, media: MediaResolver? = nil) throws {
+    /// The MACs of the VMs made here (nil: not kept), so one whose mark Unraid's form dropped is still found.
+    let made: MadeDomains?
+
+    public init(provider: ProviderSpec, shutdownTimeout: Duration = .seconds(60), persisted: TestDriverState? = nil, made: MadeDomains? = nil,
+                media: MediaResolver? = nil) throws {
         self.provider = provider
+        self.made = made
         mediaFor = media
         self.shutdownTimeout = shutdownTimeout
         self.persisted = persisted
@@ -115,6 +120,7 @@ public final class LibvirtMachineProvider: MachineProvider {
                 firmware(&xml)
                 try await persisted?.simulate(name, "create", persisted?.createDelay ?? .zero)
                 try connection.define(name: name, xml: xml.xml)
+                try made?.record(name, mac: mac)
                 saveState()
                 changed = true
             }
@@ -304,16 +310,17 @@ public final class LibvirtMachineProvider: MachineProvider {
         try connection.destroy(name)
     }
 
-    /// Domains whose `<provision:node>` mark says `cluster/NODE`.
+    /// Domains whose `<provision:node>` mark says `cluster/NODE`, and those without a mark that
+    /// carry a MAC provision made one of this host's VMs with (the mark lost to Unraid's form).
     public func machines(ownedBy cluster: String) async throws -> [String] {
-        try connection.allDomains().compactMap { domain in
+        let madeMACs = Set((made?.all() ?? [:]).values)
+        return try connection.allDomains().compactMap { domain in
+            guard let name = TestDriverState.name(of: domain.xml) else { return nil }
             guard let start = domain.xml.range(of: "<provision:node"), let open = domain.xml.range(of: ">", range: start.upperBound..<domain.xml.endIndex),
-                  let close = domain.xml.range(of: "</provision:node>", range: open.upperBound..<domain.xml.endIndex) else { return nil }
-            let owner = domain.xml[open.upperBound..<close.lowerBound]
-            guard owner.hasPrefix(cluster + "/"), let name = domain.xml.range(of: "<name>").flatMap({ n in
-                domain.xml.range(of: "</name>", range: n.upperBound..<domain.xml.endIndex).map { String(domain.xml[n.upperBound..<$0.lowerBound]) }
-            }) else { return nil }
-            return name
+                  let close = domain.xml.range(of: "</provision:node>", range: open.upperBound..<domain.xml.endIndex) else {
+                return Self.shape(domain.xml, disk: nil).macs.contains { madeMACs.contains($0.lowercased()) } ? name : nil
+            }
+            return domain.xml[open.upperBound..<close.lowerBound].hasPrefix(cluster + "/") ? name : nil
         }
     }
 
@@ -326,6 +333,7 @@ public final class LibvirtMachineProvider: MachineProvider {
             if state == .running { try connection.destroy(name) }
             try connection.undefine(name)
         }
+        try made?.forget(name)
         if let path = try connection.volumePath(pool: pool, name: "\(name).raw") {
             try connection.deleteVolume(pool: pool, name: "\(name).raw")
             persisted?.removeMedia(at: path)

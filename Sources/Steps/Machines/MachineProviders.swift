@@ -33,7 +33,8 @@ public final class MachineProviders: Sendable {
                 persisted = state
             }
             let inventory = context.inventory, factory = spec.setting("imageFactory")
-            provider = try LibvirtMachineProvider(provider: spec, persisted: persisted) { node in
+            provider = try LibvirtMachineProvider(provider: spec, persisted: persisted,
+                                                  made: MadeDomains(stateDirectory: context.stateDirectory, provider: name)) { node in
                 try BootMediaResolver.libvirt(for: node, in: inventory, factory: factory)
             }
         case .metal:
