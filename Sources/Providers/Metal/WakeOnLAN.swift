@@ -39,7 +39,6 @@ public enum WakeOnLAN {
         }
     }
 
-    /// What to tell the user when the machine never showed up.
     /// What to do when the packets woke nothing: most often, press the power button.
     public static func timeoutMessage(node: String, address: String, waited: String, link: String?) -> String {
         let armed = link.map { "its config arms Wake-on-LAN on \($0) once it has run Talos 1.12+" } ?? "nothing arms its Wake-on-LAN (set machine.link)"
