@@ -1,5 +1,6 @@
 import CLibvirt
 import Foundation
+import ProvisionCore
 
 /// What a libvirt host needs before a VM can be made on it, and the VMs' autostart flag. Unraid's
 /// VM manager uses no storage pools (disks are files under its `domains` share, ISOs under `isos`:
@@ -11,7 +12,7 @@ extension LibvirtConnection {
     /// autostarted and starts it: what `virsh pool-define-as NAME dir --target PATH`,
     /// `pool-build`, `pool-autostart` and `pool-start` do.
     public func defineDirectoryPool(name: String, path: String) throws {
-        let xml = "<pool type='dir'>\n  <name>\(Self.escape(name))</name>\n  <target>\n    <path>\(Self.escape(path))</path>\n  </target>\n</pool>\n"
+        let xml = "<pool type='dir'>\n  <name>\(XMLText.escape(name))</name>\n  <target>\n    <path>\(XMLText.escape(path))</path>\n  </target>\n</pool>\n"
         try locked { connection in
             guard let pool = virStoragePoolDefineXML(connection, xml, 0) else { throw LibvirtError.last("define storage pool \(name) at \(path)") }
             defer { virStoragePoolFree(pool) }
@@ -39,9 +40,5 @@ extension LibvirtConnection {
         try withDomain(name, "set autostart of") { domain in
             guard virDomainSetAutostart(domain, on ? 1 : 0) == 0 else { throw LibvirtError.last("set autostart of \(name)") }
         }
-    }
-
-    static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: "'", with: "&apos;")
     }
 }

@@ -115,15 +115,16 @@ public struct MachinePreflight: StepKind {
         }
     }
 
-    /// Host changes planned, as (provider, what); a provider that cannot be asked is a problem.
-    func hostChanges(_ context: StepContext, problems: inout [String]) async -> [(provider: String, change: String)] {
+    /// Host changes planned, as (provider, what); a provider that cannot be asked goes in `failed`
+    /// with its problem.
+    func hostChanges(_ context: StepContext, failed: inout [(provider: String, problem: String)]) async -> [(provider: String, change: String)] {
         var changes: [(String, String)] = []
         for (name, nodes) in providers(context) {
             do {
                 let machines = try await MachineProviders.from(context).provider(for: nodes[0], context: context)
                 changes += try await machines.hostChanges(nodes, in: context.inventory).map { (name, $0) }
             } catch {
-                problems.append("provider \(name): \(context.credentials.redactor.redact("\(error)"))")
+                failed.append((name, "provider \(name): \(context.credentials.redactor.redact("\(error)"))"))
             }
         }
         return changes
@@ -151,12 +152,11 @@ public struct MachinePreflight: StepKind {
     }
 
     public func observe(_ step: StepInstance, context: StepContext) async throws -> Observation {
-        var problems: [String] = []
-        let changes = await hostChanges(context, problems: &problems)
-        if !problems.isEmpty {
+        var failed: [(provider: String, problem: String)] = []
+        let changes = await hostChanges(context, failed: &failed)
+        if !failed.isEmpty {
             // Every problem at once: the other providers' own preflight too.
-            let failed = Set(providers(context).map(\.name).filter { name in problems.contains { $0.hasPrefix("provider \(name):") } })
-            _ = try await check(context, skipping: failed, problems: problems)
+            _ = try await check(context, skipping: Set(failed.map(\.provider)), problems: failed.map(\.problem))
         }
         guard changes.isEmpty else {
             for (provider, change) in changes {

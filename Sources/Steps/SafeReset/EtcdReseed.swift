@@ -51,7 +51,7 @@ public struct TalosEtcdReseed: StepKind {
             let state = try await access.client(node, .admin, timeout: .seconds(5)).etcdServiceState()
             if state == "Running" { return ["etcd": "running"] }
             guard state == "Preparing" else { return nil }
-            let holders = await dataHolders(besides: node, context)
+            let holders = await Self.dataHolders(besides: node, context)
             let note = holders.isEmpty ? "" : "\(node) waits to join etcd (\(holders.joined(separator: ", ")))"
             if note != said, !note.isEmpty { context.log(note, step: step) }
             said = note
@@ -68,7 +68,7 @@ public struct TalosEtcdReseed: StepKind {
 
     /// The other control planes that hold etcd's data, or may (they do not answer): each is named
     /// with its state. Empty when every other one answers Preparing (no data), or there is none.
-    func dataHolders(besides node: String, _ context: StepContext) async -> [String] {
+    static func dataHolders(besides node: String, _ context: StepContext) async -> [String] {
         var holders: [String] = []
         for cp in context.inventory.controlPlanes.map(\.name.value) where cp != node {
             let state = try? await TalosAccess.from(context).client(cp, .admin, timeout: .seconds(5)).etcdServiceState()

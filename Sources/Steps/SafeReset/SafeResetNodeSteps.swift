@@ -97,11 +97,7 @@ public struct KubeDeleteNode: StepKind {
     static func etcdGoneWithReset(_ step: StepInstance, _ context: StepContext) async throws -> Bool {
         let node = try step.requireNode()
         guard TalosReset.underWay(node, context) != nil, context.inventory.node(named: node)?.role.value == .controlplane else { return false }
-        for cp in context.inventory.controlPlanes.map(\.name.value) where cp != node {
-            let state = try? await TalosAccess.from(context).client(cp, .admin, timeout: .seconds(5)).etcdServiceState()
-            if state != "Preparing" { return false }
-        }
-        return true
+        return await TalosEtcdReseed.dataHolders(besides: node, context).isEmpty
     }
 }
 

@@ -22,10 +22,13 @@ final class SequenceWatch: Sendable {
 
     /// What the stream says, waiting at most `timeout` for it to say something.
     func outcome(within timeout: Duration) async -> TalosClient.SequenceOutcome? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let outcome { return outcome }
-            try? await Task.sleep(for: .milliseconds(50))
+        guard outcome == nil, let following = task.withLock({ $0 }) else { return outcome }
+        // Whichever ends first: the stream's answer or the timeout (the follower itself goes on).
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await following.value }
+            group.addTask { try? await Task.sleep(for: timeout) }
+            await group.next()
+            group.cancelAll()
         }
         return outcome
     }
